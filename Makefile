@@ -1,0 +1,111 @@
+# mjpeg-fcgi: build, run, test, install.
+#
+#   make            build fcgi/mjpeg-fcgi
+#   make run        install what is missing, build, serve on http://127.0.0.1:$(PORT)/
+#   make start      the same stack in the background; make stop ends it
+#   make test       install what is missing, build, run unit and integration tests
+#   make install    PREFIX=/usr/local DESTDIR=
+
+CC ?= cc
+CFLAGS ?= -O2 -g
+WARNINGS := -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes \
+	-Wpointer-arith -Wvla
+CPPFLAGS += -D_GNU_SOURCE -MMD -MP
+ALL_CFLAGS = -std=c11 $(WARNINGS) -pthread $(CFLAGS)
+LDLIBS += -lfcgi -lturbojpeg -linih -pthread
+PREFIX ?= /usr/local
+PORT ?= 8080
+CONFIG ?=
+PYTHON := /usr/bin/python3
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+BIN := fcgi/mjpeg-fcgi
+# Every module but main.c: the tests link these same objects.
+LIB_SRCS := $(filter-out fcgi/main.c,$(wildcard fcgi/*.c))
+LIB_OBJS := $(LIB_SRCS:.c=.o)
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(UNIT_SRCS:.c=)
+
+# Debian packages, by what needs them.  nginx is checked by its binary,
+# since any of Debian's nginx flavours will do.
+DEPS_BUILD := gcc make pkg-config libfcgi-dev libturbojpeg0-dev libinih-dev
+DEPS_RUN := curl
+DEPS_TEST := libcmocka-dev python3 python3-pytest python3-pil python3-numpy
+
+.PHONY: all deps deps-test run start stop test unit integration clean install
+
+all: $(BIN)
+
+$(BIN): fcgi/main.o $(LIB_OBJS)
+	@echo "  LD    $@"
+	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+fcgi/%.o: fcgi/%.c
+	@echo "  CC    $@"
+	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c -o $@ $<
+
+tests/unit/test_%: tests/unit/test_%.c $(LIB_OBJS)
+	@echo "  CC    $@"
+	$(Q)$(CC) $(CPPFLAGS) -Ifcgi $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
+# Installs the Debian packages that are missing: as root directly, else
+# through sudo; otherwise says which packages to install.
+define install_missing
+	@missing=""; \
+	for p in $(1); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' \
+			|| missing="$$missing $$p"; \
+	done; \
+	if [ "$(2)" = nginx ] && ! [ -x /usr/sbin/nginx ]; then missing="$$missing nginx-light"; fi; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ]; then sudo=""; \
+		elif command -v sudo >/dev/null 2>&1; then sudo="sudo"; \
+		else echo "mjpeg-fcgi: missing Debian packages:$$missing"; \
+			echo "  install them as root: apt-get install$$missing"; exit 1; fi; \
+		echo "installing:$$missing"; \
+		$$sudo apt-get update -q && \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+			--no-install-recommends $$missing; \
+	fi
+endef
+
+deps:
+	$(call install_missing,$(DEPS_BUILD) $(DEPS_RUN),nginx)
+
+deps-test: deps
+	$(call install_missing,$(DEPS_TEST),)
+
+run: deps $(BIN)
+	conf/stack.sh run $(PORT) $(CONFIG)
+
+start: deps $(BIN)
+	conf/stack.sh start $(PORT) $(CONFIG)
+
+stop:
+	conf/stack.sh stop $(PORT)
+
+test: deps-test
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)$(MAKE) --no-print-directory unit
+	$(Q)$(MAKE) --no-print-directory integration
+
+unit: $(UNIT_BINS)
+	$(Q)set -e; for t in $(UNIT_BINS); do echo "== $$t"; ./$$t; done
+
+integration: $(BIN)
+	$(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
+
+install: $(BIN)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/mjpeg-fcgi/html
+	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/mjpeg-fcgi
+	install -m 0644 html/*.* $(DESTDIR)$(PREFIX)/share/mjpeg-fcgi/html/
+
+clean:
+	rm -f $(BIN) fcgi/*.o fcgi/*.d $(UNIT_BINS) tests/unit/*.d
+
+-include $(wildcard fcgi/*.d tests/unit/*.d)

@@ -1,0 +1,438 @@
+#include "bus.h"
+
+#include "clock.h"
+#include "log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+/* The file layout.  Everything in it is shared between processes; the
+ * producer (flock holder) writes frames and most counters, viewers in any
+ * process write the viewer, demand and delivery counters.  Changing any of
+ * these structs means bumping BUS_VERSION. */
+
+#define BUS_HEADER_BYTES 4096u
+#define BUS_ALIGN 64u
+
+struct bus_slot {
+	/* Seqlock word: 0 while the producer writes the slot, else the
+	 * sequence number of the complete frame in it. */
+	_Atomic uint64_t seq;
+	uint64_t bytes;
+	int64_t publish_usec;
+	uint32_t width, height;
+	unsigned char pad[BUS_ALIGN - 32];
+};
+
+struct bus_header {
+	_Atomic uint32_t magic; /* stored last, with release, by the producer */
+	uint32_t version;
+	uint32_t slot_count;
+	uint32_t reserved;
+	uint64_t slot_bytes;    /* JPEG capacity of each slot */
+
+	_Atomic uint64_t latest_seq;      /* newest complete frame, 0: none */
+	_Atomic uint32_t wake_word;       /* futex: bumped after each publish */
+	_Atomic uint32_t waiters;         /* viewers sleeping on wake_word */
+	_Atomic uint32_t demand_word;     /* futex: bumped to wake a paused producer */
+	_Atomic uint32_t producer_paused; /* 1 while the producer sleeps for lack of viewers */
+	_Atomic int64_t demand_usec;      /* monotonic time a viewer last wanted frames */
+	_Atomic int32_t producer_pid;
+	_Atomic uint32_t viewers;
+
+	_Atomic uint64_t frames_published;
+	_Atomic uint64_t frames_encoded;
+	_Atomic uint64_t frames_delivered;
+	_Atomic uint64_t frames_dropped;
+	_Atomic uint64_t bytes_sent;
+	_Atomic uint64_t encode_usec_total;
+	_Atomic int64_t last_publish_usec;
+	_Atomic uint32_t width, height;
+};
+
+_Static_assert(sizeof(struct bus_header) <= BUS_HEADER_BYTES, "bus header too large");
+_Static_assert(sizeof(struct bus_slot) == BUS_ALIGN, "bus slot header size");
+
+struct bus {
+	char name[72];
+	char path[PATH_MAX];
+	int fd;
+	size_t frame_bytes_max;
+	size_t slot_stride;
+	size_t map_bytes;
+	unsigned char *map;
+	struct bus_header *hdr;
+};
+
+/* Demand is refreshed at most this often per viewer: each refresh is a store
+ * to a cache line shared by every viewer of the stream. */
+#define DEMAND_REFRESH_USEC (100 * USEC_PER_MSEC)
+
+static long futex(_Atomic uint32_t *word, int op, uint32_t val, const struct timespec *timeout)
+{
+	return syscall(SYS_futex, (uint32_t *)word, op, val, timeout, NULL, 0);
+}
+
+static void futex_wait(_Atomic uint32_t *word, uint32_t expected, int64_t timeout_usec)
+{
+	struct timespec ts;
+
+	if (timeout_usec <= 0)
+		return;
+	ts.tv_sec = timeout_usec / USEC_PER_SEC;
+	ts.tv_nsec = (long)(timeout_usec % USEC_PER_SEC) * 1000;
+	/* Shared (not FUTEX_PRIVATE): the word lives in a file mapped by
+	 * several processes.  EAGAIN, EINTR and ETIMEDOUT all mean "look
+	 * again", which every caller does. */
+	futex(word, FUTEX_WAIT, expected, &ts);
+}
+
+static void futex_wake_all(_Atomic uint32_t *word)
+{
+	futex(word, FUTEX_WAKE, INT_MAX, NULL);
+}
+
+static size_t round_up(size_t n, size_t to)
+{
+	return (n + to - 1) / to * to;
+}
+
+static struct bus_slot *slot_at(const struct bus *bus, uint64_t seq)
+{
+	size_t index = (size_t)(seq % BUS_SLOTS);
+
+	return (struct bus_slot *)(bus->map + BUS_HEADER_BYTES + index * bus->slot_stride);
+}
+
+static unsigned char *slot_data(struct bus_slot *slot)
+{
+	return (unsigned char *)(slot + 1);
+}
+
+struct bus *bus_open(const char *dir, const char *name, size_t frame_bytes_max)
+{
+	struct bus *bus;
+	struct stat st;
+	int n;
+
+	bus = calloc(1, sizeof(*bus));
+	if (!bus) {
+		log_error("bus: calloc: %s", strerror(errno));
+		return NULL;
+	}
+	bus->fd = -1;
+	snprintf(bus->name, sizeof(bus->name), "%s", name);
+	n = snprintf(bus->path, sizeof(bus->path), "%s/%s", dir, name);
+	if (n < 0 || (size_t)n >= sizeof(bus->path)) {
+		log_error("bus: path %s/%s too long", dir, name);
+		goto fail;
+	}
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		log_error("bus: mkdir(%s): %s", dir, strerror(errno));
+		goto fail;
+	}
+	bus->frame_bytes_max = frame_bytes_max;
+	bus->slot_stride = round_up(sizeof(struct bus_slot) + frame_bytes_max, BUS_ALIGN);
+	bus->map_bytes = BUS_HEADER_BYTES + BUS_SLOTS * bus->slot_stride;
+
+	/* 0600: frames may be private, and only this user's processes
+	 * publish. */
+	bus->fd = open(bus->path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (bus->fd < 0) {
+		log_error("bus: open(%s): %s", bus->path, strerror(errno));
+		goto fail;
+	}
+	if (fstat(bus->fd, &st) < 0) {
+		log_error("bus: fstat(%s): %s", bus->path, strerror(errno));
+		goto fail;
+	}
+	if ((size_t)st.st_size < bus->map_bytes && ftruncate(bus->fd, (off_t)bus->map_bytes) < 0) {
+		log_error("bus: ftruncate(%s, %zu): %s", bus->path, bus->map_bytes, strerror(errno));
+		goto fail;
+	}
+	bus->map = mmap(NULL, bus->map_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, bus->fd, 0);
+	if (bus->map == MAP_FAILED) {
+		bus->map = NULL;
+		log_error("bus: mmap(%s): %s", bus->path, strerror(errno));
+		goto fail;
+	}
+	bus->hdr = (struct bus_header *)bus->map;
+	if (atomic_load_explicit(&bus->hdr->magic, memory_order_acquire) == BUS_MAGIC) {
+		if (bus->hdr->version != BUS_VERSION) {
+			log_error("bus: %s has layout version %u, this build uses %u: "
+				  "stop the old responder and remove the file",
+				  bus->path, bus->hdr->version, BUS_VERSION);
+			goto fail;
+		}
+		if (bus->hdr->slot_count != BUS_SLOTS || bus->hdr->slot_bytes != frame_bytes_max) {
+			log_error("bus: %s holds frames of up to %llu bytes, this process "
+				  "wants %zu: every process of a stack needs the same "
+				  "frame_bytes_max; stop them all or remove the file",
+				  bus->path, (unsigned long long)bus->hdr->slot_bytes,
+				  frame_bytes_max);
+			goto fail;
+		}
+	}
+	return bus;
+fail:
+	bus_close(bus);
+	return NULL;
+}
+
+void bus_close(struct bus *bus)
+{
+	if (!bus)
+		return;
+	if (bus->map)
+		munmap(bus->map, bus->map_bytes);
+	if (bus->fd >= 0)
+		close(bus->fd);
+	free(bus);
+}
+
+const char *bus_name(const struct bus *bus)
+{
+	return bus->name;
+}
+
+size_t bus_frame_bytes_max(const struct bus *bus)
+{
+	return bus->frame_bytes_max;
+}
+
+static int bus_ready(const struct bus *bus)
+{
+	return atomic_load_explicit(&bus->hdr->magic, memory_order_acquire) == BUS_MAGIC;
+}
+
+int bus_lock_producer(struct bus *bus, const _Atomic int *cancel)
+{
+	struct bus_header *hdr = bus->hdr;
+
+	while (flock(bus->fd, LOCK_EX) < 0) {
+		if (errno == EINTR && atomic_load(cancel))
+			return -1;
+		if (errno != EINTR) {
+			log_error("bus: flock(%s): %s", bus->path, strerror(errno));
+			return -1;
+		}
+	}
+	if (!bus_ready(bus)) {
+		/* First producer of a new file: nobody reads the fields
+		 * below before magic is stored with release. */
+		hdr->version = BUS_VERSION;
+		hdr->slot_count = BUS_SLOTS;
+		hdr->slot_bytes = bus->frame_bytes_max;
+		atomic_store_explicit(&hdr->magic, BUS_MAGIC, memory_order_release);
+	} else if (hdr->slot_bytes != bus->frame_bytes_max) {
+		log_error("bus: %s changed layout under this process", bus->path);
+		return -1;
+	}
+	atomic_store(&hdr->producer_pid, (int32_t)getpid());
+	atomic_store(&hdr->producer_paused, 0);
+	return 0;
+}
+
+int bus_publish(struct bus *bus, const void *jpeg, size_t bytes, uint32_t width,
+		uint32_t height, int64_t publish_usec, int64_t encode_usec)
+{
+	struct bus_header *hdr = bus->hdr;
+	struct bus_slot *slot;
+	uint64_t seq;
+
+	if (bytes > bus->frame_bytes_max) {
+		log_warn("bus: %s: frame of %zu bytes exceeds frame_bytes_max %zu, dropped",
+			 bus->name, bytes, bus->frame_bytes_max);
+		return -1;
+	}
+	/* Only the producer stores latest_seq, so relaxed is enough here. */
+	seq = atomic_load_explicit(&hdr->latest_seq, memory_order_relaxed) + 1;
+	slot = slot_at(bus, seq);
+
+	/* Seqlock write: mark the slot busy, and order that mark before the
+	 * data stores (release fence), so a reader that sees new data also
+	 * sees the mark when it re-checks. */
+	atomic_store_explicit(&slot->seq, 0, memory_order_relaxed);
+	atomic_thread_fence(memory_order_release);
+	memcpy(slot_data(slot), jpeg, bytes);
+	slot->bytes = bytes;
+	slot->publish_usec = publish_usec;
+	slot->width = width;
+	slot->height = height;
+	atomic_store_explicit(&slot->seq, seq, memory_order_release);
+
+	atomic_store(&hdr->width, width);
+	atomic_store(&hdr->height, height);
+	atomic_store(&hdr->last_publish_usec, publish_usec);
+	atomic_fetch_add_explicit(&hdr->frames_published, 1, memory_order_relaxed);
+	if (encode_usec >= 0) {
+		atomic_fetch_add_explicit(&hdr->frames_encoded, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&hdr->encode_usec_total, (uint64_t)encode_usec,
+					  memory_order_relaxed);
+	}
+
+	/* seq_cst: pairs with bus_wait_newer's waiters increment, so that
+	 * either we see a sleeper and wake it, or it sees the new frame. */
+	atomic_store(&hdr->latest_seq, seq);
+	atomic_fetch_add(&hdr->wake_word, 1);
+	if (atomic_load(&hdr->waiters) > 0)
+		futex_wake_all(&hdr->wake_word);
+	return 0;
+}
+
+uint64_t bus_latest(const struct bus *bus)
+{
+	if (!bus_ready(bus))
+		return 0;
+	return atomic_load_explicit(&bus->hdr->latest_seq, memory_order_acquire);
+}
+
+int bus_read_latest(struct bus *bus, struct bus_frame *frame)
+{
+	struct bus_slot *slot;
+	uint64_t seq, check;
+	size_t bytes;
+	int tries;
+
+	/* A copy fails only when the producer laps the ring (BUS_SLOTS
+	 * publishes) during one memcpy; a few tries always suffice in
+	 * practice, and the bound keeps a broken file from spinning us. */
+	for (tries = 0; tries < 64; tries++) {
+		seq = bus_latest(bus);
+		if (seq == 0)
+			return 0;
+		slot = slot_at(bus, seq);
+		if (atomic_load_explicit(&slot->seq, memory_order_acquire) != seq)
+			continue; /* being rewritten: a newer frame exists */
+		bytes = slot->bytes;
+		if (bytes == 0 || bytes > bus->frame_bytes_max || bytes > frame->capacity) {
+			/* Torn metadata shows up here too; re-check first. */
+			atomic_thread_fence(memory_order_acquire);
+			if (atomic_load_explicit(&slot->seq, memory_order_relaxed) != seq)
+				continue;
+			log_error("bus: %s: slot holds %zu bytes, buffer %zu", bus->name, bytes,
+				  frame->capacity);
+			return -1;
+		}
+		memcpy(frame->jpeg, slot_data(slot), bytes);
+		frame->publish_usec = slot->publish_usec;
+		frame->width = slot->width;
+		frame->height = slot->height;
+		/* Order the copy before the re-check of the seqlock word. */
+		atomic_thread_fence(memory_order_acquire);
+		check = atomic_load_explicit(&slot->seq, memory_order_relaxed);
+		if (check != seq)
+			continue; /* torn: the producer rewrote the slot meanwhile */
+		frame->bytes = bytes;
+		frame->seq = seq;
+		return 1;
+	}
+	log_warn("bus: %s: no consistent frame after %d tries", bus->name, tries);
+	return 0;
+}
+
+int bus_wait_newer(struct bus *bus, uint64_t seq, int64_t timeout_usec)
+{
+	struct bus_header *hdr = bus->hdr;
+	uint32_t word;
+
+	if (bus_latest(bus) > seq)
+		return 1;
+	atomic_fetch_add(&hdr->waiters, 1);
+	word = atomic_load(&hdr->wake_word);
+	if (bus_latest(bus) <= seq)
+		futex_wait(&hdr->wake_word, word, timeout_usec);
+	atomic_fetch_sub(&hdr->waiters, 1);
+	return bus_latest(bus) > seq;
+}
+
+void bus_wake_all(struct bus *bus)
+{
+	atomic_fetch_add(&bus->hdr->wake_word, 1);
+	futex_wake_all(&bus->hdr->wake_word);
+}
+
+void bus_demand(struct bus *bus)
+{
+	struct bus_header *hdr = bus->hdr;
+	int64_t now = clock_mono_usec();
+
+	if (now - atomic_load_explicit(&hdr->demand_usec, memory_order_relaxed) < DEMAND_REFRESH_USEC &&
+	    !atomic_load(&hdr->producer_paused))
+		return;
+	/* seq_cst store then load, against the producer's store of
+	 * producer_paused then load of demand_usec: one of us sees the
+	 * other. */
+	atomic_store(&hdr->demand_usec, now);
+	if (atomic_load(&hdr->producer_paused)) {
+		atomic_fetch_add(&hdr->demand_word, 1);
+		futex_wake_all(&hdr->demand_word);
+	}
+}
+
+int bus_wait_demand(struct bus *bus, int64_t idle_usec, int64_t timeout_usec)
+{
+	struct bus_header *hdr = bus->hdr;
+	uint32_t word;
+	int wanted;
+
+	if (clock_mono_usec() - atomic_load(&hdr->demand_usec) < idle_usec)
+		return 1;
+	word = atomic_load(&hdr->demand_word);
+	atomic_store(&hdr->producer_paused, 1);
+	if (clock_mono_usec() - atomic_load(&hdr->demand_usec) >= idle_usec)
+		futex_wait(&hdr->demand_word, word, timeout_usec);
+	wanted = clock_mono_usec() - atomic_load(&hdr->demand_usec) < idle_usec;
+	if (wanted)
+		atomic_store(&hdr->producer_paused, 0);
+	return wanted;
+}
+
+void bus_viewer_enter(struct bus *bus)
+{
+	atomic_fetch_add_explicit(&bus->hdr->viewers, 1, memory_order_relaxed);
+}
+
+void bus_viewer_leave(struct bus *bus)
+{
+	atomic_fetch_sub_explicit(&bus->hdr->viewers, 1, memory_order_relaxed);
+}
+
+void bus_count_delivered(struct bus *bus, size_t bytes, uint64_t skipped)
+{
+	struct bus_header *hdr = bus->hdr;
+
+	/* Counters only: no ordering with anything else is needed. */
+	atomic_fetch_add_explicit(&hdr->frames_delivered, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&hdr->bytes_sent, bytes, memory_order_relaxed);
+	if (skipped)
+		atomic_fetch_add_explicit(&hdr->frames_dropped, skipped, memory_order_relaxed);
+}
+
+void bus_stats(const struct bus *bus, struct bus_stats *stats)
+{
+	struct bus_header *hdr = bus->hdr;
+
+	stats->frames_published = atomic_load_explicit(&hdr->frames_published, memory_order_relaxed);
+	stats->frames_encoded = atomic_load_explicit(&hdr->frames_encoded, memory_order_relaxed);
+	stats->frames_delivered = atomic_load_explicit(&hdr->frames_delivered, memory_order_relaxed);
+	stats->frames_dropped = atomic_load_explicit(&hdr->frames_dropped, memory_order_relaxed);
+	stats->bytes_sent = atomic_load_explicit(&hdr->bytes_sent, memory_order_relaxed);
+	stats->encode_usec_total = atomic_load_explicit(&hdr->encode_usec_total, memory_order_relaxed);
+	stats->viewers = atomic_load_explicit(&hdr->viewers, memory_order_relaxed);
+	stats->producer_pid = atomic_load_explicit(&hdr->producer_pid, memory_order_relaxed);
+	stats->width = atomic_load_explicit(&hdr->width, memory_order_relaxed);
+	stats->height = atomic_load_explicit(&hdr->height, memory_order_relaxed);
+	stats->last_publish_usec = atomic_load_explicit(&hdr->last_publish_usec, memory_order_relaxed);
+}

@@ -1,0 +1,101 @@
+/* bus: the frame bus.  One shared-memory file per named stream, holding a
+ * header and a ring of frame slots.
+ *
+ * One producer (the process holding the file's flock) publishes complete
+ * JPEG frames; any number of viewers in any number of processes copy the
+ * newest one.  Publishing never waits for viewers: a viewer that falls behind
+ * skips to the newest frame, and a frame torn by a concurrent publish is
+ * detected (seqlock) and read again, never handed out.
+ *
+ * Thread safety: every function may be called from any thread, except
+ * bus_publish and bus_wait_demand, which belong to the producer. */
+#ifndef MJPEG_BUS_H
+#define MJPEG_BUS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define BUS_MAGIC 0x4d4a5046u /* "MJPF" */
+#define BUS_VERSION 1u
+#define BUS_SLOTS 4u
+
+struct bus;
+
+/* A frame as a viewer holds it: its own copy, in a buffer it owns. */
+struct bus_frame {
+	unsigned char *jpeg;   /* capacity bytes, owned by the caller */
+	size_t capacity;
+	size_t bytes;          /* JPEG length of the frame held */
+	uint64_t seq;          /* 1, 2, ...: 0 means no frame held */
+	int64_t publish_usec;  /* wall clock, set by the producer */
+	uint32_t width, height;
+};
+
+/* Counters, as read by /status and /metrics. */
+struct bus_stats {
+	uint64_t frames_published;
+	uint64_t frames_encoded;
+	uint64_t frames_delivered;
+	uint64_t frames_dropped;  /* newer frames a viewer skipped */
+	uint64_t bytes_sent;
+	uint64_t encode_usec_total;
+	uint32_t viewers;
+	int32_t producer_pid;     /* 0 when no producer has run yet */
+	uint32_t width, height;
+	int64_t last_publish_usec;
+};
+
+/* Opens (creating when missing) the file DIR/NAME sized for frames of up to
+ * frame_bytes_max bytes.  NULL on failure, logged. */
+struct bus *bus_open(const char *dir, const char *name, size_t frame_bytes_max)
+	__attribute__((warn_unused_result));
+void bus_close(struct bus *bus);
+
+const char *bus_name(const struct bus *bus);
+size_t bus_frame_bytes_max(const struct bus *bus);
+
+/* Producer election.  Blocks until this process holds the stream's lock
+ * (returns 0), or fails (-1, logged), or a signal interrupts the wait while
+ * *cancel is set (-1, not logged).  The lock lasts until bus_close or
+ * process exit, which is how a dead producer hands over. */
+int bus_lock_producer(struct bus *bus, const _Atomic int *cancel)
+	__attribute__((warn_unused_result));
+
+/* Producer: publish one complete JPEG.  -1 if it does not fit in a slot. */
+int bus_publish(struct bus *bus, const void *jpeg, size_t bytes,
+		uint32_t width, uint32_t height, int64_t publish_usec,
+		int64_t encode_usec) __attribute__((warn_unused_result));
+
+/* Sequence number of the newest frame, 0 if none yet. */
+uint64_t bus_latest(const struct bus *bus);
+
+/* Copies the newest frame into frame (whose jpeg/capacity the caller set).
+ * 1: a frame was copied; 0: none published yet; -1: the layout is broken
+ * (logged). */
+int bus_read_latest(struct bus *bus, struct bus_frame *frame)
+	__attribute__((warn_unused_result));
+
+/* Blocks until a frame newer than seq is published, timeout_usec passes
+ * (returns 0) or bus_wake_all is called (returns 0 too).  1: newer frame. */
+int bus_wait_newer(struct bus *bus, uint64_t seq, int64_t timeout_usec);
+
+/* Wakes every thread in bus_wait_newer, e.g. on shutdown. */
+void bus_wake_all(struct bus *bus);
+
+/* Viewers: "someone is watching".  Keeps the producer running and wakes it
+ * when it paused for lack of viewers. */
+void bus_demand(struct bus *bus);
+
+/* Producer: returns at once while demand was seen within idle_usec; else
+ * marks the producer paused and sleeps until demand arrives or
+ * timeout_usec passes.  1: demand is current; 0: still idle. */
+int bus_wait_demand(struct bus *bus, int64_t idle_usec, int64_t timeout_usec);
+
+void bus_viewer_enter(struct bus *bus);
+void bus_viewer_leave(struct bus *bus);
+void bus_count_delivered(struct bus *bus, size_t bytes, uint64_t skipped);
+
+void bus_stats(const struct bus *bus, struct bus_stats *stats);
+
+#endif

@@ -1,0 +1,395 @@
+#include "config.h"
+
+#include "http.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <ini.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int config_stream_name_valid(const char *name)
+{
+	size_t n;
+
+	for (n = 0; name[n]; n++) {
+		char c = name[n];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '_' || c == '-'))
+			return 0;
+	}
+	return n >= 1 && n <= STREAM_NAME_MAX;
+}
+
+void config_defaults(struct settings *settings)
+{
+	memset(settings, 0, sizeof(*settings));
+	snprintf(settings->bus_dir, sizeof(settings->bus_dir), "%s", BUS_DIR_DEFAULT);
+	settings->max_viewers = MAX_VIEWERS_DEFAULT;
+	settings->repeat_usec = REPEAT_MS_DEFAULT * 1000LL;
+	settings->keepalive_usec = KEEPALIVE_MS_DEFAULT * 1000LL;
+	settings->idle_usec = IDLE_SEC_DEFAULT * 1000000LL;
+	settings->first_frame_usec = FIRST_FRAME_MS_DEFAULT * 1000LL;
+	settings->frame_bytes_max = FRAME_BYTES_MAX_DEFAULT;
+	settings->log_level = 2;
+}
+
+static int parse_double(const char *text, double min, double max, double *out)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(text, &end);
+	if (errno || end == text || *end || !(v >= min && v <= max))
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int parse_size(const char *text, uint32_t *width, uint32_t *height)
+{
+	char w[16], *x = strchr(text, 'x');
+	long wv, hv;
+
+	if (!x || (size_t)(x - text) >= sizeof(w))
+		return -1;
+	memcpy(w, text, (size_t)(x - text));
+	w[x - text] = '\0';
+	/* JPEG's 4:2:0 blocks want even sides; any size up to the limit
+	 * encodes, but odd ones waste a column. */
+	if (http_parse_long(w, 1, FRAME_SIDE_MAX, &wv) < 0 ||
+	    http_parse_long(x + 1, 1, FRAME_SIDE_MAX, &hv) < 0)
+		return -1;
+	*width = (uint32_t)wv;
+	*height = (uint32_t)hv;
+	return 0;
+}
+
+/* Fills kind and the source's natural size and rate into a stream whose
+ * size/fps are still 0.  -1 for an unknown source. */
+static int stream_set_source(struct stream_settings *st, const char *source)
+{
+	if (strcmp(source, "pattern:redblue") == 0)
+		st->kind = SOURCE_PATTERN_REDBLUE;
+	else if (strcmp(source, "pattern:bars") == 0)
+		st->kind = SOURCE_PATTERN_BARS;
+	else
+		return -1;
+	snprintf(st->source, sizeof(st->source), "%s", source);
+	return 0;
+}
+
+static void stream_fill_defaults(struct stream_settings *st)
+{
+	int redblue = st->kind == SOURCE_PATTERN_REDBLUE;
+
+	if (!st->width) {
+		st->width = redblue ? 256 : 640;
+		st->height = redblue ? 256 : 480;
+	}
+	if (st->fps <= 0)
+		st->fps = redblue ? 1 : 30;
+	if (!st->quality)
+		st->quality = 80;
+}
+
+static struct stream_settings *stream_add(struct settings *settings, const char *name)
+{
+	struct stream_settings *st;
+
+	if (settings->stream_count >= STREAMS_MAX)
+		return NULL;
+	st = &settings->streams[settings->stream_count++];
+	memset(st, 0, sizeof(*st));
+	snprintf(st->name, sizeof(st->name), "%s", name);
+	return st;
+}
+
+const struct stream_settings *config_find_stream(const struct settings *settings,
+						 const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < settings->stream_count; i++)
+		if (strcmp(settings->streams[i].name, name) == 0)
+			return &settings->streams[i];
+	return NULL;
+}
+
+void config_add_default_streams(struct settings *settings)
+{
+	struct stream_settings *st;
+
+	if (settings->stream_count)
+		return;
+	st = stream_add(settings, "demo");
+	if (stream_set_source(st, "pattern:redblue") == 0)
+		stream_fill_defaults(st);
+	st = stream_add(settings, "bars");
+	if (stream_set_source(st, "pattern:bars") == 0)
+		stream_fill_defaults(st);
+}
+
+/* Server-wide keys, shared by the [server] section and the command line:
+ * returns NULL when applied, else the reason. */
+static const char *apply_server_key(struct settings *s, const char *key, const char *value)
+{
+	long n;
+
+	if (strcmp(key, "listen") == 0) {
+		if (snprintf(s->listen, sizeof(s->listen), "%s", value) >= (int)sizeof(s->listen))
+			return "too long";
+	} else if (strcmp(key, "bus_dir") == 0) {
+		if (!*value || snprintf(s->bus_dir, sizeof(s->bus_dir), "%s", value) >=
+				       (int)sizeof(s->bus_dir))
+			return "empty or too long";
+	} else if (strcmp(key, "pid_file") == 0) {
+		if (snprintf(s->pid_file, sizeof(s->pid_file), "%s", value) >=
+		    (int)sizeof(s->pid_file))
+			return "too long";
+	} else if (strcmp(key, "max_viewers") == 0) {
+		if (http_parse_long(value, 1, MAX_VIEWERS_LIMIT, &n) < 0)
+			return "must be a whole number from 1 to 100000";
+		s->max_viewers = (int)n;
+	} else if (strcmp(key, "repeat_ms") == 0) {
+		if (http_parse_long(value, 20, 10000, &n) < 0)
+			return "must be a whole number of milliseconds from 20 to 10000";
+		s->repeat_usec = n * 1000;
+	} else if (strcmp(key, "keepalive_ms") == 0) {
+		if (http_parse_long(value, 100, 60000, &n) < 0)
+			return "must be a whole number of milliseconds from 100 to 60000";
+		s->keepalive_usec = n * 1000;
+	} else if (strcmp(key, "idle_pause_s") == 0) {
+		if (http_parse_long(value, 1, 86400, &n) < 0)
+			return "must be a whole number of seconds from 1 to 86400";
+		s->idle_usec = n * 1000000;
+	} else if (strcmp(key, "first_frame_ms") == 0) {
+		if (http_parse_long(value, 0, 60000, &n) < 0)
+			return "must be a whole number of milliseconds from 0 to 60000";
+		s->first_frame_usec = n * 1000;
+	} else if (strcmp(key, "frame_bytes_max") == 0) {
+		if (http_parse_long(value, 1024, FRAME_BYTES_MAX_LIMIT, &n) < 0)
+			return "must be a whole number of bytes from 1024 to 67108864";
+		s->frame_bytes_max = (size_t)n;
+	} else if (strcmp(key, "log_level") == 0) {
+		if (strcmp(value, "error") == 0)
+			s->log_level = 0;
+		else if (strcmp(value, "warn") == 0)
+			s->log_level = 1;
+		else if (strcmp(value, "info") == 0)
+			s->log_level = 2;
+		else if (strcmp(value, "debug") == 0)
+			s->log_level = 3;
+		else
+			return "must be error, warn, info or debug";
+	} else {
+		return "unknown key";
+	}
+	return NULL;
+}
+
+static const char *apply_stream_key(struct stream_settings *st, const char *key, const char *value)
+{
+	long n;
+
+	if (strcmp(key, "source") == 0) {
+		if (stream_set_source(st, value) < 0)
+			return "unknown source (pattern:redblue or pattern:bars)";
+	} else if (strcmp(key, "size") == 0) {
+		if (parse_size(value, &st->width, &st->height) < 0)
+			return "must be WIDTHxHEIGHT, each 1 to 8192";
+	} else if (strcmp(key, "fps") == 0) {
+		if (parse_double(value, 0.01, FPS_MAX, &st->fps) < 0)
+			return "must be a number from 0.01 to 240";
+	} else if (strcmp(key, "quality") == 0) {
+		if (http_parse_long(value, 1, 100, &n) < 0)
+			return "must be a whole number from 1 to 100";
+		st->quality = (int)n;
+	} else if (strcmp(key, "max_viewers") == 0) {
+		if (http_parse_long(value, 1, MAX_VIEWERS_LIMIT, &n) < 0)
+			return "must be a whole number from 1 to 100000";
+		st->max_viewers = (int)n;
+	} else {
+		return "unknown key";
+	}
+	return NULL;
+}
+
+struct ini_context {
+	struct settings *settings;
+	const char *path;
+	char error[512];  /* the first error, "FILE:LINE: ..." less the line */
+};
+
+static int on_ini_key(void *user, const char *section, const char *key, const char *value)
+{
+	struct ini_context *ctx = user;
+	const char *why = NULL;
+	char what[STREAM_NAME_MAX + 64];
+
+	snprintf(what, sizeof(what), "[%s] %s", section, key);
+	if (strcmp(section, "server") == 0) {
+		why = apply_server_key(ctx->settings, key, value);
+	} else if (strncmp(section, "stream ", 7) == 0) {
+		const char *name = section + 7;
+		struct stream_settings *st =
+			(struct stream_settings *)config_find_stream(ctx->settings, name);
+
+		if (!config_stream_name_valid(name))
+			why = "stream name must match [A-Za-z0-9_-]{1,64}";
+		else if (!st && !(st = stream_add(ctx->settings, name)))
+			why = "too many streams (at most 64)";
+		else
+			why = apply_stream_key(st, key, value);
+	} else {
+		why = "unknown section (expected [server] or [stream NAME])";
+	}
+	if (why && !ctx->error[0])
+		snprintf(ctx->error, sizeof(ctx->error), "%s: %s", what, why);
+	return why == NULL;
+}
+
+int config_load_file(struct settings *settings, const char *path)
+{
+	struct ini_context ctx = { .settings = settings, .path = path };
+	size_t i;
+	int line;
+
+	line = ini_parse(path, on_ini_key, &ctx);
+	if (line < 0) {
+		fprintf(stderr, "mjpeg-fcgi: %s: cannot open: %s\n", path, strerror(errno));
+		return -1;
+	}
+	if (line > 0) {
+		fprintf(stderr, "mjpeg-fcgi: %s:%d: %s\n", path, line,
+			ctx.error[0] ? ctx.error : "syntax error");
+		return -1;
+	}
+	for (i = 0; i < settings->stream_count; i++) {
+		struct stream_settings *st = &settings->streams[i];
+
+		if (!st->source[0]) {
+			fprintf(stderr, "mjpeg-fcgi: %s: [stream %s]: no source\n", path, st->name);
+			return -1;
+		}
+		stream_fill_defaults(st);
+	}
+	snprintf(settings->config_path, sizeof(settings->config_path), "%s", path);
+	return 0;
+}
+
+static const struct option long_options[] = {
+	{ "listen", required_argument, NULL, 'l' },
+	{ "bus-dir", required_argument, NULL, 'b' },
+	{ "config", required_argument, NULL, 'c' },
+	{ "pid-file", required_argument, NULL, 'p' },
+	{ "max-viewers", required_argument, NULL, 'm' },
+	{ "repeat-ms", required_argument, NULL, 'r' },
+	{ "keepalive-ms", required_argument, NULL, 'k' },
+	{ "idle-pause-s", required_argument, NULL, 'i' },
+	{ "first-frame-ms", required_argument, NULL, 'f' },
+	{ "frame-bytes-max", required_argument, NULL, 'F' },
+	{ "log-level", required_argument, NULL, 'L' },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	{ NULL, 0, NULL, 0 },
+};
+
+void config_usage(const char *argv0)
+{
+	printf("Usage: %s [OPTION]...\n"
+	       "Serve live JPEG frames as multipart/x-mixed-replace (MJPEG) streams over FastCGI.\n"
+	       "\n"
+	       "  --listen ADDR          unix:/path/to.sock or HOST:PORT to listen on; default: the\n"
+	       "                         FastCGI socket on fd 0 (spawn-fcgi, lighttpd bin-path)\n"
+	       "  --config FILE          INI file with [server] and [stream NAME] sections\n"
+	       "  --bus-dir DIR          directory of the shared-memory stream files\n"
+	       "                         (default %s)\n"
+	       "  --pid-file FILE        write the process id here\n"
+	       "  --max-viewers N        viewers per process over all streams (default %d);\n"
+	       "                         above it a viewer gets 503 with Retry-After\n"
+	       "  --repeat-ms N          resend a frame no newer one followed within N ms,\n"
+	       "                         so browsers show it at once (default %d)\n"
+	       "  --keepalive-ms N       resend the newest frame at least every N ms (default %d)\n"
+	       "  --idle-pause-s N       pause a producer after N s without viewers (default %d)\n"
+	       "  --first-frame-ms N     how long a snapshot waits for a first frame (default %d)\n"
+	       "  --frame-bytes-max N    largest JPEG frame in bytes (default %u)\n"
+	       "  --log-level LEVEL      error, warn, info or debug (default info)\n"
+	       "  --help                 this text\n"
+	       "  --version              the version\n"
+	       "\n"
+	       "Every option is also a key of the config file's [server] section, with '_'\n"
+	       "for '-' (max_viewers = 100); the command line wins.  With no [stream] section\n"
+	       "two streams exist: demo (pattern:redblue, 256x256, 1 fps) and bars\n"
+	       "(pattern:bars, 640x480, 30 fps).  A [stream NAME] section takes source\n"
+	       "(pattern:redblue, pattern:bars), size (WxH), fps, quality and max_viewers.\n"
+	       "\n"
+	       "Endpoints: GET stream/NAME[?fps=N&frames=N], GET snapshot/NAME, GET status.\n",
+	       argv0, BUS_DIR_DEFAULT, MAX_VIEWERS_DEFAULT, REPEAT_MS_DEFAULT,
+	       KEEPALIVE_MS_DEFAULT, IDLE_SEC_DEFAULT, FIRST_FRAME_MS_DEFAULT,
+	       FRAME_BYTES_MAX_DEFAULT);
+}
+
+int config_from_args(struct settings *settings, int argc, char **argv)
+{
+	const char *config_file = NULL;
+	int opt, i;
+
+	config_defaults(settings);
+
+	/* First pass: only --config, --help and --version, so that the file
+	 * loads before the options that override it. */
+	opterr = 0;
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "", long_options, NULL)) != -1) {
+		if (opt == 'c') {
+			config_file = optarg;
+		} else if (opt == 'h') {
+			config_usage(argv[0]);
+			return 1;
+		} else if (opt == 'V') {
+			printf("mjpeg-fcgi %s\n", MJPEG_FCGI_VERSION);
+			return 1;
+		}
+	}
+	if (config_file && config_load_file(settings, config_file) < 0)
+		return -1;
+
+	opterr = 1;
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "", long_options, &i)) != -1) {
+		char key[32];
+		const char *why;
+		size_t k;
+
+		if (opt == '?') {
+			fprintf(stderr, "Try '%s --help'.\n", argv[0]);
+			return -1;
+		}
+		if (opt == 'c' || opt == 'h' || opt == 'V')
+			continue;
+		/* --max-viewers is the [server] key max_viewers, and so on */
+		for (i = 0; long_options[i].val != opt; i++)
+			;
+		snprintf(key, sizeof(key), "%s", long_options[i].name);
+		for (k = 0; key[k]; k++)
+			if (key[k] == '-')
+				key[k] = '_';
+		why = apply_server_key(settings, key, optarg);
+		if (why) {
+			fprintf(stderr, "mjpeg-fcgi: --%s %s: %s\n", long_options[i].name, optarg,
+				why);
+			return -1;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "mjpeg-fcgi: unexpected argument '%s'; try '%s --help'.\n",
+			argv[optind], argv[0]);
+		return -1;
+	}
+	config_add_default_streams(settings);
+	return 0;
+}

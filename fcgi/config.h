@@ -1,0 +1,83 @@
+/* config: what the user sets, from defaults, the INI file and the command
+ * line, in that order of precedence (last wins).
+ *
+ * Settings are read at start-up by the main thread and read-only after;
+ * runtime state lives elsewhere. */
+#ifndef MJPEG_CONFIG_H
+#define MJPEG_CONFIG_H
+
+#include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define STREAM_NAME_MAX 64
+#define STREAMS_MAX 64
+#define TOKEN_MAX 128
+
+enum source_kind { SOURCE_PATTERN_REDBLUE, SOURCE_PATTERN_BARS };
+
+struct stream_settings {
+	char name[STREAM_NAME_MAX + 1];
+	char source[PATH_MAX + 16]; /* as written, e.g. "pattern:bars" */
+	enum source_kind kind;
+	uint32_t width, height;
+	double fps;                 /* frames the producer publishes per second */
+	int quality;                /* JPEG quality, 1-100 */
+	int max_viewers;            /* 0: only the server-wide limit applies */
+};
+
+struct settings {
+	char listen[PATH_MAX];      /* "" (fd 0), "unix:/path" or "HOST:PORT" */
+	char bus_dir[PATH_MAX];
+	char pid_file[PATH_MAX];
+	char config_path[PATH_MAX];
+	int max_viewers;            /* viewers per process, all streams */
+	int64_t repeat_usec;        /* resend a frame no newer one followed within this */
+	int64_t keepalive_usec;     /* resend the newest frame at least this often */
+	int64_t idle_usec;          /* producer pauses after this long with no viewer */
+	int64_t first_frame_usec;   /* how long a snapshot waits for a first frame */
+	size_t frame_bytes_max;     /* largest JPEG a stream carries */
+	int log_level;
+	size_t stream_count;
+	struct stream_settings streams[STREAMS_MAX];
+};
+
+#define MAX_VIEWERS_DEFAULT 500
+#define MAX_VIEWERS_LIMIT 100000
+#define REPEAT_MS_DEFAULT 200
+#define KEEPALIVE_MS_DEFAULT 1000
+#define IDLE_SEC_DEFAULT 5
+#define FIRST_FRAME_MS_DEFAULT 2000
+#define FRAME_BYTES_MAX_DEFAULT (4u << 20)
+#define FRAME_BYTES_MAX_LIMIT (64u << 20)
+#define FRAME_SIDE_MAX 8192
+#define FPS_MAX 240.0
+#define BUS_DIR_DEFAULT "/dev/shm/mjpeg-fcgi"
+
+/* 1 if name matches [A-Za-z0-9_-]{1,64}: safe as a file name under bus_dir. */
+int config_stream_name_valid(const char *name);
+
+void config_defaults(struct settings *settings);
+
+/* Reads an INI file; on error prints "FILE:LINE: key: reason" to stderr and
+ * returns -1. */
+int config_load_file(struct settings *settings, const char *path)
+	__attribute__((warn_unused_result));
+
+/* Parses the command line (which may name --config, loaded first).
+ * Returns 0 to run, 1 when --help or --version was answered, -1 on a usage
+ * error (printed). */
+int config_from_args(struct settings *settings, int argc, char **argv)
+	__attribute__((warn_unused_result));
+
+/* The built-in streams, used when the config defines none. */
+void config_add_default_streams(struct settings *settings);
+
+const struct stream_settings *config_find_stream(const struct settings *settings,
+						 const char *name);
+
+void config_usage(const char *argv0);
+
+#define MJPEG_FCGI_VERSION "0.1.0"
+
+#endif

@@ -1,0 +1,199 @@
+/* mjpeg-fcgi: serves live JPEG frames as multipart/x-mixed-replace streams
+ * over FastCGI.  This file only wires the modules together: options,
+ * signals, the listening socket, and the shutdown sequence. */
+#include "config.h"
+#include "log.h"
+#include "producer.h"
+#include "server.h"
+#include "stream.h"
+
+#include <errno.h>
+#include <fcgiapp.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+/* How long SIGTERM waits for viewers to get their closing boundary. */
+#define SHUTDOWN_USEC (1500 * 1000LL)
+#define LISTEN_BACKLOG 1024
+
+static volatile sig_atomic_t stop_signal;
+static int signal_pipe[2] = { -1, -1 };
+
+static void on_stop_signal(int sig)
+{
+	int saved = errno;
+
+	stop_signal = sig;
+	if (write(signal_pipe[1], "s", 1) < 0) {
+		/* the pipe is full: a wake-up is already pending */
+	}
+	errno = saved;
+}
+
+static void on_wake_signal(int sig)
+{
+	(void)sig; /* only interrupts a blocking call */
+}
+
+static void install_signals(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sigemptyset(&sa.sa_mask);
+	sa.sa_handler = on_stop_signal;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	/* No SA_RESTART: it must interrupt flock() in a producer. */
+	sa.sa_handler = on_wake_signal;
+	sigaction(PRODUCER_WAKE_SIGNAL, &sa, NULL);
+}
+
+/* A unix socket left by a process that died: remove it, but never one that
+ * a live process still answers on. */
+static int remove_stale_socket(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd, rc;
+
+	if (access(path, F_OK) < 0)
+		return 0;
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		fprintf(stderr, "mjpeg-fcgi: socket path %s too long\n", path);
+		return -1;
+	}
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+	close(fd);
+	if (rc == 0) {
+		fprintf(stderr, "mjpeg-fcgi: %s: another process is listening there\n", path);
+		return -1;
+	}
+	if (unlink(path) < 0) {
+		fprintf(stderr, "mjpeg-fcgi: unlink(%s): %s\n", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* The listening socket: fd 0 as spawn-fcgi and web servers hand it over,
+ * or our own from --listen.  -1 with a message when there is none. */
+static int open_listener(const struct settings *settings)
+{
+	const char *where = settings->listen;
+	int fd;
+
+	if (!*where) {
+		if (FCGX_IsCGI()) {
+			fprintf(stderr,
+				"mjpeg-fcgi: standard input is not a FastCGI socket; use "
+				"--listen unix:/path or --listen HOST:PORT, or start it under "
+				"spawn-fcgi or a web server (see --help)\n");
+			return -1;
+		}
+		return 0;
+	}
+	if (strncmp(where, "unix:", 5) == 0) {
+		where += 5;
+		if (remove_stale_socket(where) < 0)
+			return -1;
+	}
+	fd = FCGX_OpenSocket(where, LISTEN_BACKLOG);
+	if (fd < 0) {
+		fprintf(stderr, "mjpeg-fcgi: cannot listen on %s: %s\n", settings->listen,
+			errno ? strerror(errno) : "bad address");
+		return -1;
+	}
+	fcntl(fd, F_SETFD, FD_CLOEXEC);
+	return fd;
+}
+
+static int write_pid_file(const char *path)
+{
+	FILE *f = fopen(path, "w");
+
+	if (!f || fprintf(f, "%ld\n", (long)getpid()) < 0 || fclose(f) != 0) {
+		fprintf(stderr, "mjpeg-fcgi: %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static void wait_for_stop_signal(void)
+{
+	struct pollfd pfd = { .fd = signal_pipe[0], .events = POLLIN };
+
+	while (!stop_signal) {
+		if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
+			FATAL("poll: %s", strerror(errno));
+	}
+}
+
+int main(int argc, char **argv)
+{
+	static struct settings settings; /* large: not on the stack */
+	struct stream_set streams = { 0 };
+	struct server *server = NULL;
+	int listen_fd = -1, rc, exit_code = EXIT_FAILURE, left = 0;
+
+	rc = config_from_args(&settings, argc, argv);
+	if (rc != 0)
+		return rc > 0 ? EXIT_SUCCESS : 2;
+	log_set_level((enum log_level)settings.log_level);
+
+	/* Before FCGX_Init, which installs handlers of its own where none
+	 * are set. */
+	if (pipe2(signal_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
+		fprintf(stderr, "mjpeg-fcgi: pipe2: %s\n", strerror(errno));
+		return EXIT_FAILURE;
+	}
+	install_signals();
+	if (FCGX_Init() != 0) {
+		fprintf(stderr, "mjpeg-fcgi: FCGX_Init failed\n");
+		return EXIT_FAILURE;
+	}
+	listen_fd = open_listener(&settings);
+	if (listen_fd < 0)
+		return EXIT_FAILURE;
+	if (streams_open(&streams, &settings) < 0)
+		goto out;
+	if (settings.pid_file[0] && write_pid_file(settings.pid_file) < 0)
+		goto out;
+	server = server_start(listen_fd, &settings, &streams);
+	if (!server)
+		goto out;
+	log_info("serving %zu stream%s on %s, bus %s, max_viewers %d", streams.count,
+		 streams.count == 1 ? "" : "s", settings.listen[0] ? settings.listen : "fd 0",
+		 settings.bus_dir, settings.max_viewers);
+
+	wait_for_stop_signal();
+	log_info("signal %d: ending every stream", (int)stop_signal);
+	left = server_stop(server, SHUTDOWN_USEC);
+	if (left > 0)
+		log_warn("%d request%s still running at exit", left, left == 1 ? "" : "s");
+	server_free(server);
+	exit_code = EXIT_SUCCESS;
+out:
+	/* Producers hold frame-bus locks; closing hands them over.  With
+	 * requests still running the streams stay open until exit. */
+	if (left == 0)
+		streams_close(&streams);
+	if (settings.pid_file[0] && exit_code == EXIT_SUCCESS)
+		unlink(settings.pid_file);
+	if (strncmp(settings.listen, "unix:", 5) == 0)
+		unlink(settings.listen + 5);
+	return exit_code;
+}

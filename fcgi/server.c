@@ -1,0 +1,364 @@
+#include "server.h"
+
+#include "clock.h"
+#include "http.h"
+#include "log.h"
+#include "status.h"
+#include "viewer.h"
+
+#include <errno.h>
+#include <fcgiapp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <unistd.h>
+
+struct server {
+	int listen_fd;
+	const struct settings *settings;
+	struct stream_set *streams;
+	int64_t started_mono_usec;
+	_Atomic int stopping;       /* set once by server_stop */
+	int wake_pipe[2];           /* written by server_stop to end the accept wait */
+	_Atomic int viewers;        /* stream requests being served */
+
+	pthread_mutex_t accept_lock; /* one thread in FCGX_Accept_r at a time */
+	pthread_mutex_t pool_lock;   /* guards the three fields below */
+	pthread_cond_t pool_empty;   /* signalled when threads drops to 0 */
+	int threads;                 /* workers alive */
+	int idle;                    /* workers not serving a request */
+	int threads_max;
+};
+
+static void *worker_main(void *arg);
+
+/* Starts one worker; call with pool_lock held.  -1 if it could not. */
+static int spawn_worker_locked(struct server *srv)
+{
+	pthread_attr_t attr;
+	pthread_t thread;
+	int rc;
+
+	CHECK_ZERO(pthread_attr_init(&attr));
+	CHECK_ZERO(pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED));
+	CHECK_ZERO(pthread_attr_setstacksize(&attr, SERVER_STACK_BYTES));
+	rc = pthread_create(&thread, &attr, worker_main, srv);
+	CHECK_ZERO(pthread_attr_destroy(&attr));
+	if (rc != 0) {
+		log_error("server: pthread_create: %s", strerror(rc));
+		return -1;
+	}
+	srv->threads++;
+	srv->idle++;
+	return 0;
+}
+
+static const char *param(FCGX_Request *req, const char *name)
+{
+	const char *v = FCGX_GetParam(name, req->envp);
+
+	return v ? v : "";
+}
+
+static void handle_status(struct server *srv, FCGX_Request *req, int head_only)
+{
+	struct status_process process = {
+		.started_mono_usec = srv->started_mono_usec,
+		.viewers = atomic_load(&srv->viewers),
+		.client_addr = param(req, "REMOTE_ADDR"),
+	};
+	char *json = NULL, head[256];
+	size_t json_bytes = 0;
+	int n;
+	FILE *f = open_memstream(&json, &json_bytes);
+
+	if (!f) {
+		log_error("server: open_memstream: %s", strerror(errno));
+		viewer_error(req->out, 500, NULL, "out of memory");
+		return;
+	}
+	status_write_json(f, srv->streams, srv->settings, &process);
+	if (fclose(f) != 0) {
+		log_error("server: status document: %s", strerror(errno));
+		viewer_error(req->out, 500, NULL, "out of memory");
+		free(json);
+		return;
+	}
+	/* libfcgi's own printf knows no %zu: format here. */
+	n = snprintf(head, sizeof(head),
+		     "Status: 200 OK\r\n"
+		     "Content-Type: application/json\r\n"
+		     "Content-Length: %zu\r\n"
+		     "Cache-Control: no-store\r\n"
+		     "\r\n",
+		     json_bytes);
+	if (n < 0 || (size_t)n >= sizeof(head))
+		FATAL("status header overflow");
+	FCGX_PutStr(head, n, req->out);
+	if (!head_only)
+		FCGX_PutStr(json, (int)json_bytes, req->out);
+	free(json);
+}
+
+/* Admits a viewer to the process-wide and per-stream limits, or answers
+ * 503.  1: admitted (leave with viewer_release). */
+static int viewer_admit(struct server *srv, struct stream *st, FCGX_Request *req)
+{
+	struct bus_stats stats;
+
+	if (atomic_fetch_add(&srv->viewers, 1) >= srv->settings->max_viewers) {
+		atomic_fetch_sub(&srv->viewers, 1);
+		viewer_error(req->out, 503, "Retry-After: 5\r\n",
+			     "too many viewers (max_viewers %d)", srv->settings->max_viewers);
+		return 0;
+	}
+	bus_viewer_enter(st->bus);
+	bus_stats(st->bus, &stats);
+	if (st->cfg->max_viewers && stats.viewers > (uint32_t)st->cfg->max_viewers) {
+		bus_viewer_leave(st->bus);
+		atomic_fetch_sub(&srv->viewers, 1);
+		viewer_error(req->out, 503, "Retry-After: 5\r\n",
+			     "too many viewers of stream '%s' (max_viewers %d)", st->cfg->name,
+			     st->cfg->max_viewers);
+		return 0;
+	}
+	return 1;
+}
+
+static void viewer_release(struct server *srv, struct stream *st)
+{
+	bus_viewer_leave(st->bus);
+	atomic_fetch_sub(&srv->viewers, 1);
+}
+
+static void handle(struct server *srv, FCGX_Request *req)
+{
+	const char *method = param(req, "REQUEST_METHOD");
+	const char *path = param(req, "PATH_INFO");
+	int head_only = strcmp(method, "HEAD") == 0;
+	struct route route;
+	struct query query;
+	struct stream *st = NULL;
+	char why[160];
+
+	/* Mounted as a script (CGI, Apache) the route is in PATH_INFO; proxied
+	 * by path (nginx, lighttpd) it is the script name itself. */
+	if (!*path)
+		path = param(req, "SCRIPT_NAME");
+	http_route(path, &route);
+	if (route.kind == ROUTE_NONE) {
+		viewer_error(req->out, 404, NULL, "no such path");
+		return;
+	}
+	if (strcmp(method, "GET") != 0 && !head_only) {
+		viewer_error(req->out, 405, "Allow: GET, HEAD\r\n", "method %.16s not allowed here",
+			     method);
+		return;
+	}
+	if (route.kind != ROUTE_STATUS) {
+		st = streams_find(srv->streams, route.name);
+		if (!st) {
+			viewer_error(req->out, 404, NULL, "unknown stream '%s'", route.name);
+			return;
+		}
+	}
+	if (http_parse_query(param(req, "QUERY_STRING"), route.kind, &query, why, sizeof(why)) < 0) {
+		viewer_error(req->out, 400, NULL, "%s", why);
+		return;
+	}
+	switch (route.kind) {
+	case ROUTE_STATUS:
+		handle_status(srv, req, head_only);
+		break;
+	case ROUTE_SNAPSHOT:
+		viewer_snapshot(req->out, st, head_only);
+		break;
+	case ROUTE_STREAM:
+		if (viewer_admit(srv, st, req)) {
+			viewer_stream(req->out, st, &query, head_only, &srv->stopping);
+			viewer_release(srv, st);
+		}
+		break;
+	case ROUTE_NONE:
+		break;
+	}
+}
+
+/* Waits for a connection or for server_stop, then accepts.  The listening
+ * socket is non-blocking, because other processes may share it (spawn-fcgi
+ * -F N) and take a connection first: then accept fails with EAGAIN and we
+ * wait again, instead of blocking where server_stop cannot reach us.
+ * 0: a request was accepted; -1: stopping or a fatal accept error. */
+static int accept_request(struct server *srv, FCGX_Request *req)
+{
+	for (;;) {
+		struct pollfd fds[2] = {
+			{ .fd = srv->listen_fd, .events = POLLIN },
+			{ .fd = srv->wake_pipe[0], .events = POLLIN },
+		};
+		int rc;
+
+		if (atomic_load(&srv->stopping))
+			return -1;
+		if (poll(fds, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			FATAL("poll: %s", strerror(errno));
+		}
+		if (atomic_load(&srv->stopping))
+			return -1;
+		if (!(fds[0].revents & POLLIN))
+			continue;
+		rc = FCGX_Accept_r(req);
+		if (rc == 0)
+			return 0;
+		if (rc == -EAGAIN || rc == -EWOULDBLOCK || rc == -EINTR)
+			continue;
+		log_error("server: FCGX_Accept_r: %s", strerror(-rc));
+		return -1;
+	}
+}
+
+static void *worker_main(void *arg)
+{
+	struct server *srv = arg;
+	FCGX_Request req;
+	sigset_t block;
+
+	/* Process signals go to the main thread. */
+	sigemptyset(&block);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGHUP);
+	CHECK_ZERO(pthread_sigmask(SIG_BLOCK, &block, NULL));
+
+	if (FCGX_InitRequest(&req, srv->listen_fd, 0) != 0)
+		FATAL("FCGX_InitRequest failed");
+	for (;;) {
+		int rc;
+
+		CHECK_ZERO(pthread_mutex_lock(&srv->accept_lock));
+		rc = accept_request(srv, &req);
+		CHECK_ZERO(pthread_mutex_unlock(&srv->accept_lock));
+		if (rc < 0)
+			break;
+
+		CHECK_ZERO(pthread_mutex_lock(&srv->pool_lock));
+		srv->idle--;
+		if (srv->idle == 0 && srv->threads < srv->threads_max)
+			spawn_worker_locked(srv);
+		CHECK_ZERO(pthread_mutex_unlock(&srv->pool_lock));
+
+		handle(srv, &req);
+		FCGX_Finish_r(&req);
+
+		CHECK_ZERO(pthread_mutex_lock(&srv->pool_lock));
+		srv->idle++;
+		rc = srv->idle > SERVER_IDLE_KEEP;
+		CHECK_ZERO(pthread_mutex_unlock(&srv->pool_lock));
+		if (rc)
+			break;
+	}
+	FCGX_Free(&req, 1);
+
+	CHECK_ZERO(pthread_mutex_lock(&srv->pool_lock));
+	srv->idle--;
+	srv->threads--;
+	if (srv->threads == 0)
+		CHECK_ZERO(pthread_cond_broadcast(&srv->pool_empty));
+	else if (srv->idle == 0 && !atomic_load(&srv->stopping))
+		spawn_worker_locked(srv); /* an accept error must not leave nobody accepting */
+	CHECK_ZERO(pthread_mutex_unlock(&srv->pool_lock));
+	return NULL;
+}
+
+struct server *server_start(int listen_fd, const struct settings *settings,
+			    struct stream_set *streams)
+{
+	struct server *srv = calloc(1, sizeof(*srv));
+	int rc, flags;
+
+	if (!srv) {
+		log_error("server: calloc failed");
+		return NULL;
+	}
+	srv->listen_fd = listen_fd;
+	srv->settings = settings;
+	srv->streams = streams;
+	srv->started_mono_usec = clock_mono_usec();
+	srv->threads_max = settings->max_viewers + SERVER_SPARE_THREADS;
+	if (pipe2(srv->wake_pipe, O_CLOEXEC) < 0) {
+		log_error("server: pipe2: %s", strerror(errno));
+		free(srv);
+		return NULL;
+	}
+	flags = fcntl(listen_fd, F_GETFL);
+	if (flags < 0 || fcntl(listen_fd, F_SETFL, flags | O_NONBLOCK) < 0) {
+		log_error("server: fcntl(listening socket %d): %s", listen_fd, strerror(errno));
+		close(srv->wake_pipe[0]);
+		close(srv->wake_pipe[1]);
+		free(srv);
+		return NULL;
+	}
+	CHECK_ZERO(pthread_mutex_init(&srv->accept_lock, NULL));
+	CHECK_ZERO(pthread_mutex_init(&srv->pool_lock, NULL));
+	CHECK_ZERO(pthread_cond_init(&srv->pool_empty, NULL));
+	CHECK_ZERO(pthread_mutex_lock(&srv->pool_lock));
+	rc = spawn_worker_locked(srv);
+	CHECK_ZERO(pthread_mutex_unlock(&srv->pool_lock));
+	if (rc < 0) {
+		server_free(srv);
+		return NULL;
+	}
+	return srv;
+}
+
+int server_stop(struct server *srv, int64_t timeout_usec)
+{
+	int64_t deadline_usec = clock_wall_usec() + timeout_usec;
+	struct timespec deadline = {
+		.tv_sec = deadline_usec / USEC_PER_SEC,
+		.tv_nsec = (long)(deadline_usec % USEC_PER_SEC) * 1000,
+	};
+	int left;
+
+	atomic_store(&srv->stopping, 1);
+	/* The pipe stays readable: every thread that polls it wakes. */
+	if (write(srv->wake_pipe[1], "x", 1) < 0)
+		log_error("server: write(wake pipe): %s", strerror(errno));
+	streams_wake_all(srv->streams);
+
+	CHECK_ZERO(pthread_mutex_lock(&srv->pool_lock));
+	while (srv->threads > 0) {
+		int rc = pthread_cond_timedwait(&srv->pool_empty, &srv->pool_lock, &deadline);
+
+		if (rc == ETIMEDOUT)
+			break;
+		if (rc != 0)
+			FATAL("pthread_cond_timedwait: %s", strerror(rc));
+	}
+	left = srv->threads;
+	CHECK_ZERO(pthread_mutex_unlock(&srv->pool_lock));
+	return left;
+}
+
+void server_free(struct server *srv)
+{
+	if (!srv)
+		return;
+	/* Workers still running (server_stop timed out) use these: leave
+	 * them to process exit rather than free them under their feet. */
+	if (srv->threads > 0)
+		return;
+	CHECK_ZERO(pthread_mutex_destroy(&srv->accept_lock));
+	CHECK_ZERO(pthread_mutex_destroy(&srv->pool_lock));
+	CHECK_ZERO(pthread_cond_destroy(&srv->pool_empty));
+	close(srv->wake_pipe[0]);
+	close(srv->wake_pipe[1]);
+	free(srv);
+}

@@ -1,0 +1,33 @@
+/* server: the FastCGI side.  A pool of threads, each blocked in
+ * FCGX_Accept_r or serving one request; it grows on demand up to
+ * max_viewers plus a few threads for short requests, and shrinks when idle.
+ *
+ * Threads: server_run and server_stop belong to the main thread; workers
+ * are the pool's own. */
+#ifndef MJPEG_SERVER_H
+#define MJPEG_SERVER_H
+
+#include "config.h"
+#include "stream.h"
+
+struct server;
+
+/* listen_fd: a listening FastCGI socket.  NULL on failure, logged. */
+struct server *server_start(int listen_fd, const struct settings *settings,
+			    struct stream_set *streams) __attribute__((warn_unused_result));
+
+/* Ends every stream (closing boundary), stops accepting, and waits up to
+ * timeout_usec for the workers.  Returns the number still running. */
+int server_stop(struct server *server, int64_t timeout_usec);
+
+void server_free(struct server *server);
+
+/* Threads kept for requests that end quickly (status, snapshot, errors),
+ * beyond max_viewers. */
+#define SERVER_SPARE_THREADS 16
+/* Idle threads kept waiting; more than this exit. */
+#define SERVER_IDLE_KEEP 4
+/* Stack per worker: requests need little (buffers are on the heap). */
+#define SERVER_STACK_BYTES (256 * 1024)
+
+#endif

@@ -1,0 +1,139 @@
+#include "source_pattern.h"
+
+#include "clock.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+int pattern_parse(const char *name, enum pattern_kind *kind)
+{
+	if (strcmp(name, "redblue") == 0)
+		*kind = PATTERN_REDBLUE;
+	else if (strcmp(name, "bars") == 0)
+		*kind = PATTERN_BARS;
+	else
+		return -1;
+	return 0;
+}
+
+static void fill(unsigned char *rgb, size_t pixels, unsigned char r, unsigned char g,
+		 unsigned char b)
+{
+	size_t i;
+
+	for (i = 0; i < pixels; i++) {
+		rgb[3 * i] = r;
+		rgb[3 * i + 1] = g;
+		rgb[3 * i + 2] = b;
+	}
+}
+
+void pattern_redblue(unsigned char *rgb, uint32_t width, uint32_t height, int64_t elapsed_usec)
+{
+	int blue = (elapsed_usec / USEC_PER_SEC) % 2 != 0;
+
+	fill(rgb, (size_t)width * height, blue ? 0 : 255, 0, blue ? 255 : 0);
+}
+
+/* SMPTE-like bar colours, left to right. */
+static const unsigned char bar_colours[][3] = {
+	{ 192, 192, 192 }, { 192, 192, 0 }, { 0, 192, 192 }, { 0, 192, 0 },
+	{ 192, 0, 192 },   { 192, 0, 0 },   { 0, 0, 192 },   { 16, 16, 16 },
+};
+#define BAR_COUNT (sizeof(bar_colours) / sizeof(bar_colours[0]))
+/* pixels the bars move per frame */
+#define BAR_STEP 4
+
+void pattern_bars(unsigned char *rgb, uint32_t width, uint32_t height, uint64_t frame_number,
+		  int64_t wall_usec)
+{
+	uint32_t bar_width = width / BAR_COUNT ? width / BAR_COUNT : 1;
+	uint64_t shift = frame_number * BAR_STEP;
+	uint32_t x, y, scale;
+	char text[64];
+	time_t seconds = (time_t)(wall_usec / USEC_PER_SEC);
+	struct tm tm;
+
+	/* One row computed, then copied down: the bars are vertical. */
+	for (x = 0; x < width; x++) {
+		const unsigned char *c = bar_colours[((x + shift) / bar_width) % BAR_COUNT];
+
+		memcpy(rgb + 3 * (size_t)x, c, 3);
+	}
+	for (y = 1; y < height; y++)
+		memcpy(rgb + 3 * (size_t)width * y, rgb, 3 * (size_t)width);
+
+	gmtime_r(&seconds, &tm);
+	snprintf(text, sizeof(text), "#%06llu %02d:%02d:%02d.%03d",
+		 (unsigned long long)frame_number, tm.tm_hour, tm.tm_min, tm.tm_sec,
+		 (int)(wall_usec % USEC_PER_SEC / USEC_PER_MSEC));
+	scale = width >= 480 ? 3 : width >= 240 ? 2 : 1;
+	pattern_draw_text(rgb, width, height, 8, height > 40 ? height - 8 - 9 * scale : 0, scale,
+			  text);
+}
+
+/* A 5x7 font for the few characters the bars pattern prints; each row is
+ * five bits, most significant bit leftmost.  Hand-written because no
+ * library is worth linking for fourteen glyphs. */
+static const struct {
+	char c;
+	unsigned char rows[PATTERN_GLYPH_HEIGHT];
+} glyphs[] = {
+	{ '0', { 0x0e, 0x11, 0x13, 0x15, 0x19, 0x11, 0x0e } },
+	{ '1', { 0x04, 0x0c, 0x04, 0x04, 0x04, 0x04, 0x0e } },
+	{ '2', { 0x0e, 0x11, 0x01, 0x02, 0x04, 0x08, 0x1f } },
+	{ '3', { 0x1f, 0x02, 0x04, 0x02, 0x01, 0x11, 0x0e } },
+	{ '4', { 0x02, 0x06, 0x0a, 0x12, 0x1f, 0x02, 0x02 } },
+	{ '5', { 0x1f, 0x10, 0x1e, 0x01, 0x01, 0x11, 0x0e } },
+	{ '6', { 0x06, 0x08, 0x10, 0x1e, 0x11, 0x11, 0x0e } },
+	{ '7', { 0x1f, 0x01, 0x02, 0x04, 0x08, 0x08, 0x08 } },
+	{ '8', { 0x0e, 0x11, 0x11, 0x0e, 0x11, 0x11, 0x0e } },
+	{ '9', { 0x0e, 0x11, 0x11, 0x0f, 0x01, 0x02, 0x0c } },
+	{ ':', { 0x00, 0x0c, 0x0c, 0x00, 0x0c, 0x0c, 0x00 } },
+	{ '.', { 0x00, 0x00, 0x00, 0x00, 0x00, 0x0c, 0x0c } },
+	{ '-', { 0x00, 0x00, 0x00, 0x1f, 0x00, 0x00, 0x00 } },
+	{ '#', { 0x0a, 0x0a, 0x1f, 0x0a, 0x1f, 0x0a, 0x0a } },
+};
+
+static const unsigned char *glyph_rows(char c)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(glyphs) / sizeof(glyphs[0]); i++)
+		if (glyphs[i].c == c)
+			return glyphs[i].rows;
+	return NULL;
+}
+
+static void put_pixel(unsigned char *rgb, uint32_t width, uint32_t height, uint32_t x,
+		      uint32_t y, unsigned char v)
+{
+	if (x < width && y < height)
+		memset(rgb + 3 * ((size_t)y * width + x), v, 3);
+}
+
+void pattern_draw_text(unsigned char *rgb, uint32_t width, uint32_t height, uint32_t x,
+		       uint32_t y, uint32_t scale, const char *text)
+{
+	/* one font pixel of black margin around each glyph cell */
+	uint32_t cell_w = (PATTERN_GLYPH_WIDTH + 1) * scale;
+	uint32_t cell_h = (PATTERN_GLYPH_HEIGHT + 2) * scale;
+	size_t n;
+
+	for (n = 0; text[n]; n++) {
+		const unsigned char *rows = glyph_rows(text[n]);
+		uint32_t x0 = x + (uint32_t)n * cell_w, gx, gy;
+
+		for (gy = 0; gy < cell_h; gy++) {
+			for (gx = 0; gx < cell_w; gx++) {
+				uint32_t fx = gx / scale, fy = gy / scale;
+				int on = rows && fy >= 1 && fy <= PATTERN_GLYPH_HEIGHT &&
+					 fx < PATTERN_GLYPH_WIDTH &&
+					 (rows[fy - 1] >> (PATTERN_GLYPH_WIDTH - 1 - fx) & 1);
+
+				put_pixel(rgb, width, height, x0 + gx, y + gy, on ? 255 : 0);
+			}
+		}
+	}
+}

@@ -1,0 +1,24 @@
+/* status: the /status document (JSON): version, uptime, the limits, and
+ * per stream its geometry, producer and counters from the frame bus. */
+#ifndef MJPEG_STATUS_H
+#define MJPEG_STATUS_H
+
+#include "stream.h"
+
+#include <stdint.h>
+#include <stdio.h>
+
+struct status_process {
+	int64_t started_mono_usec; /* when this process started */
+	int viewers;               /* viewers of this process */
+	const char *client_addr;   /* REMOTE_ADDR of the request, may be NULL */
+};
+
+/* Writes the JSON document (one line, newline-terminated) to out. */
+void status_write_json(FILE *out, const struct stream_set *set, const struct settings *settings,
+		       const struct status_process *process);
+
+/* Writes s as a JSON string literal, quotes included. */
+void status_json_string(FILE *out, const char *s);
+
+#endif

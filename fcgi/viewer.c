@@ -1,0 +1,212 @@
+#include "viewer.h"
+
+#include "clock.h"
+#include "log.h"
+#include "multipart.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+/* Longest single sleep while pacing a viewer: bounds how late a shutdown
+ * is noticed. */
+#define PACE_STEP_USEC (100 * USEC_PER_MSEC)
+
+void viewer_error(FCGX_Stream *out, int status, const char *extra_headers, const char *fmt, ...)
+{
+	char message[256], response[1024];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	vsnprintf(message, sizeof(message), fmt, ap);
+	va_end(ap);
+	n = http_error_response(response, sizeof(response), status, extra_headers, message);
+	if (n > 0)
+		FCGX_PutStr(response, n, out);
+}
+
+/* 0, or -1 when the client is gone (the write or flush failed). */
+static int send_part(FCGX_Stream *out, const struct bus_frame *frame, const char *boundary,
+		     int last)
+{
+	char head[MULTIPART_HEAD_MAX], tail[MULTIPART_HEAD_MAX];
+	int head_len = multipart_part_head(head, sizeof(head), frame->bytes, frame->publish_usec);
+	int tail_len = multipart_part_tail(tail, sizeof(tail), boundary, last);
+
+	if (head_len < 0 || tail_len < 0)
+		FATAL("multipart header overflow");
+	/* The next boundary goes out in the same flush as the frame: clients
+	 * that wait for it to show a part need no extra round. */
+	if (FCGX_PutStr(head, head_len, out) < 0 ||
+	    FCGX_PutStr((const char *)frame->jpeg, (int)frame->bytes, out) < 0 ||
+	    FCGX_PutStr(tail, tail_len, out) < 0 || FCGX_FFlush(out) < 0)
+		return -1;
+	return 0;
+}
+
+static int frame_alloc(struct bus_frame *frame, const struct stream *stream)
+{
+	frame->capacity = bus_frame_bytes_max(stream->bus);
+	frame->jpeg = malloc(frame->capacity);
+	frame->bytes = 0;
+	frame->seq = 0;
+	if (!frame->jpeg) {
+		log_error("viewer %s: malloc(%zu) failed", stream->cfg->name, frame->capacity);
+		return -1;
+	}
+	return 0;
+}
+
+/* Reads the newest frame, waiting up to timeout_usec for a first one.
+ * 1: a frame is held; 0: none. */
+static int first_frame(struct stream *stream, struct bus_frame *frame, int64_t timeout_usec,
+		       const _Atomic int *stopping)
+{
+	int64_t deadline = clock_mono_usec() + timeout_usec;
+	int rc;
+
+	while ((rc = bus_read_latest(stream->bus, frame)) == 0) {
+		int64_t left = deadline - clock_mono_usec();
+
+		if (left <= 0 || (stopping && atomic_load(stopping)))
+			return 0;
+		bus_wait_newer(stream->bus, 0, left < PACE_STEP_USEC ? left : PACE_STEP_USEC);
+	}
+	return rc > 0;
+}
+
+void viewer_snapshot(FCGX_Stream *out, struct stream *stream, int head_only)
+{
+	struct bus_frame frame;
+	char head[MULTIPART_HEAD_MAX];
+	int n;
+
+	if (frame_alloc(&frame, stream) < 0) {
+		viewer_error(out, 500, NULL, "out of memory");
+		return;
+	}
+	stream_want(stream);
+	if (!first_frame(stream, &frame, stream->settings->first_frame_usec, NULL)) {
+		viewer_error(out, 503, "Retry-After: 1\r\n", "stream '%s' has no frame yet",
+			     stream->cfg->name);
+		goto out;
+	}
+	n = snprintf(head, sizeof(head),
+		     "Status: 200 OK\r\n"
+		     "Content-Type: image/jpeg\r\n"
+		     "Content-Length: %zu\r\n"
+		     "Cache-Control: no-store, no-cache, must-revalidate, max-age=0\r\n"
+		     "X-Timestamp: %lld.%06lld\r\n"
+		     "\r\n",
+		     frame.bytes, (long long)(frame.publish_usec / USEC_PER_SEC),
+		     (long long)(frame.publish_usec % USEC_PER_SEC));
+	if (n < 0 || (size_t)n >= sizeof(head))
+		FATAL("snapshot header overflow");
+	if (FCGX_PutStr(head, n, out) < 0)
+		goto out;
+	if (!head_only && FCGX_PutStr((const char *)frame.jpeg, (int)frame.bytes, out) >= 0)
+		bus_count_delivered(stream->bus, frame.bytes, 0);
+out:
+	free(frame.jpeg);
+}
+
+/* Sleeps until mono_usec in short steps; 0, or -1 if stopping was set. */
+static int pace_until(int64_t mono_usec, const _Atomic int *stopping)
+{
+	int64_t left;
+
+	while ((left = mono_usec - clock_mono_usec()) > 0) {
+		if (atomic_load(stopping))
+			return -1;
+		clock_sleep_usec(left < PACE_STEP_USEC ? left : PACE_STEP_USEC);
+	}
+	return atomic_load(stopping) ? -1 : 0;
+}
+
+void viewer_stream(FCGX_Stream *out, struct stream *stream, const struct query *query,
+		   int head_only, const _Atomic int *stopping)
+{
+	const struct settings *s = stream->settings;
+	struct bus *bus = stream->bus;
+	/* The frame being sent, and a spare that the next frame is read
+	 * into: a read that fails half-way must never touch the held one. */
+	struct bus_frame frames[2], *frame = &frames[0], *spare = &frames[1];
+	char boundary[MULTIPART_BOUNDARY_LEN + 1], head[MULTIPART_HEAD_MAX];
+	int64_t min_gap = query->fps > 0 ? (int64_t)(USEC_PER_SEC / query->fps) : 0;
+	int64_t last_sent = 0;  /* monotonic time of the last part sent */
+	int repeated = 0;       /* the frame held was already sent again */
+	uint64_t skipped = 0;   /* frames published but not sent before the held one */
+	long parts = 0;
+	int n;
+
+	frames[1].jpeg = NULL;
+	if (frame_alloc(frame, stream) < 0 || frame_alloc(spare, stream) < 0) {
+		viewer_error(out, 500, NULL, "out of memory");
+		goto out;
+	}
+	multipart_make_boundary(boundary);
+	n = multipart_response_head(head, sizeof(head), boundary, NULL);
+	if (n < 0)
+		FATAL("multipart head overflow");
+	if (FCGX_PutStr(head, n, out) < 0 || FCGX_FFlush(out) < 0 || head_only)
+		goto out;
+
+	stream_want(stream);
+	/* A new viewer gets the newest frame at once; with none published
+	 * yet it waits, renewing its demand so the producer starts. */
+	while (!first_frame(stream, frame, s->keepalive_usec, stopping)) {
+		if (atomic_load(stopping))
+			goto out;
+		bus_demand(bus);
+	}
+
+	for (;;) {
+		int last = query->frames && parts + 1 == query->frames;
+		int64_t timeout, now;
+		uint64_t held;
+
+		if (send_part(out, frame, boundary, last || atomic_load(stopping)) < 0)
+			break; /* the client left */
+		parts++;
+		last_sent = clock_mono_usec();
+		bus_count_delivered(bus, frame->bytes, skipped);
+		skipped = 0;
+		bus_demand(bus);
+		if (last || atomic_load(stopping))
+			break;
+
+		/* Pacing for ?fps=N: frames published meanwhile are skipped,
+		 * and the newest one is taken when the time comes. */
+		if (min_gap && pace_until(last_sent + min_gap, stopping) < 0)
+			continue; /* stopping: resend with the closing boundary */
+
+		/* Wait for a newer frame; if none comes, send the held one
+		 * again: after repeat_usec once (browsers show a part only
+		 * when the next begins), then every keepalive_usec. */
+		timeout = repeated ? s->keepalive_usec : s->repeat_usec;
+		held = frame->seq;
+		for (;;) {
+			now = clock_mono_usec();
+			if (atomic_load(stopping) || now >= last_sent + timeout)
+				break;
+			if (bus_wait_newer(bus, held, last_sent + timeout - now))
+				break;
+		}
+		if (atomic_load(stopping))
+			continue;
+		if (bus_latest(bus) > held && bus_read_latest(bus, spare) > 0) {
+			struct bus_frame *newer = spare;
+
+			spare = frame;
+			frame = newer;
+			skipped = frame->seq - held - 1;
+			repeated = 0;
+		} else {
+			repeated = 1;
+		}
+	}
+out:
+	free(frames[0].jpeg);
+	free(frames[1].jpeg);
+}
