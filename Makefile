@@ -16,6 +16,7 @@ LDLIBS += -lfcgi -lturbojpeg -linih -pthread
 PREFIX ?= /usr/local
 PORT ?= 8080
 CONFIG ?=
+WORKERS ?=
 PYTHON := /usr/bin/python3
 
 ifeq ($(V),1)
@@ -81,10 +82,10 @@ deps-test: deps
 	$(call install_missing,$(DEPS_TEST),)
 
 run: deps $(BIN)
-	conf/stack.sh run $(PORT) $(CONFIG)
+	WORKERS=$(WORKERS) conf/stack.sh run $(PORT) $(CONFIG)
 
 start: deps $(BIN)
-	conf/stack.sh start $(PORT) $(CONFIG)
+	WORKERS=$(WORKERS) conf/stack.sh start $(PORT) $(CONFIG)
 
 stop:
 	conf/stack.sh stop $(PORT)

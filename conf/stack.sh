@@ -10,7 +10,8 @@
 # /dev/shm/mjpeg-fcgi-PORT; stacks on different ports never meet.
 #
 # Environment: BIN overrides the responder (default fcgi/mjpeg-fcgi), NGINX
-# the nginx binary (default: nginx on PATH, else /usr/sbin/nginx).
+# the nginx binary (default: nginx on PATH, else /usr/sbin/nginx), WORKERS
+# the number of responder processes (--workers; default 1).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
@@ -53,6 +54,11 @@ if [[ ! $PORT =~ ^[0-9]{1,5}$ ]] || ((10#$PORT < 1 || 10#$PORT > 65535)); then
     die "PORT must be a number from 1 to 65535, not '$PORT'"
 fi
 PORT=$((10#$PORT))   # one spelling per port: 08080 and 8080 share a run dir
+
+WORKERS=${WORKERS:-}
+if [[ -n $WORKERS && ! $WORKERS =~ ^[1-9][0-9]?$ ]]; then
+    die "WORKERS must be a number from 1 to 64, not '$WORKERS'"
+fi
 
 if [[ -n $CONFIG ]]; then
     [[ -e $CONFIG ]] || die "config file '$CONFIG' does not exist"
@@ -289,6 +295,7 @@ raise_nofile() {
 responder_args() {
     RESP_ARGS=(--listen "unix:$SOCK" --bus-dir "$BUS" --pid-file "$RESP_PIDFILE")
     [[ -n $CONFIG ]] && RESP_ARGS+=(--config "$CONFIG")
+    [[ -n $WORKERS ]] && RESP_ARGS+=(--workers "$WORKERS")
     return 0
 }
 

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/futex.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,6 +58,7 @@ struct bus_header {
 	_Atomic uint64_t frames_dropped;
 	_Atomic uint64_t bytes_sent;
 	_Atomic uint64_t encode_usec_total;
+	_Atomic uint64_t encode_hist[BUS_ENCODE_BUCKETS];
 	_Atomic int64_t last_publish_usec;
 	_Atomic uint32_t width, height;
 };
@@ -73,6 +75,9 @@ struct bus {
 	size_t map_bytes;
 	unsigned char *map;
 	struct bus_header *hdr;
+	/* Ingest: serialises this process's publishing threads; flock alone
+	 * does not, as they share one open file description. */
+	pthread_mutex_t publish_lock;
 };
 
 /* Demand is refreshed at most this often per viewer: each refresh is a store
@@ -132,6 +137,7 @@ struct bus *bus_open(const char *dir, const char *name, size_t frame_bytes_max)
 		return NULL;
 	}
 	bus->fd = -1;
+	CHECK_ZERO(pthread_mutex_init(&bus->publish_lock, NULL));
 	snprintf(bus->name, sizeof(bus->name), "%s", name);
 	n = snprintf(bus->path, sizeof(bus->path), "%s/%s", dir, name);
 	if (n < 0 || (size_t)n >= sizeof(bus->path)) {
@@ -198,6 +204,7 @@ void bus_close(struct bus *bus)
 		munmap(bus->map, bus->map_bytes);
 	if (bus->fd >= 0)
 		close(bus->fd);
+	CHECK_ZERO(pthread_mutex_destroy(&bus->publish_lock));
 	free(bus);
 }
 
@@ -216,6 +223,27 @@ static int bus_ready(const struct bus *bus)
 	return atomic_load_explicit(&bus->hdr->magic, memory_order_acquire) == BUS_MAGIC;
 }
 
+/* Called by the writer holding the file's flock: initialises a new file
+ * and records who writes.  -1 if the layout changed under us. */
+static int writer_init(struct bus *bus)
+{
+	struct bus_header *hdr = bus->hdr;
+
+	if (!bus_ready(bus)) {
+		/* First writer of a new file: nobody reads the fields below
+		 * before magic is stored with release. */
+		hdr->version = BUS_VERSION;
+		hdr->slot_count = BUS_SLOTS;
+		hdr->slot_bytes = bus->frame_bytes_max;
+		atomic_store_explicit(&hdr->magic, BUS_MAGIC, memory_order_release);
+	} else if (hdr->slot_bytes != bus->frame_bytes_max) {
+		log_error("bus: %s changed layout under this process", bus->path);
+		return -1;
+	}
+	atomic_store(&hdr->producer_pid, (int32_t)getpid());
+	return 0;
+}
+
 int bus_lock_producer(struct bus *bus, const _Atomic int *cancel)
 {
 	struct bus_header *hdr = bus->hdr;
@@ -228,20 +256,31 @@ int bus_lock_producer(struct bus *bus, const _Atomic int *cancel)
 			return -1;
 		}
 	}
-	if (!bus_ready(bus)) {
-		/* First producer of a new file: nobody reads the fields
-		 * below before magic is stored with release. */
-		hdr->version = BUS_VERSION;
-		hdr->slot_count = BUS_SLOTS;
-		hdr->slot_bytes = bus->frame_bytes_max;
-		atomic_store_explicit(&hdr->magic, BUS_MAGIC, memory_order_release);
-	} else if (hdr->slot_bytes != bus->frame_bytes_max) {
-		log_error("bus: %s changed layout under this process", bus->path);
+	if (writer_init(bus) < 0)
 		return -1;
-	}
-	atomic_store(&hdr->producer_pid, (int32_t)getpid());
 	atomic_store(&hdr->producer_paused, 0);
 	return 0;
+}
+
+int bus_publish_shared(struct bus *bus, const void *jpeg, size_t bytes, uint32_t width,
+		       uint32_t height, int64_t publish_usec, int64_t encode_usec)
+{
+	int rc = -1;
+
+	CHECK_ZERO(pthread_mutex_lock(&bus->publish_lock));
+	while (flock(bus->fd, LOCK_EX) < 0) {
+		if (errno != EINTR) {
+			log_error("bus: flock(%s): %s", bus->path, strerror(errno));
+			goto out;
+		}
+	}
+	if (writer_init(bus) == 0)
+		rc = bus_publish(bus, jpeg, bytes, width, height, publish_usec, encode_usec);
+	if (flock(bus->fd, LOCK_UN) < 0)
+		FATAL("flock(%s, LOCK_UN): %s", bus->path, strerror(errno));
+out:
+	CHECK_ZERO(pthread_mutex_unlock(&bus->publish_lock));
+	return rc;
 }
 
 int bus_publish(struct bus *bus, const void *jpeg, size_t bytes, uint32_t width,
@@ -277,9 +316,15 @@ int bus_publish(struct bus *bus, const void *jpeg, size_t bytes, uint32_t width,
 	atomic_store(&hdr->last_publish_usec, publish_usec);
 	atomic_fetch_add_explicit(&hdr->frames_published, 1, memory_order_relaxed);
 	if (encode_usec >= 0) {
+		static const int64_t bounds[] = BUS_ENCODE_BOUNDS_USEC;
+		size_t bucket = 0;
+
+		while (bucket < sizeof(bounds) / sizeof(bounds[0]) && encode_usec > bounds[bucket])
+			bucket++;
 		atomic_fetch_add_explicit(&hdr->frames_encoded, 1, memory_order_relaxed);
 		atomic_fetch_add_explicit(&hdr->encode_usec_total, (uint64_t)encode_usec,
 					  memory_order_relaxed);
+		atomic_fetch_add_explicit(&hdr->encode_hist[bucket], 1, memory_order_relaxed);
 	}
 
 	/* seq_cst: pairs with bus_wait_newer's waiters increment, so that
@@ -430,6 +475,8 @@ void bus_stats(const struct bus *bus, struct bus_stats *stats)
 	stats->frames_dropped = atomic_load_explicit(&hdr->frames_dropped, memory_order_relaxed);
 	stats->bytes_sent = atomic_load_explicit(&hdr->bytes_sent, memory_order_relaxed);
 	stats->encode_usec_total = atomic_load_explicit(&hdr->encode_usec_total, memory_order_relaxed);
+	for (size_t i = 0; i < BUS_ENCODE_BUCKETS; i++)
+		stats->encode_hist[i] = atomic_load_explicit(&hdr->encode_hist[i], memory_order_relaxed);
 	stats->viewers = atomic_load_explicit(&hdr->viewers, memory_order_relaxed);
 	stats->producer_pid = atomic_load_explicit(&hdr->producer_pid, memory_order_relaxed);
 	stats->width = atomic_load_explicit(&hdr->width, memory_order_relaxed);

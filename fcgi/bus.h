@@ -8,7 +8,8 @@
  * detected (seqlock) and read again, never handed out.
  *
  * Thread safety: every function may be called from any thread, except
- * bus_publish and bus_wait_demand, which belong to the producer. */
+ * bus_publish and bus_wait_demand, which belong to the producer (the thread
+ * holding the lock from bus_lock_producer). */
 #ifndef MJPEG_BUS_H
 #define MJPEG_BUS_H
 
@@ -32,8 +33,14 @@ struct bus_frame {
 	uint32_t width, height;
 };
 
+/* Upper bounds (microseconds) of the encode-time histogram's buckets; a
+ * last bucket counts everything above. */
+#define BUS_ENCODE_BUCKETS 8
+#define BUS_ENCODE_BOUNDS_USEC { 500, 1000, 2000, 5000, 10000, 20000, 50000 }
+
 /* Counters, as read by /status and /metrics. */
 struct bus_stats {
+	uint64_t encode_hist[BUS_ENCODE_BUCKETS]; /* per bucket, not cumulative */
 	uint64_t frames_published;
 	uint64_t frames_encoded;
 	uint64_t frames_delivered;
@@ -66,6 +73,12 @@ int bus_lock_producer(struct bus *bus, const _Atomic int *cancel)
 int bus_publish(struct bus *bus, const void *jpeg, size_t bytes,
 		uint32_t width, uint32_t height, int64_t publish_usec,
 		int64_t encode_usec) __attribute__((warn_unused_result));
+
+/* Any process, any thread: publish one frame to a stream that has no
+ * producer (ingest), taking the file's lock for just this frame. */
+int bus_publish_shared(struct bus *bus, const void *jpeg, size_t bytes, uint32_t width,
+		       uint32_t height, int64_t publish_usec, int64_t encode_usec)
+	__attribute__((warn_unused_result));
 
 /* Sequence number of the newest frame, 0 if none yet. */
 uint64_t bus_latest(const struct bus *bus);

@@ -28,6 +28,7 @@ void config_defaults(struct settings *settings)
 	memset(settings, 0, sizeof(*settings));
 	snprintf(settings->bus_dir, sizeof(settings->bus_dir), "%s", BUS_DIR_DEFAULT);
 	settings->max_viewers = MAX_VIEWERS_DEFAULT;
+	settings->workers = 1;
 	settings->repeat_usec = REPEAT_MS_DEFAULT * 1000LL;
 	settings->keepalive_usec = KEEPALIVE_MS_DEFAULT * 1000LL;
 	settings->idle_usec = IDLE_SEC_DEFAULT * 1000000LL;
@@ -68,20 +69,40 @@ static int parse_size(const char *text, uint32_t *width, uint32_t *height)
 	return 0;
 }
 
-/* Fills kind and the source's natural size and rate into a stream whose
- * size/fps are still 0.  -1 for an unknown source. */
+/* Sets kind and path from a source key.  -1 for an unknown source. */
 static int stream_set_source(struct stream_settings *st, const char *source)
 {
-	if (strcmp(source, "pattern:redblue") == 0)
-		st->kind = SOURCE_PATTERN_REDBLUE;
-	else if (strcmp(source, "pattern:bars") == 0)
-		st->kind = SOURCE_PATTERN_BARS;
-	else
-		return -1;
-	snprintf(st->source, sizeof(st->source), "%s", source);
-	return 0;
+	static const struct {
+		const char *prefix;
+		enum source_kind kind;
+		int takes_path;
+	} kinds[] = {
+		{ "pattern:redblue", SOURCE_PATTERN_REDBLUE, 0 },
+		{ "pattern:bars", SOURCE_PATTERN_BARS, 0 },
+		{ "dir:", SOURCE_DIR, 1 },
+		{ "raw:", SOURCE_RAW, 1 },
+		{ "mjpeg:", SOURCE_MJPEG, 1 },
+		{ "ingest", SOURCE_INGEST, 0 },
+	};
+	size_t i, n;
+
+	for (i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		n = strlen(kinds[i].prefix);
+		if (kinds[i].takes_path ? strncmp(source, kinds[i].prefix, n) != 0 || !source[n]
+					: strcmp(source, kinds[i].prefix) != 0)
+			continue;
+		if (kinds[i].takes_path &&
+		    snprintf(st->path, sizeof(st->path), "%s", source + n) >= (int)sizeof(st->path))
+			return -1;
+		st->kind = kinds[i].kind;
+		snprintf(st->source, sizeof(st->source), "%s", source);
+		return 0;
+	}
+	return -1;
 }
 
+/* Fills what the user left out: the demo's own size and rate for redblue,
+ * 640x480 at 30 fps for the rest.  A raw stream must say its size. */
 static void stream_fill_defaults(struct stream_settings *st)
 {
 	int redblue = st->kind == SOURCE_PATTERN_REDBLUE;
@@ -93,7 +114,7 @@ static void stream_fill_defaults(struct stream_settings *st)
 	if (st->fps <= 0)
 		st->fps = redblue ? 1 : 30;
 	if (!st->quality)
-		st->quality = 80;
+		st->quality = ENCODE_QUALITY_DEFAULT;
 }
 
 static struct stream_settings *stream_add(struct settings *settings, const char *name)
@@ -154,6 +175,10 @@ static const char *apply_server_key(struct settings *s, const char *key, const c
 		if (http_parse_long(value, 1, MAX_VIEWERS_LIMIT, &n) < 0)
 			return "must be a whole number from 1 to 100000";
 		s->max_viewers = (int)n;
+	} else if (strcmp(key, "workers") == 0) {
+		if (http_parse_long(value, 1, 64, &n) < 0)
+			return "must be a whole number from 1 to 64";
+		s->workers = (int)n;
 	} else if (strcmp(key, "repeat_ms") == 0) {
 		if (http_parse_long(value, 20, 10000, &n) < 0)
 			return "must be a whole number of milliseconds from 20 to 10000";
@@ -197,10 +222,18 @@ static const char *apply_stream_key(struct stream_settings *st, const char *key,
 
 	if (strcmp(key, "source") == 0) {
 		if (stream_set_source(st, value) < 0)
-			return "unknown source (pattern:redblue or pattern:bars)";
+			return "unknown source (pattern:redblue, pattern:bars, dir:PATH, "
+			       "raw:PATH, raw:-, mjpeg:PATH, mjpeg:- or ingest)";
 	} else if (strcmp(key, "size") == 0) {
 		if (parse_size(value, &st->width, &st->height) < 0)
 			return "must be WIDTHxHEIGHT, each 1 to 8192";
+	} else if (strcmp(key, "format") == 0) {
+		if (encode_parse_format(value, &st->format) < 0)
+			return "must be rgb24, bgr24, rgba, gray or yuyv";
+	} else if (strcmp(key, "token") == 0) {
+		if (strlen(value) < 16 || strlen(value) > TOKEN_MAX)
+			return "must be 16 to 128 characters";
+		snprintf(st->token, sizeof(st->token), "%s", value);
 	} else if (strcmp(key, "fps") == 0) {
 		if (parse_double(value, 0.01, FPS_MAX, &st->fps) < 0)
 			return "must be a number from 0.01 to 240";
@@ -271,8 +304,18 @@ int config_load_file(struct settings *settings, const char *path)
 	for (i = 0; i < settings->stream_count; i++) {
 		struct stream_settings *st = &settings->streams[i];
 
-		if (!st->source[0]) {
-			fprintf(stderr, "mjpeg-fcgi: %s: [stream %s]: no source\n", path, st->name);
+		const char *why = NULL;
+
+		if (!st->source[0])
+			why = "no source";
+		else if (st->kind == SOURCE_RAW && !st->width)
+			why = "a raw source needs size = WIDTHxHEIGHT";
+		else if (st->kind == SOURCE_RAW && st->format == PIXEL_YUYV && st->width % 2)
+			why = "yuyv needs an even width";
+		else if (st->kind == SOURCE_INGEST && !st->token[0])
+			why = "an ingest stream needs a token (16 to 128 characters)";
+		if (why) {
+			fprintf(stderr, "mjpeg-fcgi: %s: [stream %s]: %s\n", path, st->name, why);
 			return -1;
 		}
 		stream_fill_defaults(st);
@@ -287,6 +330,7 @@ static const struct option long_options[] = {
 	{ "config", required_argument, NULL, 'c' },
 	{ "pid-file", required_argument, NULL, 'p' },
 	{ "max-viewers", required_argument, NULL, 'm' },
+	{ "workers", required_argument, NULL, 'w' },
 	{ "repeat-ms", required_argument, NULL, 'r' },
 	{ "keepalive-ms", required_argument, NULL, 'k' },
 	{ "idle-pause-s", required_argument, NULL, 'i' },
@@ -311,6 +355,8 @@ void config_usage(const char *argv0)
 	       "  --pid-file FILE        write the process id here\n"
 	       "  --max-viewers N        viewers per process over all streams (default %d);\n"
 	       "                         above it a viewer gets 503 with Retry-After\n"
+	       "  --workers N            responder processes sharing the socket and every\n"
+	       "                         stream's producer (default 1, at most 64)\n"
 	       "  --repeat-ms N          resend a frame no newer one followed within N ms,\n"
 	       "                         so browsers show it at once (default %d)\n"
 	       "  --keepalive-ms N       resend the newest frame at least every N ms (default %d)\n"

@@ -6,6 +6,8 @@
 #ifndef MJPEG_CONFIG_H
 #define MJPEG_CONFIG_H
 
+#include "encode.h"
+
 #include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -14,12 +16,22 @@
 #define STREAMS_MAX 64
 #define TOKEN_MAX 128
 
-enum source_kind { SOURCE_PATTERN_REDBLUE, SOURCE_PATTERN_BARS };
+enum source_kind {
+	SOURCE_PATTERN_REDBLUE, /* pattern:redblue */
+	SOURCE_PATTERN_BARS,    /* pattern:bars */
+	SOURCE_DIR,             /* dir:PATH */
+	SOURCE_RAW,             /* raw:PATH or raw:- (stdin) */
+	SOURCE_MJPEG,           /* mjpeg:PATH or mjpeg:- (stdin) */
+	SOURCE_INGEST,          /* ingest: frames POSTed to ingest/NAME */
+};
 
 struct stream_settings {
 	char name[STREAM_NAME_MAX + 1];
 	char source[PATH_MAX + 16]; /* as written, e.g. "pattern:bars" */
 	enum source_kind kind;
+	char path[PATH_MAX];        /* dir:, raw:, mjpeg: argument; "-" is stdin */
+	enum pixel_format format;   /* raw: pixel layout */
+	char token[TOKEN_MAX + 1];  /* ingest: bearer token; "" refuses every POST */
 	uint32_t width, height;
 	double fps;                 /* frames the producer publishes per second */
 	int quality;                /* JPEG quality, 1-100 */
@@ -32,6 +44,7 @@ struct settings {
 	char pid_file[PATH_MAX];
 	char config_path[PATH_MAX];
 	int max_viewers;            /* viewers per process, all streams */
+	int workers;                /* responder processes on the socket (1: no supervisor) */
 	int64_t repeat_usec;        /* resend a frame no newer one followed within this */
 	int64_t keepalive_usec;     /* resend the newest frame at least this often */
 	int64_t idle_usec;          /* producer pauses after this long with no viewer */

@@ -57,8 +57,8 @@ void http_route(const char *path, struct route *route)
 	route->kind = ROUTE_NONE;
 	if (!path || segment_from_end(path, 0, last, sizeof(last)) < 0)
 		return;
-	if (strcmp(last, "status") == 0) {
-		route->kind = ROUTE_STATUS;
+	if (strcmp(last, "status") == 0 || strcmp(last, "metrics") == 0) {
+		route->kind = last[0] == 's' ? ROUTE_STATUS : ROUTE_METRICS;
 		return;
 	}
 	if (segment_from_end(path, 1, prev, sizeof(prev)) < 0 || !config_stream_name_valid(last))
@@ -67,6 +67,8 @@ void http_route(const char *path, struct route *route)
 		route->kind = ROUTE_STREAM;
 	else if (strcmp(prev, "snapshot") == 0)
 		route->kind = ROUTE_SNAPSHOT;
+	else if (strcmp(prev, "ingest") == 0)
+		route->kind = ROUTE_INGEST;
 	else
 		return;
 	/* valid names are at most STREAM_NAME_MAX bytes */
@@ -114,6 +116,22 @@ int http_parse_query(const char *query_string, enum route_kind kind, struct quer
 				return -1;
 			}
 			query->frames = n;
+		} else if (kind == ROUTE_INGEST && strcmp(pair, "format") == 0) {
+			if (!value || encode_parse_format(value, &query->format) < 0) {
+				snprintf(why, why_size, "parameter 'format' must be rgb24, bgr24, "
+							"rgba, gray or yuyv");
+				return -1;
+			}
+			query->raw = 1;
+		} else if (kind == ROUTE_INGEST &&
+			   (strcmp(pair, "width") == 0 || strcmp(pair, "height") == 0)) {
+			if (http_parse_long(value, 1, FRAME_SIDE_MAX, &n) < 0) {
+				snprintf(why, why_size,
+					 "parameter '%s' must be a whole number from 1 to %d",
+					 pair, FRAME_SIDE_MAX);
+				return -1;
+			}
+			*(pair[0] == 'w' ? &query->width : &query->height) = n;
 		} else {
 			/* Printable and short, whatever the client sent. */
 			char shown[33];
@@ -125,6 +143,16 @@ int http_parse_query(const char *query_string, enum route_kind kind, struct quer
 			snprintf(why, why_size, "unknown parameter '%s'", shown);
 			return -1;
 		}
+	}
+	if (kind == ROUTE_INGEST && (query->raw || query->width || query->height) &&
+	    !(query->raw && query->width && query->height)) {
+		snprintf(why, why_size, "raw frames need all of parameters 'format', 'width' "
+					"and 'height'");
+		return -1;
+	}
+	if (query->raw && query->format == PIXEL_YUYV && query->width % 2) {
+		snprintf(why, why_size, "parameter 'width' must be even for yuyv");
+		return -1;
 	}
 	return 0;
 }

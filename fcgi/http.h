@@ -16,6 +16,8 @@ enum route_kind {
 	ROUTE_STREAM,   /* stream/NAME */
 	ROUTE_SNAPSHOT, /* snapshot/NAME */
 	ROUTE_STATUS,   /* status */
+	ROUTE_INGEST,   /* ingest/NAME */
+	ROUTE_METRICS,  /* metrics */
 };
 
 struct route {
@@ -24,8 +26,11 @@ struct route {
 };
 
 struct query {
-	double fps;   /* at most this many frames per second; 0: as published */
-	long frames;  /* end after this many parts; 0: never */
+	double fps;   /* stream: at most this many frames per second; 0: as published */
+	long frames;  /* stream: end after this many parts; 0: never */
+	int raw;      /* ingest: the body is raw pixels, not a JPEG */
+	enum pixel_format format; /* ingest, raw: pixel layout */
+	long width, height;       /* ingest, raw: picture size */
 };
 
 /* Strict base-10 integer in [min, max]: the whole string, no spaces, no
@@ -35,7 +40,7 @@ int http_parse_long(const char *text, long min, long max, long *out)
 
 /* Routes by the path's last segments, so the responder works wherever the
  * web server mounts it: ".../stream/NAME", ".../snapshot/NAME",
- * ".../status".  A stream path whose name is not valid routes to ROUTE_NONE. */
+ * ".../status", ".../metrics", ".../ingest/NAME".  A stream path whose name is not valid routes to ROUTE_NONE. */
 void http_route(const char *path, struct route *route);
 
 /* Parses QUERY_STRING for a route.  On error returns -1 with a one-line

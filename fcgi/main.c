@@ -6,6 +6,7 @@
 #include "producer.h"
 #include "server.h"
 #include "stream.h"
+#include "supervisor.h"
 
 #include <errno.h>
 #include <fcgiapp.h>
@@ -21,7 +22,7 @@
 
 /* How long SIGTERM waits for viewers to get their closing boundary. */
 #define SHUTDOWN_USEC (1500 * 1000LL)
-#define LISTEN_BACKLOG 1024
+#define LISTEN_BACKLOG 4096 /* the kernel caps it at net.core.somaxconn */
 
 static volatile sig_atomic_t stop_signal;
 static int signal_pipe[2] = { -1, -1 };
@@ -142,12 +143,63 @@ static void wait_for_stop_signal(void)
 	}
 }
 
+/* One responder process: its streams, its thread pool, until a stop
+ * signal.  Runs in main's process, or in each worker under --workers. */
+struct serve_context {
+	const struct settings *settings;
+	int listen_fd;
+};
+
+static int serve(void *arg)
+{
+	const struct serve_context *ctx = arg;
+	const struct settings *settings = ctx->settings;
+	struct stream_set streams = { 0 };
+	struct server *server = NULL;
+	int left = 0, exit_code = EXIT_FAILURE;
+
+	if (streams_open(&streams, settings) < 0)
+		return EXIT_FAILURE;
+	server = server_start(ctx->listen_fd, settings, &streams);
+	if (!server)
+		goto out;
+	log_info("serving %zu stream%s on %s, bus %s, max_viewers %d", streams.count,
+		 streams.count == 1 ? "" : "s", settings->listen[0] ? settings->listen : "fd 0",
+		 settings->bus_dir, settings->max_viewers);
+
+	wait_for_stop_signal();
+	log_info("signal %d: ending every stream", (int)stop_signal);
+	left = server_stop(server, SHUTDOWN_USEC);
+	if (left > 0)
+		log_warn("%d request%s still running at exit", left, left == 1 ? "" : "s");
+	server_free(server);
+	exit_code = EXIT_SUCCESS;
+out:
+	/* Producers hold frame-bus locks; closing hands them over.  With
+	 * requests still running the streams stay open until exit. */
+	if (left == 0)
+		streams_close(&streams);
+	return exit_code;
+}
+
+/* Each worker gets a signal pipe of its own: the one inherited from the
+ * supervisor would wake the supervisor instead. */
+static int serve_worker(void *arg)
+{
+	close(signal_pipe[0]);
+	close(signal_pipe[1]);
+	if (pipe2(signal_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
+		log_error("worker: pipe2: %s", strerror(errno));
+		return EXIT_FAILURE;
+	}
+	return serve(arg);
+}
+
 int main(int argc, char **argv)
 {
 	static struct settings settings; /* large: not on the stack */
-	struct stream_set streams = { 0 };
-	struct server *server = NULL;
-	int listen_fd = -1, rc, exit_code = EXIT_FAILURE, left = 0;
+	struct serve_context ctx = { .settings = &settings };
+	int rc, exit_code;
 
 	rc = config_from_args(&settings, argc, argv);
 	if (rc != 0)
@@ -165,32 +217,16 @@ int main(int argc, char **argv)
 		fprintf(stderr, "mjpeg-fcgi: FCGX_Init failed\n");
 		return EXIT_FAILURE;
 	}
-	listen_fd = open_listener(&settings);
-	if (listen_fd < 0)
+	ctx.listen_fd = open_listener(&settings);
+	if (ctx.listen_fd < 0)
 		return EXIT_FAILURE;
-	if (streams_open(&streams, &settings) < 0)
-		goto out;
 	if (settings.pid_file[0] && write_pid_file(settings.pid_file) < 0)
-		goto out;
-	server = server_start(listen_fd, &settings, &streams);
-	if (!server)
-		goto out;
-	log_info("serving %zu stream%s on %s, bus %s, max_viewers %d", streams.count,
-		 streams.count == 1 ? "" : "s", settings.listen[0] ? settings.listen : "fd 0",
-		 settings.bus_dir, settings.max_viewers);
-
-	wait_for_stop_signal();
-	log_info("signal %d: ending every stream", (int)stop_signal);
-	left = server_stop(server, SHUTDOWN_USEC);
-	if (left > 0)
-		log_warn("%d request%s still running at exit", left, left == 1 ? "" : "s");
-	server_free(server);
-	exit_code = EXIT_SUCCESS;
-out:
-	/* Producers hold frame-bus locks; closing hands them over.  With
-	 * requests still running the streams stay open until exit. */
-	if (left == 0)
-		streams_close(&streams);
+		return EXIT_FAILURE;
+	if (settings.workers > 1)
+		exit_code = supervisor_run(settings.workers, serve_worker, &ctx, signal_pipe[0],
+					   &stop_signal);
+	else
+		exit_code = serve(&ctx);
 	if (settings.pid_file[0] && exit_code == EXIT_SUCCESS)
 		unlink(settings.pid_file);
 	if (strncmp(settings.listen, "unix:", 5) == 0)

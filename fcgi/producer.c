@@ -3,7 +3,7 @@
 #include "clock.h"
 #include "encode.h"
 #include "log.h"
-#include "source_pattern.h"
+#include "source.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -24,78 +24,59 @@ struct producer {
 /* How often a paused or waiting producer looks at its stop flag. */
 #define PRODUCER_POLL_USEC (500 * USEC_PER_MSEC)
 
-static void sleep_until(int64_t mono_usec)
-{
-	struct timespec ts = {
-		.tv_sec = mono_usec / USEC_PER_SEC,
-		.tv_nsec = (long)(mono_usec % USEC_PER_SEC) * 1000,
-	};
-
-	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
-		;
-}
-
 static void produce(struct producer *p)
 {
 	const struct stream_settings *st = p->stream;
-	size_t rgb_bytes = (size_t)st->width * st->height * 3;
-	int64_t interval = (int64_t)(USEC_PER_SEC / st->fps);
-	int64_t start = clock_mono_usec(), next = start;
-	unsigned char *rgb = malloc(rgb_bytes);
+	struct source *src = source_open(st, p->settings->frame_bytes_max);
 	struct encoder *enc = encode_open();
-	uint64_t frame_number = 0;
 	int paused = 0;
 
-	if (!rgb || !enc) {
-		log_error("producer %s: out of memory for a %ux%u frame", st->name, st->width,
-			  st->height);
+	if (!src || !enc)
 		goto out;
-	}
-	log_info("producer %s: running %s, %ux%u at %g fps", st->name, st->source, st->width,
-		 st->height, st->fps);
+	log_info("producer %s: running %s", st->name, st->source);
 	while (!atomic_load(&p->stopping)) {
+		struct source_frame frame;
 		const unsigned char *jpeg;
 		size_t jpeg_bytes;
-		int64_t now, encode_start;
+		int64_t encode_usec = -1, encode_start;
+		int wanted, rc;
 
-		if (!bus_wait_demand(p->bus, p->settings->idle_usec, PRODUCER_POLL_USEC)) {
-			if (!paused)
-				log_info("producer %s: no viewers, paused", st->name);
-			paused = 1;
+		/* Clock-paced sources sleep while nobody watches; pipes are
+		 * read on so that their writer never blocks, but a frame
+		 * nobody watches is not encoded. */
+		wanted = bus_wait_demand(p->bus, p->settings->idle_usec,
+					 source_is_paced(src) ? PRODUCER_POLL_USEC : 0);
+		if (wanted != !paused) {
+			paused = !wanted;
+			log_info("producer %s: %s", st->name,
+				 paused ? "no viewers, paused" : "viewers back, resumed");
+		}
+		if (!wanted && source_is_paced(src))
 			continue;
+		rc = source_next(src, &frame, &p->stopping);
+		if (rc < 0) {
+			log_error("producer %s: source %s ended", st->name, st->source);
+			break;
 		}
-		if (paused) {
-			log_info("producer %s: viewers back, resumed", st->name);
-			paused = 0;
-			next = clock_mono_usec();
+		if (rc == 0 || !wanted)
+			continue;
+		if (frame.pixels) {
+			encode_start = clock_mono_usec();
+			if (encode_frame(enc, frame.pixels, frame.format, frame.width, frame.height,
+					 st->quality, &jpeg, &jpeg_bytes) < 0)
+				continue;
+			encode_usec = clock_mono_usec() - encode_start;
+		} else {
+			jpeg = frame.jpeg;
+			jpeg_bytes = frame.jpeg_bytes;
 		}
-		now = clock_mono_usec();
-		if (st->kind == SOURCE_PATTERN_REDBLUE)
-			pattern_redblue(rgb, st->width, st->height, now - start);
-		else
-			pattern_bars(rgb, st->width, st->height, frame_number, clock_wall_usec());
-		encode_start = clock_mono_usec();
-		if (encode_frame(enc, rgb, PIXEL_RGB24, st->width, st->height, st->quality, &jpeg,
-				 &jpeg_bytes) == 0 &&
-		    bus_publish(p->bus, jpeg, jpeg_bytes, st->width, st->height, clock_wall_usec(),
-				clock_mono_usec() - encode_start) == 0)
-			frame_number++;
-
-		/* A fixed schedule, not "interval after the last frame", so the
-		 * rate holds; after a stall (machine suspended, debugger) skip
-		 * ahead instead of bursting. */
-		next += interval;
-		now = clock_mono_usec();
-		if (next < now - interval)
-			next = now;
-		while (next > now && !atomic_load(&p->stopping)) {
-			sleep_until(next < now + PRODUCER_POLL_USEC ? next : now + PRODUCER_POLL_USEC);
-			now = clock_mono_usec();
-		}
+		if (bus_publish(p->bus, jpeg, jpeg_bytes, frame.width, frame.height,
+				clock_wall_usec(), encode_usec) < 0)
+			continue; /* too large: logged, the previous frame stays */
 	}
 out:
 	encode_close(enc);
-	free(rgb);
+	source_close(src);
 }
 
 static void *producer_main(void *arg)

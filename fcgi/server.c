@@ -2,6 +2,7 @@
 
 #include "clock.h"
 #include "http.h"
+#include "ingest.h"
 #include "log.h"
 #include "status.h"
 #include "viewer.h"
@@ -65,44 +66,53 @@ static const char *param(FCGX_Request *req, const char *name)
 	return v ? v : "";
 }
 
-static void handle_status(struct server *srv, FCGX_Request *req, int head_only)
+/* Answers status or metrics: the document is built in memory first, so
+ * that it goes out with its Content-Length. */
+static void handle_document(struct server *srv, FCGX_Request *req, enum route_kind kind,
+			    int head_only)
 {
 	struct status_process process = {
 		.started_mono_usec = srv->started_mono_usec,
 		.viewers = atomic_load(&srv->viewers),
 		.client_addr = param(req, "REMOTE_ADDR"),
 	};
-	char *json = NULL, head[256];
-	size_t json_bytes = 0;
+	char *doc = NULL, head[256];
+	size_t doc_bytes = 0;
+	FILE *f = open_memstream(&doc, &doc_bytes);
 	int n;
-	FILE *f = open_memstream(&json, &json_bytes);
 
 	if (!f) {
 		log_error("server: open_memstream: %s", strerror(errno));
 		viewer_error(req->out, 500, NULL, "out of memory");
 		return;
 	}
-	status_write_json(f, srv->streams, srv->settings, &process);
+	if (kind == ROUTE_STATUS)
+		status_write_json(f, srv->streams, srv->settings, &process);
+	else
+		status_write_metrics(f, srv->streams, &process);
 	if (fclose(f) != 0) {
-		log_error("server: status document: %s", strerror(errno));
+		log_error("server: building %s: %s", kind == ROUTE_STATUS ? "status" : "metrics",
+			  strerror(errno));
 		viewer_error(req->out, 500, NULL, "out of memory");
-		free(json);
+		free(doc);
 		return;
 	}
 	/* libfcgi's own printf knows no %zu: format here. */
 	n = snprintf(head, sizeof(head),
 		     "Status: 200 OK\r\n"
-		     "Content-Type: application/json\r\n"
+		     "Content-Type: %s\r\n"
 		     "Content-Length: %zu\r\n"
 		     "Cache-Control: no-store\r\n"
 		     "\r\n",
-		     json_bytes);
+		     kind == ROUTE_STATUS ? "application/json"
+					  : "text/plain; version=0.0.4; charset=utf-8",
+		     doc_bytes);
 	if (n < 0 || (size_t)n >= sizeof(head))
-		FATAL("status header overflow");
+		FATAL("document header overflow");
 	FCGX_PutStr(head, n, req->out);
 	if (!head_only)
-		FCGX_PutStr(json, (int)json_bytes, req->out);
-	free(json);
+		FCGX_PutStr(doc, (int)doc_bytes, req->out);
+	free(doc);
 }
 
 /* Admits a viewer to the process-wide and per-stream limits, or answers
@@ -155,12 +165,14 @@ static void handle(struct server *srv, FCGX_Request *req)
 		viewer_error(req->out, 404, NULL, "no such path");
 		return;
 	}
-	if (strcmp(method, "GET") != 0 && !head_only) {
-		viewer_error(req->out, 405, "Allow: GET, HEAD\r\n", "method %.16s not allowed here",
-			     method);
+	if (route.kind == ROUTE_INGEST ? strcmp(method, "POST") != 0
+				       : strcmp(method, "GET") != 0 && !head_only) {
+		viewer_error(req->out, 405,
+			     route.kind == ROUTE_INGEST ? "Allow: POST\r\n" : "Allow: GET, HEAD\r\n",
+			     "method %.16s not allowed here", method);
 		return;
 	}
-	if (route.kind != ROUTE_STATUS) {
+	if (route.kind != ROUTE_STATUS && route.kind != ROUTE_METRICS) {
 		st = streams_find(srv->streams, route.name);
 		if (!st) {
 			viewer_error(req->out, 404, NULL, "unknown stream '%s'", route.name);
@@ -173,7 +185,8 @@ static void handle(struct server *srv, FCGX_Request *req)
 	}
 	switch (route.kind) {
 	case ROUTE_STATUS:
-		handle_status(srv, req, head_only);
+	case ROUTE_METRICS:
+		handle_document(srv, req, route.kind, head_only);
 		break;
 	case ROUTE_SNAPSHOT:
 		viewer_snapshot(req->out, st, head_only);
@@ -183,6 +196,9 @@ static void handle(struct server *srv, FCGX_Request *req)
 			viewer_stream(req->out, st, &query, head_only, &srv->stopping);
 			viewer_release(srv, st);
 		}
+		break;
+	case ROUTE_INGEST:
+		ingest_handle(req, st, &query);
 		break;
 	case ROUTE_NONE:
 		break;

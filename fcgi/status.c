@@ -4,6 +4,8 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stddef.h>
+#include <string.h>
 
 void status_json_string(FILE *out, const char *s)
 {
@@ -70,4 +72,83 @@ void status_write_json(FILE *out, const struct stream_set *set, const struct set
 			(long long)(stats.last_publish_usec % USEC_PER_SEC));
 	}
 	fputs("]}\n", out);
+}
+
+/* One metric family over every stream: HELP, TYPE, then a sample per
+ * stream, the value picked from the stats by offset. */
+static void metric_family(FILE *out, const struct stream_set *set, const char *name,
+			  const char *type, const char *help, size_t offset)
+{
+	size_t i;
+
+	fprintf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+	for (i = 0; i < set->count; i++) {
+		struct bus_stats stats;
+		uint64_t value;
+
+		bus_stats(set->streams[i].bus, &stats);
+		if (offset == offsetof(struct bus_stats, viewers))
+			value = stats.viewers;
+		else
+			memcpy(&value, (const char *)&stats + offset, sizeof(value));
+		fprintf(out, "%s{stream=\"%s\"} %llu\n", name, set->streams[i].cfg->name,
+			(unsigned long long)value);
+	}
+}
+
+void status_write_metrics(FILE *out, const struct stream_set *set,
+			  const struct status_process *process)
+{
+	static const int64_t bounds[] = BUS_ENCODE_BOUNDS_USEC;
+	size_t i, b;
+
+	fprintf(out,
+		"# HELP mjpeg_uptime_seconds Seconds since this responder process started.\n"
+		"# TYPE mjpeg_uptime_seconds gauge\n"
+		"mjpeg_uptime_seconds %.3f\n"
+		"# HELP mjpeg_process_viewers Stream viewers served by this process.\n"
+		"# TYPE mjpeg_process_viewers gauge\n"
+		"mjpeg_process_viewers %d\n",
+		(double)(clock_mono_usec() - process->started_mono_usec) / USEC_PER_SEC,
+		process->viewers);
+	metric_family(out, set, "mjpeg_frames_published_total", "counter",
+		      "Frames published to the stream.", offsetof(struct bus_stats, frames_published));
+	metric_family(out, set, "mjpeg_frames_encoded_total", "counter",
+		      "Frames encoded to JPEG (pass-through sources encode none).",
+		      offsetof(struct bus_stats, frames_encoded));
+	metric_family(out, set, "mjpeg_frames_delivered_total", "counter",
+		      "Parts written to viewers, repeats included.",
+		      offsetof(struct bus_stats, frames_delivered));
+	metric_family(out, set, "mjpeg_frames_dropped_total", "counter",
+		      "Frames viewers skipped because newer ones were published first.",
+		      offsetof(struct bus_stats, frames_dropped));
+	metric_family(out, set, "mjpeg_bytes_sent_total", "counter",
+		      "JPEG bytes written to viewers.", offsetof(struct bus_stats, bytes_sent));
+	metric_family(out, set, "mjpeg_viewers", "gauge", "Viewers now, over all processes.",
+		      offsetof(struct bus_stats, viewers));
+
+	fputs("# HELP mjpeg_encode_seconds Time to encode one frame.\n"
+	      "# TYPE mjpeg_encode_seconds histogram\n",
+	      out);
+	for (i = 0; i < set->count; i++) {
+		const char *name = set->streams[i].cfg->name;
+		struct bus_stats stats;
+		uint64_t cumulative = 0;
+
+		bus_stats(set->streams[i].bus, &stats);
+		for (b = 0; b < BUS_ENCODE_BUCKETS; b++) {
+			cumulative += stats.encode_hist[b];
+			if (b < BUS_ENCODE_BUCKETS - 1)
+				fprintf(out, "mjpeg_encode_seconds_bucket{stream=\"%s\",le=\"%g\"} %llu\n",
+					name, (double)bounds[b] / USEC_PER_SEC,
+					(unsigned long long)cumulative);
+			else
+				fprintf(out, "mjpeg_encode_seconds_bucket{stream=\"%s\",le=\"+Inf\"} %llu\n",
+					name, (unsigned long long)cumulative);
+		}
+		fprintf(out, "mjpeg_encode_seconds_sum{stream=\"%s\"} %.6f\n", name,
+			(double)stats.encode_usec_total / USEC_PER_SEC);
+		fprintf(out, "mjpeg_encode_seconds_count{stream=\"%s\"} %llu\n", name,
+			(unsigned long long)stats.frames_encoded);
+	}
 }

@@ -18,6 +18,10 @@ struct status_process {
 void status_write_json(FILE *out, const struct stream_set *set, const struct settings *settings,
 		       const struct status_process *process);
 
+/* Writes the same counters in Prometheus text format (version 0.0.4). */
+void status_write_metrics(FILE *out, const struct stream_set *set,
+			  const struct status_process *process);
+
 /* Writes s as a JSON string literal, quotes included. */
 void status_json_string(FILE *out, const char *s);
 

@@ -58,6 +58,8 @@ struct stream *streams_find(const struct stream_set *set, const char *name)
 void stream_want(struct stream *stream)
 {
 	bus_demand(stream->bus);
+	if (stream->cfg->kind == SOURCE_INGEST)
+		return; /* fed by POST requests, not by a producer */
 	CHECK_ZERO(pthread_mutex_lock(&stream->producer_lock));
 	if (!stream->producer)
 		stream->producer = producer_start(stream->cfg, stream->settings, stream->bus);

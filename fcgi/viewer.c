@@ -198,6 +198,17 @@ void viewer_stream(FCGX_Stream *out, struct stream *stream, const struct query *
 		if (bus_latest(bus) > held && bus_read_latest(bus, spare) > 0) {
 			struct bus_frame *newer = spare;
 
+			/* Clients fix the picture size at the first part: on a
+			 * new size, end this response properly (the held frame
+			 * once more, then the closing boundary) and let the
+			 * client reconnect. */
+			if (newer->width != frame->width || newer->height != frame->height) {
+				log_info("viewer %s: picture size now %ux%u, ending the stream",
+					 stream->cfg->name, newer->width, newer->height);
+				send_part(out, frame, boundary, 1);
+				break;
+			}
+
 			spare = frame;
 			frame = newer;
 			skipped = frame->seq - held - 1;

@@ -1,0 +1,172 @@
+#include "ingest.h"
+
+#include "clock.h"
+#include "encode.h"
+#include "log.h"
+#include "viewer.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BEARER "Bearer "
+
+int ingest_token_matches(const char *authorization, const char *token)
+{
+	size_t presented_len, token_len = strlen(token), i;
+	unsigned char diff = 0;
+
+	if (strncmp(authorization, BEARER, strlen(BEARER)) != 0 || token_len == 0)
+		return 0;
+	authorization += strlen(BEARER);
+	presented_len = strlen(authorization);
+	/* Every byte of the token is compared whatever the presented value
+	 * holds, so the time taken tells nothing about how much matched. */
+	for (i = 0; i < token_len; i++)
+		diff |= (unsigned char)(token[i] ^ (i < presented_len ? authorization[i] : 0));
+	return diff == 0 && presented_len == token_len;
+}
+
+/* Reads the whole body, up to limit bytes.  Returns its size; -1 when the
+ * client sent less than CONTENT_LENGTH promised (gone); -2 when larger than
+ * limit. */
+static long read_body(FCGX_Request *req, unsigned char *buf, size_t limit)
+{
+	const char *length_text = FCGX_GetParam("CONTENT_LENGTH", req->envp);
+	long length = -1, used = 0;
+
+	if (length_text && *length_text &&
+	    http_parse_long(length_text, 0, (long)limit + 1, &length) < 0)
+		return -2; /* a number beyond limit, or not a number at all */
+	if (length > (long)limit)
+		return -2;
+	for (;;) {
+		/* Without a length (chunked upload) read to the end, one byte
+		 * past the limit to tell "exactly limit" from "too large". */
+		long want = length >= 0 ? length - used : (long)limit + 1 - used;
+		int got;
+
+		if (want <= 0)
+			break;
+		got = FCGX_GetStr((char *)buf + used, want > (1 << 30) ? (1 << 30) : (int)want,
+				  req->in);
+		if (got <= 0)
+			break;
+		used += got;
+	}
+	if (length >= 0 && used < length)
+		return -1;
+	if (used > (long)limit)
+		return -2;
+	return used;
+}
+
+void ingest_handle(FCGX_Request *req, struct stream *stream, const struct query *query)
+{
+	const struct stream_settings *st = stream->cfg;
+	const char *auth = FCGX_GetParam("HTTP_AUTHORIZATION", req->envp);
+	size_t limit = bus_frame_bytes_max(stream->bus), raw_bytes = 0;
+	unsigned char *body = NULL;
+	struct encoder *enc = NULL;
+	const unsigned char *jpeg;
+	size_t jpeg_bytes;
+	uint32_t width, height;
+	int64_t encode_usec = -1;
+	const char *why;
+	long got;
+
+	if (st->kind != SOURCE_INGEST) {
+		viewer_error(req->out, 403, NULL, "stream '%s' takes frames from %s, not from POST",
+			     st->name, st->source);
+		return;
+	}
+	if (!auth || !*auth) {
+		viewer_error(req->out, 401, "WWW-Authenticate: Bearer\r\n",
+			     "an Authorization: Bearer TOKEN header is required");
+		return;
+	}
+	if (!ingest_token_matches(auth, st->token)) {
+		log_warn("ingest %s: wrong token from %s", st->name,
+			 FCGX_GetParam("REMOTE_ADDR", req->envp) ? FCGX_GetParam("REMOTE_ADDR",
+										  req->envp)
+								  : "?");
+		viewer_error(req->out, 403, NULL, "wrong token for stream '%s'", st->name);
+		return;
+	}
+	if (query->raw) {
+		raw_bytes = (size_t)query->width * (size_t)query->height *
+			    encode_pixel_bytes(query->format);
+		limit = raw_bytes;
+	}
+	body = malloc(limit + 1);
+	if (!body) {
+		viewer_error(req->out, 500, NULL, "out of memory");
+		return;
+	}
+	got = read_body(req, body, limit);
+	if (got == -2) {
+		viewer_error(req->out, query->raw ? 415 : 413, NULL,
+			     query->raw ? "raw frame larger than %zu bytes (format x width x height)"
+					: "frame larger than frame_bytes_max (%zu bytes)",
+			     limit);
+		goto out;
+	}
+	if (got < 0)
+		goto out; /* the client left mid-body: nobody to answer */
+	if (query->raw) {
+		if ((size_t)got != raw_bytes) {
+			viewer_error(req->out, 415, NULL,
+				     "raw frame of %ldx%ld needs %zu bytes, got %ld", query->width,
+				     query->height, raw_bytes, got);
+			goto out;
+		}
+		enc = encode_open();
+		if (!enc) {
+			viewer_error(req->out, 500, NULL, "encoder unavailable");
+			goto out;
+		}
+		encode_usec = clock_mono_usec();
+		if (encode_frame(enc, body, query->format, (uint32_t)query->width,
+				 (uint32_t)query->height, st->quality, &jpeg, &jpeg_bytes) < 0) {
+			viewer_error(req->out, 500, NULL, "encoding failed");
+			goto out;
+		}
+		encode_usec = clock_mono_usec() - encode_usec;
+		width = (uint32_t)query->width;
+		height = (uint32_t)query->height;
+	} else {
+		if (encode_validate(body, (size_t)got, &width, &height, &why) < 0) {
+			viewer_error(req->out, 415, NULL, "%s", why);
+			goto out;
+		}
+		jpeg = body;
+		jpeg_bytes = (size_t)got;
+	}
+	if (jpeg_bytes > bus_frame_bytes_max(stream->bus)) {
+		viewer_error(req->out, 413, NULL, "encoded frame larger than frame_bytes_max (%zu)",
+			     bus_frame_bytes_max(stream->bus));
+		goto out;
+	}
+	if (bus_publish_shared(stream->bus, jpeg, jpeg_bytes, width, height, clock_wall_usec(),
+			       encode_usec) < 0) {
+		viewer_error(req->out, 500, NULL, "could not publish the frame");
+		goto out;
+	}
+	{
+		char head[256];
+		int n = snprintf(head, sizeof(head),
+				 "Status: 200 OK\r\n"
+				 "Content-Type: text/plain; charset=utf-8\r\n"
+				 "Cache-Control: no-store\r\n"
+				 "\r\n"
+				 "published frame %llu of stream '%s' (%ux%u, %zu bytes)\n",
+				 (unsigned long long)bus_latest(stream->bus), st->name, width, height,
+				 jpeg_bytes);
+
+		if (n > 0 && (size_t)n < sizeof(head))
+			FCGX_PutStr(head, n, req->out);
+	}
+out:
+	encode_close(enc);
+	free(body);
+}
