@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <unistd.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -43,8 +44,8 @@ void status_write_json(FILE *out, const struct stream_set *set, const struct set
 		MJPEG_FCGI_VERSION,
 		(double)(clock_mono_usec() - process->started_mono_usec) / USEC_PER_SEC);
 	status_json_string(out, process->client_addr ? process->client_addr : "");
-	fprintf(out, ",\"max_viewers\":%d,\"viewers\":%d,\"streams\":[", settings->max_viewers,
-		process->viewers);
+	fprintf(out, ",\"pid\":%ld,\"max_viewers\":%d,\"viewers\":%d,\"streams\":[",
+		(long)getpid(), settings->max_viewers, process->viewers);
 	for (i = 0; i < set->count; i++) {
 		const struct stream *st = &set->streams[i];
 		struct bus_stats stats;
