@@ -1,0 +1,138 @@
+"""The README's feeding snippets, run as written (only the port and the
+/tmp/ directory are replaced), against a stack started with the README's
+config blocks."""
+
+import io
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+from PIL import Image
+
+TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def snippets():
+    with open(os.path.join(TOP, "README.md")) as f:
+        text = f.read()
+    found = dict(re.findall(r"<!-- test: ([\w-]+) -->\n```\w*\n(.*?)```", text, re.S))
+    assert {"ingest-config", "ingest-python", "raw-config", "raw-ffmpeg", "mjpeg-config",
+            "mjpeg-ffmpeg", "opencv-config", "opencv-python"} <= set(found), found.keys()
+    return found
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def readme(tmp_path_factory):
+    tmp = str(tmp_path_factory.mktemp("readme")) + "/"
+    port = free_port()
+    blocks = {k: v.replace("/tmp/", tmp).replace("127.0.0.1:8080", "127.0.0.1:%d" % port)
+              for k, v in snippets().items()}
+    config = os.path.join(tmp, "frames.ini")
+    with open(config, "w") as f:
+        f.write("\n".join(blocks[k] for k in ("ingest-config", "raw-config", "mjpeg-config",
+                                               "opencv-config")))
+    # the FIFOs exist before the responder reads its config, as the
+    # snippets' own mkfifo lines make them
+    for name in ("testcard.fifo", "webcam.fifo", "plot.fifo"):
+        os.mkfifo(tmp + name)
+    r = subprocess.run(["make", "-s", "-C", TOP, "start", "PORT=%d" % port,
+                        "CONFIG=" + config], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    try:
+        yield port, blocks, tmp
+    finally:
+        subprocess.run(["make", "-s", "-C", TOP, "stop", "PORT=%d" % port],
+                       capture_output=True, timeout=60)
+
+
+def snapshot(port, name, timeout=10):
+    """The first snapshot of a stream that answers 200, as (size, centre RGB)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            # a stream request starts the stream's producer, as a viewer would
+            with urllib.request.urlopen("http://127.0.0.1:%d/snapshot/%s" % (port, name),
+                                        timeout=5) as r:
+                img = Image.open(io.BytesIO(r.read())).convert("RGB")
+                return img.size, img.getpixel((img.size[0] // 2, img.size[1] // 2))
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError("no frame on stream %s" % name)
+
+
+def run_snippet(code, shell, check):
+    if shell:
+        # the snippet's commands, each line as written, in one shell
+        proc = subprocess.Popen(["bash", "-c", code.replace("\\\n", " ")],
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+    else:
+        proc = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
+    try:
+        check()
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(10)
+
+
+def test_python_ingest_snippet_shows_red_and_blue(readme):
+    port, blocks, _ = readme
+
+    def check():
+        seen = set()
+        deadline = time.time() + 8
+        while time.time() < deadline and len(seen) < 2:
+            try:
+                size, (r, g, b) = snapshot(port, "cam", timeout=1)
+            except AssertionError:
+                continue
+            assert size == (256, 256)
+            if r > 200 and g < 60 and b < 60:
+                seen.add("red")
+            elif r < 60 and g < 60 and b > 200:
+                seen.add("blue")
+            time.sleep(0.2)
+        assert seen == {"red", "blue"}, seen
+
+    run_snippet(blocks["ingest-python"], False, check)
+
+
+def test_ffmpeg_raw_snippet(readme):
+    port, blocks, _ = readme
+    run_snippet(blocks["raw-ffmpeg"], True,
+                lambda: snapshot(port, "testcard")[0] == (640, 480) or pytest.fail("size"))
+
+
+def test_ffmpeg_mjpeg_snippet(readme):
+    port, blocks, _ = readme
+
+    def check():
+        assert snapshot(port, "webcam")[0] == (640, 480)
+
+    run_snippet(blocks["mjpeg-ffmpeg"], True, check)
+
+
+def test_opencv_snippet_red_is_red(readme):
+    port, blocks, _ = readme
+
+    def check():
+        size, (r, g, b) = snapshot(port, "plot")
+        assert size == (320, 240)
+        # the centre may fall on the white digits; sample a corner instead
+        with urllib.request.urlopen("http://127.0.0.1:%d/snapshot/plot" % port) as resp:
+            img = Image.open(io.BytesIO(resp.read())).convert("RGB")
+        r, g, b = img.getpixel((5, 5))
+        assert r > 200 and g < 60 and b < 60, (r, g, b)
+
+    run_snippet(blocks["opencv-python"], False, check)
