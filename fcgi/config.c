@@ -33,6 +33,8 @@ void config_defaults(struct settings *settings)
 	settings->keepalive_usec = KEEPALIVE_MS_DEFAULT * 1000LL;
 	settings->idle_usec = IDLE_SEC_DEFAULT * 1000000LL;
 	settings->first_frame_usec = FIRST_FRAME_MS_DEFAULT * 1000LL;
+	settings->stall_usec = STALL_MS_DEFAULT * 1000LL;
+	settings->ingest_usec = INGEST_MS_DEFAULT * 1000LL;
 	settings->frame_bytes_max = FRAME_BYTES_MAX_DEFAULT;
 	settings->log_level = 2;
 }
@@ -195,6 +197,14 @@ static const char *apply_server_key(struct settings *s, const char *key, const c
 		if (http_parse_long(value, 0, 60000, &n) < 0)
 			return "must be a whole number of milliseconds from 0 to 60000";
 		s->first_frame_usec = n * 1000;
+	} else if (strcmp(key, "stall_ms") == 0) {
+		if (http_parse_long(value, 100, 3600000, &n) < 0)
+			return "must be a whole number of milliseconds from 100 to 3600000";
+		s->stall_usec = n * 1000;
+	} else if (strcmp(key, "ingest_ms") == 0) {
+		if (http_parse_long(value, 100, 3600000, &n) < 0)
+			return "must be a whole number of milliseconds from 100 to 3600000";
+		s->ingest_usec = n * 1000;
 	} else if (strcmp(key, "frame_bytes_max") == 0) {
 		if (http_parse_long(value, 1024, FRAME_BYTES_MAX_LIMIT, &n) < 0)
 			return "must be a whole number of bytes from 1024 to 67108864";
@@ -336,6 +346,8 @@ static const struct option long_options[] = {
 	{ "idle-pause-s", required_argument, NULL, 'i' },
 	{ "first-frame-ms", required_argument, NULL, 'f' },
 	{ "frame-bytes-max", required_argument, NULL, 'F' },
+	{ "stall-ms", required_argument, NULL, 's' },
+	{ "ingest-ms", required_argument, NULL, 'I' },
 	{ "log-level", required_argument, NULL, 'L' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -363,6 +375,8 @@ void config_usage(const char *argv0)
 	       "  --idle-pause-s N       pause a producer after N s without viewers (default %d)\n"
 	       "  --first-frame-ms N     how long a snapshot waits for a first frame (default %d)\n"
 	       "  --frame-bytes-max N    largest JPEG frame in bytes (default %u)\n"
+	       "  --stall-ms N           drop a viewer that takes no bytes for N ms (default %d)\n"
+	       "  --ingest-ms N          an ingest body must arrive within N ms (default %d)\n"
 	       "  --log-level LEVEL      error, warn, info or debug (default info)\n"
 	       "  --help                 this text\n"
 	       "  --version              the version\n"
@@ -376,7 +390,7 @@ void config_usage(const char *argv0)
 	       "Endpoints: GET stream/NAME[?fps=N&frames=N], GET snapshot/NAME, GET status.\n",
 	       argv0, BUS_DIR_DEFAULT, MAX_VIEWERS_DEFAULT, REPEAT_MS_DEFAULT,
 	       KEEPALIVE_MS_DEFAULT, IDLE_SEC_DEFAULT, FIRST_FRAME_MS_DEFAULT,
-	       FRAME_BYTES_MAX_DEFAULT);
+	       FRAME_BYTES_MAX_DEFAULT, STALL_MS_DEFAULT, INGEST_MS_DEFAULT);
 }
 
 int config_from_args(struct settings *settings, int argc, char **argv)

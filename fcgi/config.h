@@ -49,6 +49,8 @@ struct settings {
 	int64_t keepalive_usec;     /* resend the newest frame at least this often */
 	int64_t idle_usec;          /* producer pauses after this long with no viewer */
 	int64_t first_frame_usec;   /* how long a snapshot waits for a first frame */
+	int64_t stall_usec;         /* a viewer that takes no bytes this long is dropped */
+	int64_t ingest_usec;        /* an ingest body must arrive within this */
 	size_t frame_bytes_max;     /* largest JPEG a stream carries */
 	int log_level;
 	size_t stream_count;
@@ -61,6 +63,8 @@ struct settings {
 #define KEEPALIVE_MS_DEFAULT 1000
 #define IDLE_SEC_DEFAULT 5
 #define FIRST_FRAME_MS_DEFAULT 2000
+#define STALL_MS_DEFAULT 10000
+#define INGEST_MS_DEFAULT 10000
 #define FRAME_BYTES_MAX_DEFAULT (4u << 20)
 #define FRAME_BYTES_MAX_LIMIT (64u << 20)
 #define FRAME_SIDE_MAX 8192

@@ -5,6 +5,7 @@
 #include "log.h"
 #include "viewer.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,7 +30,7 @@ int ingest_token_matches(const char *authorization, const char *token)
 
 /* Reads the whole body, up to limit bytes.  Returns its size; -1 when the
  * client sent less than CONTENT_LENGTH promised (gone); -2 when larger than
- * limit. */
+ * limit; -3 when it did not arrive within ingest_ms (SO_RCVTIMEO). */
 static long read_body(FCGX_Request *req, unsigned char *buf, size_t limit)
 {
 	const char *length_text = FCGX_GetParam("CONTENT_LENGTH", req->envp);
@@ -55,7 +56,7 @@ static long read_body(FCGX_Request *req, unsigned char *buf, size_t limit)
 		used += got;
 	}
 	if (length >= 0 && used < length)
-		return -1;
+		return FCGX_GetError(req->in) == EAGAIN ? -3 : -1;
 	if (used > (long)limit)
 		return -2;
 	return used;
@@ -109,6 +110,11 @@ void ingest_handle(FCGX_Request *req, struct stream *stream, const struct query 
 			     query->raw ? "raw frame larger than %zu bytes (format x width x height)"
 					: "frame larger than frame_bytes_max (%zu bytes)",
 			     limit);
+		goto out;
+	}
+	if (got == -3) {
+		viewer_error(req->out, 408, NULL, "the frame did not arrive within ingest_ms (%lld)",
+			     (long long)(stream->settings->ingest_usec / USEC_PER_MSEC));
 		goto out;
 	}
 	if (got < 0)

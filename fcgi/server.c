@@ -17,6 +17,8 @@
 #include <string.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 struct server {
@@ -240,6 +242,25 @@ static int accept_request(struct server *srv, FCGX_Request *req)
 	}
 }
 
+static void set_timeout(int fd, int option, int64_t usec)
+{
+	struct timeval tv = { .tv_sec = usec / USEC_PER_SEC, .tv_usec = usec % USEC_PER_SEC };
+
+	if (setsockopt(fd, SOL_SOCKET, option, &tv, sizeof(tv)) < 0)
+		log_warn("server: setsockopt(fd %d, %s): %s", fd,
+			 option == SO_SNDTIMEO ? "SO_SNDTIMEO" : "SO_RCVTIMEO", strerror(errno));
+}
+
+/* Bounds what one request can hold a thread for: a viewer whose writes make
+ * no progress for stall_usec (the client stopped reading, and the web
+ * server stopped taking bytes from us) fails its write and is dropped; an
+ * ingest body must arrive within ingest_usec. */
+static void set_timeouts(struct server *srv, int fd)
+{
+	set_timeout(fd, SO_SNDTIMEO, srv->settings->stall_usec);
+	set_timeout(fd, SO_RCVTIMEO, srv->settings->ingest_usec);
+}
+
 static void *worker_main(void *arg)
 {
 	struct server *srv = arg;
@@ -270,6 +291,7 @@ static void *worker_main(void *arg)
 			spawn_worker_locked(srv);
 		CHECK_ZERO(pthread_mutex_unlock(&srv->pool_lock));
 
+		set_timeouts(srv, req.ipcFd);
 		handle(srv, &req);
 		FCGX_Finish_r(&req);
 
