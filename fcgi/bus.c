@@ -290,8 +290,8 @@ int bus_publish(struct bus *bus, const void *jpeg, size_t bytes, uint32_t width,
 	struct bus_slot *slot;
 	uint64_t seq;
 
-	if (bytes > bus->frame_bytes_max) {
-		log_warn("bus: %s: frame of %zu bytes exceeds frame_bytes_max %zu, dropped",
+	if (bytes == 0 || bytes > bus->frame_bytes_max) {
+		log_warn("bus: %s: frame of %zu bytes outside 1..frame_bytes_max (%zu), dropped",
 			 bus->name, bytes, bus->frame_bytes_max);
 		return -1;
 	}

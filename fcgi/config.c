@@ -39,19 +39,6 @@ void config_defaults(struct settings *settings)
 	settings->log_level = 2;
 }
 
-static int parse_double(const char *text, double min, double max, double *out)
-{
-	char *end;
-	double v;
-
-	errno = 0;
-	v = strtod(text, &end);
-	if (errno || end == text || *end || !(v >= min && v <= max))
-		return -1;
-	*out = v;
-	return 0;
-}
-
 static int parse_size(const char *text, uint32_t *width, uint32_t *height)
 {
 	char w[16], *x = strchr(text, 'x');
@@ -245,7 +232,7 @@ static const char *apply_stream_key(struct stream_settings *st, const char *key,
 			return "must be 16 to 128 characters";
 		snprintf(st->token, sizeof(st->token), "%s", value);
 	} else if (strcmp(key, "fps") == 0) {
-		if (parse_double(value, 0.01, FPS_MAX, &st->fps) < 0)
+		if (http_parse_decimal(value, 0.01, FPS_MAX, &st->fps) < 0)
 			return "must be a number from 0.01 to 240";
 	} else if (strcmp(key, "quality") == 0) {
 		if (http_parse_long(value, 1, 100, &n) < 0)

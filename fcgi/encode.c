@@ -173,7 +173,9 @@ static tjhandle validate_handle(void)
 int encode_validate(const unsigned char *jpeg, size_t bytes, uint32_t *width,
 		    uint32_t *height, const char **why)
 {
-	int w, h, subsamp, colorspace;
+	/* A tables-only stream (no frame header) succeeds without setting
+	 * the size: zero means "no picture". */
+	int w = 0, h = 0, subsamp, colorspace;
 	tjhandle tj;
 
 	if (bytes < 4 || jpeg[0] != 0xFF || jpeg[1] != 0xD8) {
@@ -190,6 +192,10 @@ int encode_validate(const unsigned char *jpeg, size_t bytes, uint32_t *width,
 		return -1;
 	}
 	if (tjDecompressHeader3(tj, jpeg, bytes, &w, &h, &subsamp, &colorspace) < 0) {
+		/* TurboJPEG 2.1 leaves a decompressor that failed mid-header
+		 * unable to read the next JPEG: start afresh next time. */
+		tjDestroy(tj);
+		CHECK_ZERO(pthread_setspecific(validate_key, NULL));
 		*why = "undecodable JPEG header";
 		return -1;
 	}

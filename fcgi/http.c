@@ -26,6 +26,31 @@ int http_parse_long(const char *text, long min, long max, long *out)
 	return 0;
 }
 
+int http_parse_decimal(const char *text, double min, double max, double *out)
+{
+	const char *p;
+	int digits = 0, points = 0;
+	double v;
+
+	if (!text)
+		return -1;
+	for (p = text; *p; p++) {
+		if (*p >= '0' && *p <= '9')
+			digits++;
+		else if (*p == '.' && !points++)
+			continue;
+		else
+			return -1;
+	}
+	if (!digits || p - text > 32)
+		return -1;
+	v = strtod(text, NULL);
+	if (!(v >= min && v <= max))
+		return -1;
+	*out = v;
+	return 0;
+}
+
 /* Copies the n-th segment from the end of path (0: the last) into out.
  * Returns its length, or -1 if there is no such segment or it is too long. */
 static int segment_from_end(const char *path, int n, char *out, size_t size)
@@ -98,12 +123,7 @@ int http_parse_query(const char *query_string, enum route_kind kind, struct quer
 		if (strcmp(pair, "_") == 0)
 			continue; /* cache buster, as pages add to reconnect */
 		if (kind == ROUTE_STREAM && strcmp(pair, "fps") == 0) {
-			char *end;
-
-			errno = 0;
-			query->fps = value ? strtod(value, &end) : 0;
-			if (!value || !*value || errno || *end || !(query->fps >= 0.01 &&
-								   query->fps <= FPS_MAX)) {
+			if (http_parse_decimal(value, 0.01, FPS_MAX, &query->fps) < 0) {
 				snprintf(why, why_size,
 					 "parameter 'fps' must be a number from 0.01 to 240");
 				return -1;

@@ -38,6 +38,12 @@ struct query {
 int http_parse_long(const char *text, long min, long max, long *out)
 	__attribute__((warn_unused_result));
 
+/* Strict decimal number ("12", "0.5", "29.97") in [min, max]: digits with
+ * at most one point, nothing else (no sign, exponent, hex or spaces).
+ * 0 or -1. */
+int http_parse_decimal(const char *text, double min, double max, double *out)
+	__attribute__((warn_unused_result));
+
 /* Routes by the path's last segments, so the responder works wherever the
  * web server mounts it: ".../stream/NAME", ".../snapshot/NAME",
  * ".../status", ".../metrics", ".../ingest/NAME".  A stream path whose name is not valid routes to ROUTE_NONE. */

@@ -1,0 +1,802 @@
+/* Unit tests for fcgi/bus.c: the shared-memory frame bus.  Each test gets
+ * a fresh directory under /tmp as its bus_dir, removed afterwards. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "bus.h"
+#include "clock.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define FRAME_MAX 65536u
+#define STREAM "cam"
+/* how much earlier than its timeout a wait may return: clock granularity */
+#define EARLY_SLACK_USEC (3 * USEC_PER_MSEC)
+
+struct fixture {
+	char dir[PATH_MAX];
+	struct bus *bus;      /* opened by bus_setup, closed by teardown */
+	struct bus_frame frame;
+	_Atomic int cancel;   /* for bus_lock_producer; never set */
+};
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	if (!f)
+		return -1;
+	snprintf(f->dir, sizeof(f->dir), "/tmp/mjpeg-fcgi-test-bus-XXXXXX");
+	if (!mkdtemp(f->dir)) {
+		perror("mkdtemp");
+		free(f);
+		return -1;
+	}
+	f->frame.capacity = FRAME_MAX;
+	f->frame.jpeg = malloc(FRAME_MAX);
+	if (!f->frame.jpeg) {
+		free(f);
+		return -1;
+	}
+	*state = f;
+	return 0;
+}
+
+/* setup plus an open bus, not yet locked. */
+static int bus_setup(void **state)
+{
+	struct fixture *f;
+
+	if (setup(state) < 0)
+		return -1;
+	f = *state;
+	f->bus = bus_open(f->dir, STREAM, FRAME_MAX);
+	return f->bus ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	struct dirent *entry;
+	char path[PATH_MAX + 256];
+	DIR *dir;
+
+	bus_close(f->bus);
+	dir = opendir(f->dir);
+	if (dir) {
+		while ((entry = readdir(dir))) {
+			if (strcmp(entry->d_name, ".") == 0 || strcmp(entry->d_name, "..") == 0)
+				continue;
+			snprintf(path, sizeof(path), "%s/%s", f->dir, entry->d_name);
+			unlink(path);
+		}
+		closedir(dir);
+	}
+	rmdir(f->dir);
+	free(f->frame.jpeg);
+	free(f);
+	return 0;
+}
+
+static void lock_producer(struct fixture *f)
+{
+	assert_int_equal(bus_lock_producer(f->bus, &f->cancel), 0);
+}
+
+/* A frame whose bytes tell which it is: byte i is (i * 7 + tag). */
+static unsigned char *make_frame(size_t bytes, unsigned tag)
+{
+	unsigned char *buf = malloc(bytes ? bytes : 1);
+	size_t i;
+
+	assert_non_null(buf);
+	for (i = 0; i < bytes; i++)
+		buf[i] = (unsigned char)(i * 7 + tag);
+	return buf;
+}
+
+static void publish_tagged(struct bus *bus, size_t bytes, unsigned tag, int64_t publish_usec)
+{
+	unsigned char *buf = make_frame(bytes, tag);
+
+	assert_int_equal(bus_publish(bus, buf, bytes, 640, 480, publish_usec, 1000), 0);
+	free(buf);
+}
+
+static void assert_frame_is(const struct bus_frame *frame, size_t bytes, unsigned tag)
+{
+	unsigned char *expected = make_frame(bytes, tag);
+
+	assert_int_equal(frame->bytes, bytes);
+	assert_memory_equal(frame->jpeg, expected, bytes);
+	free(expected);
+}
+
+/* ---- opening ------------------------------------------------------------ */
+
+static void test_open_creates_file_0600(void **state)
+{
+	struct fixture *f = *state;
+	char path[PATH_MAX + 16];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/%s", f->dir, STREAM);
+	assert_int_equal(stat(path, &st), -1);
+	f->bus = bus_open(f->dir, STREAM, FRAME_MAX);
+	assert_non_null(f->bus);
+	assert_int_equal(stat(path, &st), 0);
+	assert_true(S_ISREG(st.st_mode));
+	assert_int_equal(st.st_mode & 07777, 0600);
+	/* room for the header and BUS_SLOTS frames of FRAME_MAX */
+	assert_true((size_t)st.st_size >= (size_t)BUS_SLOTS * FRAME_MAX);
+	assert_string_equal(bus_name(f->bus), STREAM);
+	assert_int_equal(bus_frame_bytes_max(f->bus), FRAME_MAX);
+}
+
+/* The bus directory itself is created when missing, private too. */
+static void test_open_creates_dir(void **state)
+{
+	struct fixture *f = *state;
+	char sub[PATH_MAX + 16];
+	struct stat st;
+	struct bus *bus;
+
+	snprintf(sub, sizeof(sub), "%s/sub", f->dir);
+	bus = bus_open(sub, STREAM, FRAME_MAX);
+	assert_non_null(bus);
+	assert_int_equal(stat(sub, &st), 0);
+	assert_true(S_ISDIR(st.st_mode));
+	assert_int_equal(st.st_mode & 0077, 0);
+	bus_close(bus);
+	snprintf(sub, sizeof(sub), "%s/sub/%s", f->dir, STREAM);
+	unlink(sub);
+	snprintf(sub, sizeof(sub), "%s/sub", f->dir);
+	rmdir(sub);
+}
+
+static void test_empty_bus_has_no_frame(void **state)
+{
+	struct fixture *f = *state;
+
+	assert_int_equal(bus_latest(f->bus), 0);
+	f->frame.seq = 0;
+	f->frame.bytes = 0;
+	assert_int_equal(bus_read_latest(f->bus, &f->frame), 0);
+	assert_int_equal(f->frame.seq, 0);
+	assert_int_equal(f->frame.bytes, 0);
+
+	/* locking alone publishes nothing */
+	lock_producer(f);
+	assert_int_equal(bus_latest(f->bus), 0);
+	assert_int_equal(bus_read_latest(f->bus, &f->frame), 0);
+}
+
+/* ---- publish and read --------------------------------------------------- */
+
+static void test_publish_reads_back_exact(void **state)
+{
+	struct fixture *f = *state;
+	unsigned char *jpeg = make_frame(12345, 3);
+
+	lock_producer(f);
+	assert_int_equal(bus_publish(f->bus, jpeg, 12345, 320, 200, 1767225600000042LL, 1500), 0);
+	assert_int_equal(bus_latest(f->bus), 1);
+	assert_int_equal(bus_read_latest(f->bus, &f->frame), 1);
+	assert_int_equal(f->frame.seq, 1);
+	assert_int_equal(f->frame.bytes, 12345);
+	assert_memory_equal(f->frame.jpeg, jpeg, 12345);
+	assert_int_equal(f->frame.width, 320);
+	assert_int_equal(f->frame.height, 200);
+	assert_int_equal(f->frame.publish_usec, 1767225600000042LL);
+
+	/* reading again gives the same frame */
+	memset(f->frame.jpeg, 0, FRAME_MAX);
+	assert_int_equal(bus_read_latest(f->bus, &f->frame), 1);
+	assert_int_equal(f->frame.seq, 1);
+	assert_memory_equal(f->frame.jpeg, jpeg, 12345);
+	free(jpeg);
+}
+
+static void test_publish_exactly_max(void **state)
+{
+	struct fixture *f = *state;
+
+	lock_producer(f);
+	publish_tagged(f->bus, FRAME_MAX, 9, 1);
+	assert_int_equal(bus_read_latest(f->bus, &f->frame), 1);
+	assert_frame_is(&f->frame, FRAME_MAX, 9);
+}
+
+static void test_publish_too_large_changes_nothing(void **state)
+{
+	struct fixture *f = *state;
+	unsigned char *big = make_frame(FRAME_MAX + 1, 5);
+	struct bus_stats before, after;
+
+	lock_producer(f);
+	publish_tagged(f->bus, 1000, 1, 111);
+	bus_stats(f->bus, &before);
+
+	assert_int_equal(bus_publish(f->bus, big, FRAME_MAX + 1, 999, 999, 222, 10), -1);
+
+	assert_int_equal(bus_latest(f->bus), 1);
+	bus_stats(f->bus, &after);
+	assert_memory_equal(&before, &after, sizeof(before));
+	assert_int_equal(bus_read_latest(f->bus, &f->frame), 1);
+	assert_int_equal(f->frame.seq, 1);
+	assert_int_equal(f->frame.publish_usec, 111);
+	assert_int_equal(f->frame.width, 640);
+	assert_frame_is(&f->frame, 1000, 1);
+	free(big);
+}
+
+static void test_ring_wrap(void **state)
+{
+	struct fixture *f = *state;
+	unsigned i;
+
+	lock_producer(f);
+	for (i = 1; i <= 10; i++)
+		publish_tagged(f->bus, 1000 + i * 100, i, (int64_t)i * 1000);
+	assert_int_equal(bus_latest(f->bus), 10);
+	assert_int_equal(bus_read_latest(f->bus, &f->frame), 1);
+	assert_int_equal(f->frame.seq, 10);
+	assert_int_equal(f->frame.publish_usec, 10000);
+	assert_frame_is(&f->frame, 2000, 10);
+}
+
+/* A buffer too small for the frame is an error, not an overflow. */
+static void test_read_into_small_buffer(void **state)
+{
+	struct fixture *f = *state;
+	unsigned char small[16 + 16];
+	struct bus_frame frame = { .jpeg = small, .capacity = 16 };
+
+	lock_producer(f);
+	publish_tagged(f->bus, 1000, 1, 1);
+	memset(small, 0xa5, sizeof(small));
+	assert_int_equal(bus_read_latest(f->bus, &frame), -1);
+	assert_int_equal(frame.seq, 0);
+	assert_int_equal(small[16], 0xa5);
+}
+
+/* ---- waiting ------------------------------------------------------------ */
+
+static void test_wait_newer_immediate(void **state)
+{
+	struct fixture *f = *state;
+	int64_t t0, dt;
+
+	lock_producer(f);
+	publish_tagged(f->bus, 100, 1, 1);
+	t0 = clock_mono_usec();
+	assert_int_equal(bus_wait_newer(f->bus, 0, 5 * USEC_PER_SEC), 1);
+	dt = clock_mono_usec() - t0;
+	assert_true(dt < 100 * USEC_PER_MSEC);
+}
+
+static void test_wait_newer_times_out(void **state)
+{
+	struct fixture *f = *state;
+	const int64_t timeout = 50 * USEC_PER_MSEC;
+	int64_t t0, dt;
+
+	lock_producer(f);
+	publish_tagged(f->bus, 100, 1, 1);
+	t0 = clock_mono_usec();
+	assert_int_equal(bus_wait_newer(f->bus, 1, timeout), 0);
+	dt = clock_mono_usec() - t0;
+	if (dt < timeout - EARLY_SLACK_USEC || dt > USEC_PER_SEC)
+		fail_msg("bus_wait_newer(timeout 50 ms) returned after %lld usec", (long long)dt);
+
+	/* on an empty bus as well */
+	t0 = clock_mono_usec();
+	assert_int_equal(bus_wait_newer(f->bus, 5, timeout), 0);
+	dt = clock_mono_usec() - t0;
+	if (dt < timeout - EARLY_SLACK_USEC || dt > USEC_PER_SEC)
+		fail_msg("bus_wait_newer(timeout 50 ms) returned after %lld usec", (long long)dt);
+}
+
+struct delayed {
+	struct bus *bus;
+	int64_t delay_usec;
+	int wake_only; /* bus_wake_all instead of a publish */
+};
+
+static void *delayed_publish(void *arg)
+{
+	struct delayed *d = arg;
+	static const unsigned char jpeg[4] = { 0xFF, 0xD8, 0xFF, 0xD9 };
+
+	clock_sleep_usec(d->delay_usec);
+	if (d->wake_only)
+		bus_wake_all(d->bus);
+	else if (bus_publish(d->bus, jpeg, sizeof(jpeg), 1, 1, 1, -1) != 0)
+		abort();
+	return NULL;
+}
+
+/* A publish from another thread ends the wait long before its timeout. */
+static void test_wait_newer_woken_by_publish(void **state)
+{
+	struct fixture *f = *state;
+	struct delayed d = { .bus = f->bus, .delay_usec = 30 * USEC_PER_MSEC };
+	pthread_t thread;
+	int64_t t0, dt;
+	int rc;
+
+	lock_producer(f);
+	t0 = clock_mono_usec();
+	assert_int_equal(pthread_create(&thread, NULL, delayed_publish, &d), 0);
+	rc = bus_wait_newer(f->bus, 0, 5 * USEC_PER_SEC);
+	dt = clock_mono_usec() - t0;
+	assert_int_equal(pthread_join(thread, NULL), 0);
+	assert_int_equal(rc, 1);
+	assert_true(dt < 2 * USEC_PER_SEC);
+	assert_int_equal(bus_latest(f->bus), 1);
+}
+
+static void test_wake_all_ends_wait(void **state)
+{
+	struct fixture *f = *state;
+	struct delayed d = { .bus = f->bus, .delay_usec = 30 * USEC_PER_MSEC, .wake_only = 1 };
+	pthread_t thread;
+	int64_t t0, dt;
+	int rc;
+
+	lock_producer(f);
+	t0 = clock_mono_usec();
+	assert_int_equal(pthread_create(&thread, NULL, delayed_publish, &d), 0);
+	rc = bus_wait_newer(f->bus, 0, 5 * USEC_PER_SEC);
+	dt = clock_mono_usec() - t0;
+	assert_int_equal(pthread_join(thread, NULL), 0);
+	assert_int_equal(rc, 0);
+	assert_true(dt < 2 * USEC_PER_SEC);
+}
+
+/* ---- sharing ------------------------------------------------------------ */
+
+static void test_second_open_shares_frames(void **state)
+{
+	struct fixture *f = *state;
+	struct bus *other;
+	struct bus_stats stats;
+
+	lock_producer(f);
+	publish_tagged(f->bus, 777, 4, 44);
+	other = bus_open(f->dir, STREAM, FRAME_MAX);
+	assert_non_null(other);
+	assert_int_equal(bus_latest(other), 1);
+	assert_int_equal(bus_read_latest(other, &f->frame), 1);
+	assert_int_equal(f->frame.seq, 1);
+	assert_int_equal(f->frame.publish_usec, 44);
+	assert_frame_is(&f->frame, 777, 4);
+
+	/* later publishes show up too, and so do counters the other way */
+	publish_tagged(f->bus, 888, 5, 55);
+	assert_int_equal(bus_latest(other), 2);
+	assert_int_equal(bus_read_latest(other, &f->frame), 1);
+	assert_int_equal(f->frame.seq, 2);
+	assert_frame_is(&f->frame, 888, 5);
+	bus_viewer_enter(other);
+	bus_stats(f->bus, &stats);
+	assert_int_equal(stats.viewers, 1);
+	assert_int_equal(stats.frames_published, 2);
+	bus_close(other);
+}
+
+/* Ingest: a stream without producer takes the lock per frame. */
+static void test_publish_shared(void **state)
+{
+	struct fixture *f = *state;
+	unsigned char *jpeg = make_frame(500, 6);
+	struct bus_stats stats;
+
+	assert_int_equal(bus_publish_shared(f->bus, jpeg, 500, 32, 16, 66, -1), 0);
+	assert_int_equal(bus_publish_shared(f->bus, jpeg, 500, 32, 16, 67, -1), 0);
+	assert_int_equal(bus_latest(f->bus), 2);
+	assert_int_equal(bus_read_latest(f->bus, &f->frame), 1);
+	assert_int_equal(f->frame.publish_usec, 67);
+	assert_int_equal(f->frame.width, 32);
+	assert_frame_is(&f->frame, 500, 6);
+	bus_stats(f->bus, &stats);
+	assert_int_equal(stats.frames_published, 2);
+	assert_int_equal(stats.frames_encoded, 0);
+	assert_int_equal(bus_publish_shared(f->bus, jpeg, FRAME_MAX + 1, 32, 16, 68, -1), -1);
+	assert_int_equal(bus_latest(f->bus), 2);
+	free(jpeg);
+}
+
+/* ---- counters ----------------------------------------------------------- */
+
+static void test_stats(void **state)
+{
+	struct fixture *f = *state;
+	static const unsigned char jpeg[100];
+	struct bus_stats stats;
+	size_t i;
+
+	bus_stats(f->bus, &stats);
+	assert_int_equal(stats.frames_published, 0);
+	assert_int_equal(stats.frames_encoded, 0);
+	assert_int_equal(stats.frames_delivered, 0);
+	assert_int_equal(stats.viewers, 0);
+	assert_int_equal(stats.producer_pid, 0);
+
+	lock_producer(f);
+	bus_stats(f->bus, &stats);
+	assert_int_equal(stats.producer_pid, getpid());
+
+	/* buckets: <=500, <=1000, <=2000, <=5000, ..., >50000 */
+	assert_int_equal(bus_publish(f->bus, jpeg, 100, 10, 20, 1000, 1500), 0);
+	assert_int_equal(bus_publish(f->bus, jpeg, 100, 10, 20, 2000, -1), 0);
+	assert_int_equal(bus_publish(f->bus, jpeg, 100, 10, 20, 3000, 0), 0);
+	assert_int_equal(bus_publish(f->bus, jpeg, 100, 30, 40, 4000, 100000), 0);
+	bus_stats(f->bus, &stats);
+	assert_int_equal(stats.frames_published, 4);
+	assert_int_equal(stats.frames_encoded, 3);
+	assert_int_equal(stats.encode_usec_total, 101500);
+	for (i = 0; i < BUS_ENCODE_BUCKETS; i++)
+		assert_int_equal(stats.encode_hist[i], i == 0 || i == 2 || i == 7 ? 1 : 0);
+	assert_int_equal(stats.width, 30);
+	assert_int_equal(stats.height, 40);
+	assert_int_equal(stats.last_publish_usec, 4000);
+
+	bus_count_delivered(f->bus, 1000, 0);
+	bus_count_delivered(f->bus, 500, 3);
+	bus_viewer_enter(f->bus);
+	bus_viewer_enter(f->bus);
+	bus_viewer_enter(f->bus);
+	bus_viewer_leave(f->bus);
+	bus_stats(f->bus, &stats);
+	assert_int_equal(stats.frames_delivered, 2);
+	assert_int_equal(stats.bytes_sent, 1500);
+	assert_int_equal(stats.frames_dropped, 3);
+	assert_int_equal(stats.viewers, 2);
+	bus_viewer_leave(f->bus);
+	bus_viewer_leave(f->bus);
+	bus_stats(f->bus, &stats);
+	assert_int_equal(stats.viewers, 0);
+}
+
+/* ---- demand ------------------------------------------------------------- */
+
+static void test_demand(void **state)
+{
+	struct fixture *f = *state;
+	int64_t t0, dt;
+
+	lock_producer(f);
+	/* nobody asked yet: the producer sleeps out its timeout */
+	t0 = clock_mono_usec();
+	assert_int_equal(bus_wait_demand(f->bus, USEC_PER_SEC, 50 * USEC_PER_MSEC), 0);
+	dt = clock_mono_usec() - t0;
+	assert_true(dt >= 50 * USEC_PER_MSEC - EARLY_SLACK_USEC);
+	/* a viewer wants frames: returns at once */
+	bus_demand(f->bus);
+	t0 = clock_mono_usec();
+	assert_int_equal(bus_wait_demand(f->bus, USEC_PER_SEC, 5 * USEC_PER_SEC), 1);
+	dt = clock_mono_usec() - t0;
+	assert_true(dt < 100 * USEC_PER_MSEC);
+}
+
+static void *delayed_demand(void *arg)
+{
+	clock_sleep_usec(50 * USEC_PER_MSEC);
+	bus_demand(arg);
+	return NULL;
+}
+
+static void test_demand_wakes_paused_producer(void **state)
+{
+	struct fixture *f = *state;
+	pthread_t thread;
+	int64_t t0, dt;
+	int rc;
+
+	lock_producer(f);
+	t0 = clock_mono_usec();
+	assert_int_equal(pthread_create(&thread, NULL, delayed_demand, f->bus), 0);
+	rc = bus_wait_demand(f->bus, USEC_PER_SEC, 5 * USEC_PER_SEC);
+	dt = clock_mono_usec() - t0;
+	assert_int_equal(pthread_join(thread, NULL), 0);
+	assert_int_equal(rc, 1);
+	assert_true(dt < 2 * USEC_PER_SEC);
+}
+
+/* ---- incompatible files ------------------------------------------------- */
+
+static void test_refuses_other_layout_version(void **state)
+{
+	struct fixture *f = *state;
+	char path[PATH_MAX + 16];
+	uint32_t words[4] = { BUS_MAGIC, 99, BUS_SLOTS, 0 };
+	uint64_t slot_bytes = FRAME_MAX;
+	FILE *file;
+
+	snprintf(path, sizeof(path), "%s/old", f->dir);
+	file = fopen(path, "wb");
+	assert_non_null(file);
+	assert_int_equal(fwrite(words, sizeof(words), 1, file), 1);
+	assert_int_equal(fwrite(&slot_bytes, sizeof(slot_bytes), 1, file), 1);
+	assert_int_equal(fclose(file), 0);
+
+	assert_null(bus_open(f->dir, "old", FRAME_MAX));
+
+	/* the same file with this build's version opens */
+	words[1] = BUS_VERSION;
+	file = fopen(path, "r+b");
+	assert_non_null(file);
+	assert_int_equal(fwrite(words, sizeof(words), 1, file), 1);
+	assert_int_equal(fclose(file), 0);
+	f->bus = bus_open(f->dir, "old", FRAME_MAX);
+	assert_non_null(f->bus);
+}
+
+static void test_refuses_other_frame_bytes_max(void **state)
+{
+	struct fixture *f = *state;
+	struct bus *other;
+
+	lock_producer(f); /* initialises the file's layout */
+	assert_null(bus_open(f->dir, STREAM, FRAME_MAX * 2));
+	assert_null(bus_open(f->dir, STREAM, FRAME_MAX / 2));
+	other = bus_open(f->dir, STREAM, FRAME_MAX);
+	assert_non_null(other);
+	bus_close(other);
+}
+
+/* ---- concurrency -------------------------------------------------------- */
+
+#define RACE_FRAME_MAX 16384u
+#define RACE_READERS 2
+#define RACE_USEC (300 * USEC_PER_MSEC)
+
+/* The length a frame of sequence number seq is published with. */
+static size_t race_bytes(uint64_t seq)
+{
+	return 1 + (size_t)((seq * 2654435761u) % RACE_FRAME_MAX);
+}
+
+struct race {
+	struct bus *bus;
+	_Atomic int stop;
+	_Atomic uint64_t published;
+};
+
+struct race_reader {
+	struct race *race;
+	uint64_t reads, empty, errors, torn, backwards;
+	uint64_t first_bad_seq;
+	char first_bad[160];
+};
+
+static void *race_producer(void *arg)
+{
+	struct race *race = arg;
+	unsigned char *buf = malloc(RACE_FRAME_MAX);
+	uint64_t seq = bus_latest(race->bus);
+
+	if (!buf)
+		abort();
+	while (!atomic_load(&race->stop)) {
+		size_t bytes;
+
+		seq++;
+		bytes = race_bytes(seq);
+		memset(buf, (int)(seq & 0xff), bytes);
+		/* width carries the low bits of seq, height the length, so
+		 * the metadata is checked for tearing as well */
+		if (bus_publish(race->bus, buf, bytes, (uint32_t)seq, (uint32_t)bytes,
+				(int64_t)seq * 1000, -1) != 0)
+			abort();
+		atomic_store(&race->published, seq);
+	}
+	free(buf);
+	return NULL;
+}
+
+static void *race_reader(void *arg)
+{
+	struct race_reader *r = arg;
+	struct bus_frame frame = { .capacity = RACE_FRAME_MAX };
+	uint64_t last = 0;
+
+	frame.jpeg = malloc(RACE_FRAME_MAX);
+	if (!frame.jpeg)
+		abort();
+	while (!atomic_load(&r->race->stop)) {
+		int rc = bus_read_latest(r->race->bus, &frame);
+		size_t i;
+		const char *bad = NULL;
+
+		if (rc < 0) {
+			r->errors++;
+			continue;
+		}
+		if (rc == 0) {
+			r->empty++;
+			continue;
+		}
+		r->reads++;
+		if (frame.seq < last)
+			r->backwards++;
+		last = frame.seq;
+		if (frame.bytes != race_bytes(frame.seq))
+			bad = "length";
+		else if (frame.width != (uint32_t)frame.seq || frame.height != frame.bytes ||
+			 frame.publish_usec != (int64_t)frame.seq * 1000)
+			bad = "metadata";
+		for (i = 0; !bad && i < frame.bytes; i++)
+			if (frame.jpeg[i] != (unsigned char)(frame.seq & 0xff))
+				bad = "content";
+		if (bad) {
+			if (!r->torn++) {
+				r->first_bad_seq = frame.seq;
+				snprintf(r->first_bad, sizeof(r->first_bad),
+					 "seq %llu: %s (bytes %zu, width %u, byte0 %u)",
+					 (unsigned long long)frame.seq, bad, frame.bytes,
+					 frame.width, frame.jpeg[0]);
+			}
+		}
+	}
+	free(frame.jpeg);
+	return NULL;
+}
+
+static void test_concurrent_readers_never_see_torn_frames(void **state)
+{
+	struct fixture *f = *state;
+	struct race race = { 0 };
+	struct race_reader readers[RACE_READERS];
+	pthread_t producer, threads[RACE_READERS];
+	int i;
+
+	f->bus = bus_open(f->dir, "race", RACE_FRAME_MAX);
+	assert_non_null(f->bus);
+	lock_producer(f);
+	race.bus = f->bus;
+	memset(readers, 0, sizeof(readers));
+
+	assert_int_equal(pthread_create(&producer, NULL, race_producer, &race), 0);
+	for (i = 0; i < RACE_READERS; i++) {
+		readers[i].race = &race;
+		assert_int_equal(pthread_create(&threads[i], NULL, race_reader, &readers[i]), 0);
+	}
+	clock_sleep_usec(RACE_USEC);
+	atomic_store(&race.stop, 1);
+	assert_int_equal(pthread_join(producer, NULL), 0);
+	for (i = 0; i < RACE_READERS; i++)
+		assert_int_equal(pthread_join(threads[i], NULL), 0);
+
+	print_message("published %llu frames\n", (unsigned long long)atomic_load(&race.published));
+	assert_true(atomic_load(&race.published) > 1000);
+	for (i = 0; i < RACE_READERS; i++) {
+		print_message("reader %d: %llu reads, %llu empty\n", i,
+			      (unsigned long long)readers[i].reads,
+			      (unsigned long long)readers[i].empty);
+		if (readers[i].torn)
+			fail_msg("reader %d got %llu torn frames, first %s", i,
+				 (unsigned long long)readers[i].torn, readers[i].first_bad);
+		assert_int_equal(readers[i].errors, 0);
+		assert_int_equal(readers[i].backwards, 0);
+		assert_true(readers[i].reads > 1000);
+	}
+}
+
+/* ---- across processes --------------------------------------------------- */
+
+enum child_exit {
+	CHILD_OK = 0,
+	CHILD_OPEN_FAILED = 10,
+	CHILD_NOT_WOKEN = 11,
+	CHILD_WOKEN_LATE = 12,
+	CHILD_READ_FAILED = 13,
+	CHILD_WRONG_FRAME = 14,
+};
+
+/* The child: waits for a frame the parent publishes.  Reports by exit
+ * status only: no cmocka in a forked child. */
+static void child_wait_for_frame(const char *dir, int ready_fd)
+{
+	struct bus_frame frame = { .capacity = FRAME_MAX };
+	unsigned char *expected = make_frame(4321, 8);
+	struct bus *bus;
+	int64_t t0, dt;
+	int rc;
+
+	frame.jpeg = malloc(FRAME_MAX);
+	bus = bus_open(dir, STREAM, FRAME_MAX);
+	if (!bus || !frame.jpeg)
+		_exit(CHILD_OPEN_FAILED);
+	if (write(ready_fd, "r", 1) != 1)
+		_exit(CHILD_OPEN_FAILED);
+	t0 = clock_mono_usec();
+	rc = bus_wait_newer(bus, 0, 10 * USEC_PER_SEC);
+	dt = clock_mono_usec() - t0;
+	if (rc != 1)
+		_exit(CHILD_NOT_WOKEN);
+	/* a wake by futex, not by timeout */
+	if (dt > 5 * USEC_PER_SEC)
+		_exit(CHILD_WOKEN_LATE);
+	if (bus_read_latest(bus, &frame) != 1 || frame.seq != 1)
+		_exit(CHILD_READ_FAILED);
+	if (frame.bytes != 4321 || memcmp(frame.jpeg, expected, 4321) != 0 ||
+	    frame.publish_usec != 77)
+		_exit(CHILD_WRONG_FRAME);
+	_exit(CHILD_OK);
+}
+
+static void test_cross_process_wake(void **state)
+{
+	struct fixture *f = *state;
+	int pipe_fds[2], status;
+	char ready;
+	pid_t pid;
+
+	lock_producer(f);
+	assert_int_equal(pipe(pipe_fds), 0);
+	fflush(NULL);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(pipe_fds[0]);
+		child_wait_for_frame(f->dir, pipe_fds[1]);
+	}
+	close(pipe_fds[1]);
+	assert_int_equal(read(pipe_fds[0], &ready, 1), 1);
+	close(pipe_fds[0]);
+	/* give the child time to be asleep in the futex */
+	clock_sleep_usec(100 * USEC_PER_MSEC);
+	publish_tagged(f->bus, 4321, 8, 77);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	if (WEXITSTATUS(status) != CHILD_OK)
+		fail_msg("child exited with %d (see enum child_exit)", WEXITSTATUS(status));
+}
+
+#define BUS_TEST(fn) cmocka_unit_test_setup_teardown(fn, bus_setup, teardown)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_open_creates_file_0600, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_open_creates_dir, setup, teardown),
+		BUS_TEST(test_empty_bus_has_no_frame),
+		BUS_TEST(test_publish_reads_back_exact),
+		BUS_TEST(test_publish_exactly_max),
+		BUS_TEST(test_publish_too_large_changes_nothing),
+		BUS_TEST(test_ring_wrap),
+		BUS_TEST(test_read_into_small_buffer),
+		BUS_TEST(test_wait_newer_immediate),
+		BUS_TEST(test_wait_newer_times_out),
+		BUS_TEST(test_wait_newer_woken_by_publish),
+		BUS_TEST(test_wake_all_ends_wait),
+		BUS_TEST(test_second_open_shares_frames),
+		BUS_TEST(test_publish_shared),
+		BUS_TEST(test_stats),
+		BUS_TEST(test_demand),
+		BUS_TEST(test_demand_wakes_paused_producer),
+		cmocka_unit_test_setup_teardown(test_refuses_other_layout_version, setup, teardown),
+		BUS_TEST(test_refuses_other_frame_bytes_max),
+		cmocka_unit_test_setup_teardown(test_concurrent_readers_never_see_torn_frames, setup,
+						teardown),
+		BUS_TEST(test_cross_process_wake),
+	};
+
+	return cmocka_run_group_tests_name("bus", tests, NULL, NULL);
+}

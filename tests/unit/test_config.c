@@ -1,0 +1,445 @@
+/* Unit tests for fcgi/config.c: defaults, the INI file, the command line,
+ * and how they override each other. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "config.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* A temp directory holding the INI file under test and the captured
+ * stderr; struct settings is large (PATH_MAX buffers per stream), so it
+ * lives on the heap too. */
+struct fixture {
+	char dir[64];
+	char ini[128];
+	char err[128];
+	struct settings settings;
+};
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	if (!f)
+		return -1;
+	snprintf(f->dir, sizeof(f->dir), "/tmp/mjpeg-fcgi-test-config-XXXXXX");
+	if (!mkdtemp(f->dir)) {
+		free(f);
+		return -1;
+	}
+	snprintf(f->ini, sizeof(f->ini), "%s/test.ini", f->dir);
+	snprintf(f->err, sizeof(f->err), "%s/stderr", f->dir);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	unlink(f->ini);
+	unlink(f->err);
+	rmdir(f->dir);
+	free(f);
+	return 0;
+}
+
+static void write_ini(const struct fixture *f, const char *text)
+{
+	FILE *file = fopen(f->ini, "w");
+
+	assert_non_null(file);
+	assert_int_equal(fputs(text, file) >= 0, 1);
+	assert_int_equal(fclose(file), 0);
+}
+
+/* Runs config_from_args on a NULL-terminated list of arguments (after the
+ * program name). */
+static int from_args(struct settings *settings, const char *const *args)
+{
+	char *argv[32];
+	int argc = 0;
+
+	argv[argc++] = (char *)"mjpeg-fcgi";
+	while (*args && argc < 31)
+		argv[argc++] = (char *)*args++;
+	argv[argc] = NULL;
+	return config_from_args(settings, argc, argv);
+}
+
+/* stderr into a file while a call runs, to check what it reports. */
+static int stderr_saved = -1;
+
+static void capture_stderr(const struct fixture *f)
+{
+	int fd = open(f->err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+	assert_true(fd >= 0);
+	fflush(stderr);
+	stderr_saved = dup(STDERR_FILENO);
+	assert_true(stderr_saved >= 0);
+	assert_true(dup2(fd, STDERR_FILENO) >= 0);
+	close(fd);
+}
+
+/* Restores stderr and returns what was written (static buffer). */
+static const char *captured_stderr(const struct fixture *f)
+{
+	static char text[4096];
+	FILE *file;
+	size_t n;
+
+	fflush(stderr);
+	assert_true(dup2(stderr_saved, STDERR_FILENO) >= 0);
+	close(stderr_saved);
+	stderr_saved = -1;
+	file = fopen(f->err, "r");
+	assert_non_null(file);
+	n = fread(text, 1, sizeof(text) - 1, file);
+	text[n] = '\0';
+	fclose(file);
+	return text;
+}
+
+/* Loads ini_text and expects -1 with a message naming FILE:line and
+ * needle. */
+static void assert_file_refused(struct fixture *f, const char *ini_text, int line,
+				const char *needle)
+{
+	char where[256];
+	const char *err;
+	int rc;
+
+	write_ini(f, ini_text);
+	config_defaults(&f->settings);
+	capture_stderr(f);
+	rc = config_load_file(&f->settings, f->ini);
+	err = captured_stderr(f);
+	if (rc != -1)
+		fail_msg("config_load_file accepted:\n%s", ini_text);
+	if (line > 0) {
+		snprintf(where, sizeof(where), "%s:%d:", f->ini, line);
+		if (!strstr(err, where))
+			fail_msg("message \"%s\" does not name %s", err, where);
+	} else if (!strstr(err, f->ini)) {
+		fail_msg("message \"%s\" does not name %s", err, f->ini);
+	}
+	if (!strstr(err, needle))
+		fail_msg("message \"%s\" does not name %s", err, needle);
+}
+
+/* ---- names -------------------------------------------------------------- */
+
+static void test_stream_name_valid(void **state)
+{
+	char name[80];
+
+	(void)state;
+	assert_true(config_stream_name_valid("demo"));
+	assert_true(config_stream_name_valid("a"));
+	assert_true(config_stream_name_valid("Cam_01-front"));
+	assert_true(config_stream_name_valid("0"));
+	assert_true(config_stream_name_valid("-"));
+	assert_false(config_stream_name_valid(""));
+	assert_false(config_stream_name_valid("."));
+	assert_false(config_stream_name_valid(".."));
+	assert_false(config_stream_name_valid("a/b"));
+	assert_false(config_stream_name_valid("a.b"));
+	assert_false(config_stream_name_valid("a b"));
+	assert_false(config_stream_name_valid("caf\xc3\xa9"));
+	assert_false(config_stream_name_valid("demo\n"));
+	assert_false(config_stream_name_valid("a%2f"));
+	memset(name, 'x', 64);
+	name[64] = '\0';
+	assert_true(config_stream_name_valid(name));
+	name[64] = 'x';
+	name[65] = '\0';
+	assert_false(config_stream_name_valid(name));
+}
+
+/* ---- the command line --------------------------------------------------- */
+
+static void test_no_args_gives_default_streams(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const args[] = { NULL };
+	const struct stream_settings *demo, *bars;
+
+	assert_int_equal(from_args(&f->settings, args), 0);
+	assert_int_equal(f->settings.stream_count, 2);
+	demo = config_find_stream(&f->settings, "demo");
+	bars = config_find_stream(&f->settings, "bars");
+	assert_non_null(demo);
+	assert_non_null(bars);
+	assert_null(config_find_stream(&f->settings, "cam"));
+
+	assert_string_equal(demo->source, "pattern:redblue");
+	assert_int_equal(demo->kind, SOURCE_PATTERN_REDBLUE);
+	assert_int_equal(demo->width, 256);
+	assert_int_equal(demo->height, 256);
+	assert_true(demo->fps == 1.0);
+	assert_int_equal(demo->quality, ENCODE_QUALITY_DEFAULT);
+
+	assert_string_equal(bars->source, "pattern:bars");
+	assert_int_equal(bars->kind, SOURCE_PATTERN_BARS);
+	assert_int_equal(bars->width, 640);
+	assert_int_equal(bars->height, 480);
+	assert_true(bars->fps == 30.0);
+
+	assert_int_equal(f->settings.max_viewers, MAX_VIEWERS_DEFAULT);
+	assert_int_equal(f->settings.workers, 1);
+	assert_string_equal(f->settings.bus_dir, BUS_DIR_DEFAULT);
+	assert_int_equal(f->settings.frame_bytes_max, FRAME_BYTES_MAX_DEFAULT);
+	assert_int_equal(f->settings.repeat_usec, REPEAT_MS_DEFAULT * 1000LL);
+	assert_string_equal(f->settings.listen, "");
+	assert_string_equal(f->settings.config_path, "");
+}
+
+static void test_args_applied(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const args[] = { "--max-viewers", "7",
+					    "--bus-dir=/tmp/elsewhere",
+					    "--repeat-ms", "300",
+					    "--frame-bytes-max", "1048576",
+					    "--log-level", "debug",
+					    NULL };
+
+	assert_int_equal(from_args(&f->settings, args), 0);
+	assert_int_equal(f->settings.max_viewers, 7);
+	assert_string_equal(f->settings.bus_dir, "/tmp/elsewhere");
+	assert_int_equal(f->settings.repeat_usec, 300000);
+	assert_int_equal(f->settings.frame_bytes_max, 1048576);
+	assert_int_equal(f->settings.log_level, 3);
+	/* streams still the defaults */
+	assert_int_equal(f->settings.stream_count, 2);
+}
+
+static void test_bad_args(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const bad[][3] = {
+		{ "--max-viewers", "0", NULL },
+		{ "--max-viewers", "100001", NULL },
+		{ "--max-viewers", "seven", NULL },
+		{ "--max-viewers", " 7", NULL },
+		{ "--max-viewers", "7x", NULL },
+		{ "--workers", "65", NULL },
+		{ "--repeat-ms", "5", NULL },
+		{ "--frame-bytes-max", "1023", NULL },
+		{ "--log-level", "loud", NULL },
+		{ "--bus-dir", "", NULL },
+		{ "--no-such-option", NULL, NULL },
+		{ "stray-argument", NULL, NULL },
+		{ "--max-viewers", NULL, NULL },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int rc;
+
+		capture_stderr(f);
+		rc = from_args(&f->settings, bad[i]);
+		captured_stderr(f);
+		if (rc != -1)
+			fail_msg("config_from_args(%s %s) returned %d", bad[i][0],
+				 bad[i][1] ? bad[i][1] : "", rc);
+	}
+}
+
+static void test_help_and_version(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const help[] = { "--help", NULL };
+	static const char *const version[] = { "--version", NULL };
+	int saved = dup(STDOUT_FILENO), null = open("/dev/null", O_WRONLY);
+	int rc_help, rc_version;
+
+	assert_true(saved >= 0 && null >= 0);
+	fflush(stdout);
+	dup2(null, STDOUT_FILENO);
+	rc_help = from_args(&f->settings, help);
+	rc_version = from_args(&f->settings, version);
+	fflush(stdout);
+	dup2(saved, STDOUT_FILENO);
+	close(saved);
+	close(null);
+	assert_int_equal(rc_help, 1);
+	assert_int_equal(rc_version, 1);
+}
+
+/* ---- the INI file ------------------------------------------------------- */
+
+static const char good_ini[] = "; a comment\n"
+			       "[server]\n"
+			       "max_viewers = 42\n"
+			       "repeat_ms = 250\n"
+			       "bus_dir = /tmp/mjpeg-test-bus\n"
+			       "workers = 3\n"
+			       "\n"
+			       "[stream cam]\n"
+			       "source = pattern:bars\n"
+			       "size = 320x240\n"
+			       "fps = 12.5\n"
+			       "quality = 70\n"
+			       "max_viewers = 5\n";
+
+static void test_file_values_applied(void **state)
+{
+	struct fixture *f = *state;
+	const struct stream_settings *cam;
+
+	write_ini(f, good_ini);
+	config_defaults(&f->settings);
+	assert_int_equal(config_load_file(&f->settings, f->ini), 0);
+	assert_int_equal(f->settings.max_viewers, 42);
+	assert_int_equal(f->settings.repeat_usec, 250000);
+	assert_int_equal(f->settings.workers, 3);
+	assert_string_equal(f->settings.bus_dir, "/tmp/mjpeg-test-bus");
+	assert_string_equal(f->settings.config_path, f->ini);
+	/* untouched keys keep their defaults */
+	assert_int_equal(f->settings.keepalive_usec, KEEPALIVE_MS_DEFAULT * 1000LL);
+
+	assert_int_equal(f->settings.stream_count, 1);
+	cam = config_find_stream(&f->settings, "cam");
+	assert_non_null(cam);
+	assert_string_equal(cam->name, "cam");
+	assert_string_equal(cam->source, "pattern:bars");
+	assert_int_equal(cam->kind, SOURCE_PATTERN_BARS);
+	assert_int_equal(cam->width, 320);
+	assert_int_equal(cam->height, 240);
+	assert_true(cam->fps == 12.5);
+	assert_int_equal(cam->quality, 70);
+	assert_int_equal(cam->max_viewers, 5);
+}
+
+static void test_file_streams_replace_defaults(void **state)
+{
+	struct fixture *f = *state;
+	const char *args[] = { "--config", f->ini, NULL };
+
+	write_ini(f, good_ini);
+	assert_int_equal(from_args(&f->settings, args), 0);
+	assert_int_equal(f->settings.stream_count, 1);
+	assert_non_null(config_find_stream(&f->settings, "cam"));
+	assert_null(config_find_stream(&f->settings, "demo"));
+	assert_null(config_find_stream(&f->settings, "bars"));
+	assert_int_equal(f->settings.max_viewers, 42);
+}
+
+/* A stream given only its source gets the defaults for that source. */
+static void test_file_stream_defaults(void **state)
+{
+	struct fixture *f = *state;
+	const struct stream_settings *a, *b;
+
+	write_ini(f, "[stream a]\nsource = pattern:redblue\n"
+		     "[stream b]\nsource = pattern:bars\n");
+	config_defaults(&f->settings);
+	assert_int_equal(config_load_file(&f->settings, f->ini), 0);
+	assert_int_equal(f->settings.stream_count, 2);
+	a = config_find_stream(&f->settings, "a");
+	b = config_find_stream(&f->settings, "b");
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_int_equal(a->width, 256);
+	assert_int_equal(a->height, 256);
+	assert_true(a->fps == 1.0);
+	assert_int_equal(b->width, 640);
+	assert_int_equal(b->height, 480);
+	assert_true(b->fps == 30.0);
+	assert_int_equal(b->quality, ENCODE_QUALITY_DEFAULT);
+}
+
+static void test_command_line_overrides_file(void **state)
+{
+	struct fixture *f = *state;
+	/* the option before --config wins all the same */
+	const char *args[] = { "--max-viewers", "9", "--config", f->ini, "--workers", "2", NULL };
+
+	write_ini(f, good_ini);
+	assert_int_equal(from_args(&f->settings, args), 0);
+	assert_int_equal(f->settings.max_viewers, 9);
+	assert_int_equal(f->settings.workers, 2);
+	/* what the command line left alone comes from the file */
+	assert_int_equal(f->settings.repeat_usec, 250000);
+	assert_string_equal(f->settings.bus_dir, "/tmp/mjpeg-test-bus");
+}
+
+static void test_missing_file(void **state)
+{
+	struct fixture *f = *state;
+	const char *err;
+	int rc;
+
+	config_defaults(&f->settings);
+	capture_stderr(f);
+	rc = config_load_file(&f->settings, f->ini); /* not written */
+	err = captured_stderr(f);
+	assert_int_equal(rc, -1);
+	assert_non_null(strstr(err, f->ini));
+}
+
+static void test_file_errors(void **state)
+{
+	struct fixture *f = *state;
+
+	assert_file_refused(f, "[server]\nmax_viewers = 3\ncolour = blue\n", 3, "colour");
+	assert_file_refused(f, "[server]\n\n[camera]\nsource = pattern:bars\n", 4, "camera");
+	assert_file_refused(f, "[stream cam]\nsource = pattern:bars\nsize = 10x\n", 3, "size");
+	assert_file_refused(f, "[stream cam]\nsource = pattern:bars\nsize = x10\n", 3, "size");
+	assert_file_refused(f, "[stream cam]\nsource = pattern:bars\nsize = 8193x10\n", 3,
+			    "size");
+	assert_file_refused(f, "[stream cam]\nsource = pattern:bars\nfps = 0\n", 3, "fps");
+	assert_file_refused(f, "[stream cam]\nsource = pattern:bars\nfps = fast\n", 3, "fps");
+	assert_file_refused(f, "[stream cam]\nsource = pattern:bars\nfps = 241\n", 3, "fps");
+	assert_file_refused(f, "[stream cam]\nsource = pattern:bars\nfps = 5x\n", 3, "fps");
+	assert_file_refused(f, "[stream cam]\nsource = pattern:bars\nquality = 101\n", 3,
+			    "quality");
+	assert_file_refused(f, "[stream cam]\nsource = pattern:bars\nsparkle = 1\n", 3,
+			    "sparkle");
+	assert_file_refused(f, "[stream cam]\nsource = webcam\n", 2, "source");
+	assert_file_refused(f, "[stream bad.name]\nsource = pattern:bars\n", 2, "bad.name");
+	assert_file_refused(f, "[stream ]\nsource = pattern:bars\n", 2, "source");
+	assert_file_refused(f, "[server]\nmax_viewers = 0\n", 2, "max_viewers");
+}
+
+/* A stream without a source is refused as a whole, naming the stream. */
+static void test_file_stream_without_source(void **state)
+{
+	struct fixture *f = *state;
+
+	assert_file_refused(f, "[stream cam]\nfps = 5\n", 0, "cam");
+	assert_file_refused(f, "[stream cam]\nfps = 5\n", 0, "source");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_stream_name_valid),
+		cmocka_unit_test_setup_teardown(test_no_args_gives_default_streams, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_args_applied, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_args, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_help_and_version, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_file_values_applied, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_file_streams_replace_defaults, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_file_stream_defaults, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_command_line_overrides_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_file_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_file_stream_without_source, setup, teardown),
+	};
+
+	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
+}

@@ -1,0 +1,446 @@
+/* Unit tests for fcgi/http.c: strict integers, routing by path, query
+ * parsing, reason phrases and CGI error responses. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "http.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+/* A value http_parse_long never produces in these tests: proves a
+ * rejected input leaves *out alone. */
+#define UNTOUCHED 424242L
+
+/* ---- http_parse_long ---------------------------------------------------- */
+
+static void assert_long_ok(const char *text, long min, long max, long expected)
+{
+	long out = UNTOUCHED;
+
+	if (http_parse_long(text, min, max, &out) != 0)
+		fail_msg("http_parse_long(\"%s\", %ld, %ld) rejected", text, min, max);
+	assert_int_equal(out, expected);
+}
+
+static void assert_long_bad(const char *text, long min, long max)
+{
+	long out = UNTOUCHED;
+
+	if (http_parse_long(text, min, max, &out) != -1)
+		fail_msg("http_parse_long(\"%s\", %ld, %ld) accepted as %ld", text ? text : "(null)",
+			 min, max, out);
+	assert_int_equal(out, UNTOUCHED);
+}
+
+static void test_parse_long_valid(void **state)
+{
+	(void)state;
+	assert_long_ok("0", 0, 10, 0);
+	assert_long_ok("7", 0, 10, 7);
+	assert_long_ok("1000000", 1, 1000000000L, 1000000);
+	assert_long_ok("007", 0, 10, 7);
+	assert_long_ok("-5", -10, 10, -5);
+	assert_long_ok("9223372036854775807", 0, LONG_MAX, LONG_MAX);
+	assert_long_ok("-9223372036854775808", LONG_MIN, 0, LONG_MIN);
+}
+
+static void test_parse_long_rejects_spaces_and_signs(void **state)
+{
+	(void)state;
+	assert_long_bad(" 5", 0, 10);
+	assert_long_bad("\t5", 0, 10);
+	assert_long_bad(" -5", -10, 10);
+	assert_long_bad("+5", 0, 10);
+	assert_long_bad("-+5", -10, 10);
+	assert_long_bad("--5", -10, 10);
+	assert_long_bad("-", -10, 10);
+	assert_long_bad("", 0, 10);
+	assert_long_bad(NULL, 0, 10);
+}
+
+static void test_parse_long_rejects_trailing_junk(void **state)
+{
+	(void)state;
+	assert_long_bad("5 ", 0, 10);
+	assert_long_bad("5\n", 0, 10);
+	assert_long_bad("5a", 0, 10);
+	assert_long_bad("0x10", 0, 100);
+	assert_long_bad("1.0", 0, 10);
+	assert_long_bad("1e3", 0, 10000);
+}
+
+static void test_parse_long_rejects_overflow(void **state)
+{
+	(void)state;
+	assert_long_bad("9223372036854775808", 0, LONG_MAX);
+	assert_long_bad("-9223372036854775809", LONG_MIN, 0);
+	assert_long_bad("99999999999999999999999", LONG_MIN, LONG_MAX);
+}
+
+static void test_parse_long_bounds_inclusive(void **state)
+{
+	(void)state;
+	assert_long_ok("1", 1, 100, 1);
+	assert_long_ok("100", 1, 100, 100);
+	assert_long_bad("0", 1, 100);
+	assert_long_bad("101", 1, 100);
+	assert_long_bad("-1", 0, 100);
+	assert_long_ok("-10", -10, -1, -10);
+	assert_long_bad("-11", -10, -1);
+	assert_long_bad("0", -10, -1);
+}
+
+/* ---- http_route --------------------------------------------------------- */
+
+static void assert_route(const char *path, enum route_kind kind, const char *name)
+{
+	struct route route;
+
+	memset(&route, 0x5a, sizeof(route));
+	http_route(path, &route);
+	if (route.kind != kind)
+		fail_msg("http_route(\"%s\"): kind %d, expected %d", path ? path : "(null)",
+			 (int)route.kind, (int)kind);
+	if (name)
+		assert_string_equal(route.name, name);
+}
+
+static void test_route_stream_and_snapshot(void **state)
+{
+	(void)state;
+	assert_route("/stream/demo", ROUTE_STREAM, "demo");
+	assert_route("/snapshot/demo", ROUTE_SNAPSHOT, "demo");
+	assert_route("stream/demo", ROUTE_STREAM, "demo");
+	assert_route("/stream/Cam_1-b", ROUTE_STREAM, "Cam_1-b");
+	assert_route("/ingest/cam", ROUTE_INGEST, "cam");
+}
+
+static void test_route_status_and_metrics(void **state)
+{
+	(void)state;
+	assert_route("/status", ROUTE_STATUS, "");
+	assert_route("status", ROUTE_STATUS, "");
+	assert_route("/cam/status", ROUTE_STATUS, "");
+	assert_route("/metrics", ROUTE_METRICS, "");
+}
+
+static void test_route_under_prefix(void **state)
+{
+	(void)state;
+	assert_route("/cam/stream/demo", ROUTE_STREAM, "demo");
+	assert_route("/a/b/c/snapshot/bars", ROUTE_SNAPSHOT, "bars");
+	assert_route("/mjpeg/status", ROUTE_STATUS, "");
+	/* the script name is part of the path when a server passes the full URI */
+	assert_route("/mjpeg.fcgi/stream/demo", ROUTE_STREAM, "demo");
+}
+
+static void test_route_empty_name(void **state)
+{
+	(void)state;
+	assert_route("/stream/", ROUTE_NONE, NULL);
+	assert_route("/snapshot/", ROUTE_NONE, NULL);
+	assert_route("/stream//", ROUTE_NONE, NULL);
+	assert_route("/stream/demo/", ROUTE_NONE, NULL);
+}
+
+static void test_route_invalid_names(void **state)
+{
+	char path[256], name[80];
+
+	(void)state;
+	assert_route("/stream/de.mo", ROUTE_NONE, NULL);
+	assert_route("/stream/..", ROUTE_NONE, NULL);
+	assert_route("/stream/a b", ROUTE_NONE, NULL);
+	assert_route("/stream/a%2Fb", ROUTE_NONE, NULL);
+	assert_route("/snapshot/x?y", ROUTE_NONE, NULL);
+
+	/* 64 characters is the longest valid name, 65 is one too many */
+	memset(name, 'a', 64);
+	name[64] = '\0';
+	snprintf(path, sizeof(path), "/stream/%s", name);
+	assert_route(path, ROUTE_STREAM, name);
+	memset(name, 'a', 65);
+	name[65] = '\0';
+	snprintf(path, sizeof(path), "/stream/%s", name);
+	assert_route(path, ROUTE_NONE, NULL);
+	snprintf(path, sizeof(path), "/snapshot/%s", name);
+	assert_route(path, ROUTE_NONE, NULL);
+	memset(name, 'b', 79);
+	name[79] = '\0';
+	snprintf(path, sizeof(path), "/stream/%s", name);
+	assert_route(path, ROUTE_NONE, NULL);
+}
+
+static void test_route_unknown(void **state)
+{
+	(void)state;
+	assert_route(NULL, ROUTE_NONE, NULL);
+	assert_route("", ROUTE_NONE, NULL);
+	assert_route("/", ROUTE_NONE, NULL);
+	assert_route("demo", ROUTE_NONE, NULL);
+	assert_route("/demo", ROUTE_NONE, NULL);
+	assert_route("/stream", ROUTE_NONE, NULL);
+	assert_route("/snapshot", ROUTE_NONE, NULL);
+	assert_route("/streams/demo", ROUTE_NONE, NULL);
+	assert_route("/STREAM/demo", ROUTE_NONE, NULL);
+	assert_route("/status/demo", ROUTE_NONE, NULL);
+	assert_route("/stream/demo/extra", ROUTE_NONE, NULL);
+	assert_route("/statusx", ROUTE_NONE, NULL);
+	assert_route("/index.html", ROUTE_NONE, NULL);
+}
+
+/* ---- http_parse_query --------------------------------------------------- */
+
+static void assert_query_ok(const char *qs, enum route_kind kind, double fps, long frames)
+{
+	struct query q;
+	char why[256] = "";
+
+	memset(&q, 0x5a, sizeof(q));
+	if (http_parse_query(qs, kind, &q, why, sizeof(why)) != 0)
+		fail_msg("http_parse_query(\"%s\", %d) failed: %s", qs ? qs : "(null)", (int)kind,
+			 why);
+	assert_true(q.fps == fps);
+	assert_int_equal(q.frames, frames);
+}
+
+/* Expects -1 and a message naming needle. */
+static void assert_query_bad(const char *qs, enum route_kind kind, const char *needle)
+{
+	struct query q;
+	char why[256] = "";
+
+	if (http_parse_query(qs, kind, &q, why, sizeof(why)) != -1)
+		fail_msg("http_parse_query(\"%s\", %d) accepted", qs, (int)kind);
+	if (!strstr(why, needle))
+		fail_msg("http_parse_query(\"%s\"): message \"%s\" does not name %s", qs, why,
+			 needle);
+	assert_null(strchr(why, '\n'));
+}
+
+static void test_query_empty(void **state)
+{
+	(void)state;
+	assert_query_ok(NULL, ROUTE_STREAM, 0, 0);
+	assert_query_ok("", ROUTE_STREAM, 0, 0);
+	assert_query_ok("", ROUTE_SNAPSHOT, 0, 0);
+	assert_query_ok(NULL, ROUTE_STATUS, 0, 0);
+}
+
+static void test_query_fps_valid(void **state)
+{
+	(void)state;
+	assert_query_ok("fps=5", ROUTE_STREAM, 5.0, 0);
+	assert_query_ok("fps=0.5", ROUTE_STREAM, 0.5, 0);
+	assert_query_ok("fps=0.01", ROUTE_STREAM, 0.01, 0);
+	assert_query_ok("fps=240", ROUTE_STREAM, 240.0, 0);
+}
+
+static void test_query_fps_invalid(void **state)
+{
+	(void)state;
+	assert_query_bad("fps=0", ROUTE_STREAM, "'fps'");
+	assert_query_bad("fps=0.001", ROUTE_STREAM, "'fps'");
+	assert_query_bad("fps=241", ROUTE_STREAM, "'fps'");
+	assert_query_bad("fps=-1", ROUTE_STREAM, "'fps'");
+	assert_query_bad("fps=abc", ROUTE_STREAM, "'fps'");
+	assert_query_bad("fps=5x", ROUTE_STREAM, "'fps'");
+	assert_query_bad("fps=", ROUTE_STREAM, "'fps'");
+	assert_query_bad("fps", ROUTE_STREAM, "'fps'");
+	assert_query_bad("fps=nan", ROUTE_STREAM, "'fps'");
+	assert_query_bad("fps=inf", ROUTE_STREAM, "'fps'");
+	assert_query_bad("fps=1e400", ROUTE_STREAM, "'fps'");
+}
+
+static void test_query_frames_valid(void **state)
+{
+	(void)state;
+	assert_query_ok("frames=1", ROUTE_STREAM, 0, 1);
+	assert_query_ok("frames=30", ROUTE_STREAM, 0, 30);
+	assert_query_ok("frames=1000000000", ROUTE_STREAM, 0, HTTP_FRAMES_MAX);
+	assert_query_ok("fps=2&frames=10", ROUTE_STREAM, 2.0, 10);
+	assert_query_ok("frames=10&fps=2", ROUTE_STREAM, 2.0, 10);
+}
+
+static void test_query_frames_invalid(void **state)
+{
+	(void)state;
+	assert_query_bad("frames=0", ROUTE_STREAM, "'frames'");
+	assert_query_bad("frames=-1", ROUTE_STREAM, "'frames'");
+	assert_query_bad("frames=1000000001", ROUTE_STREAM, "'frames'");
+	assert_query_bad("frames=1.5", ROUTE_STREAM, "'frames'");
+	assert_query_bad("frames=+3", ROUTE_STREAM, "'frames'");
+	assert_query_bad("frames= 3", ROUTE_STREAM, "'frames'");
+	assert_query_bad("frames=3x", ROUTE_STREAM, "'frames'");
+	assert_query_bad("frames=", ROUTE_STREAM, "'frames'");
+	assert_query_bad("frames", ROUTE_STREAM, "'frames'");
+	assert_query_bad("frames=99999999999999999999", ROUTE_STREAM, "'frames'");
+	/* the bad one is named even after a good one */
+	assert_query_bad("fps=5&frames=x", ROUTE_STREAM, "'frames'");
+}
+
+static void test_query_cache_buster_ignored(void **state)
+{
+	(void)state;
+	assert_query_ok("_=1767225600123", ROUTE_STREAM, 0, 0);
+	assert_query_ok("_", ROUTE_STREAM, 0, 0);
+	assert_query_ok("_=x&fps=3&_=y", ROUTE_STREAM, 3.0, 0);
+	assert_query_ok("_=1767225600123", ROUTE_SNAPSHOT, 0, 0);
+	assert_query_ok("_=1", ROUTE_STATUS, 0, 0);
+}
+
+static void test_query_unknown_parameter(void **state)
+{
+	struct query q;
+	char why[256] = "";
+
+	(void)state;
+	assert_query_bad("foo=1", ROUTE_STREAM, "'foo'");
+	assert_query_bad("fps=5&size=big", ROUTE_STREAM, "'size'");
+	assert_query_bad("FPS=5", ROUTE_STREAM, "'FPS'");
+	assert_query_bad("__=1", ROUTE_STREAM, "'__'");
+
+	assert_int_equal(http_parse_query("foo=1", ROUTE_STREAM, &q, why, sizeof(why)), -1);
+	assert_string_equal(why, "unknown parameter 'foo'");
+}
+
+static void test_query_stream_params_only_on_stream(void **state)
+{
+	(void)state;
+	assert_query_bad("fps=5", ROUTE_SNAPSHOT, "'fps'");
+	assert_query_bad("frames=5", ROUTE_SNAPSHOT, "'frames'");
+	assert_query_bad("fps=5", ROUTE_STATUS, "'fps'");
+	assert_query_bad("frames=5", ROUTE_STATUS, "'frames'");
+}
+
+static void test_query_too_long(void **state)
+{
+	static char qs[HTTP_QUERY_MAX + 2];
+	struct query q;
+	char why[256] = "";
+
+	(void)state;
+	/* exactly HTTP_QUERY_MAX bytes: "_=" and padding, accepted */
+	memset(qs, 'x', HTTP_QUERY_MAX);
+	qs[0] = '_';
+	qs[1] = '=';
+	qs[HTTP_QUERY_MAX] = '\0';
+	assert_int_equal(http_parse_query(qs, ROUTE_STREAM, &q, why, sizeof(why)), 0);
+
+	/* one more byte: refused, whatever the content */
+	qs[HTTP_QUERY_MAX] = 'x';
+	qs[HTTP_QUERY_MAX + 1] = '\0';
+	assert_int_equal(http_parse_query(qs, ROUTE_STREAM, &q, why, sizeof(why)), -1);
+	assert_non_null(strstr(why, "1024"));
+	assert_non_null(strstr(why, "query"));
+}
+
+/* ---- http_reason and http_error_response ------------------------------- */
+
+static void test_reason(void **state)
+{
+	(void)state;
+	assert_string_equal(http_reason(200), "OK");
+	assert_string_equal(http_reason(400), "Bad Request");
+	assert_string_equal(http_reason(404), "Not Found");
+	assert_string_equal(http_reason(405), "Method Not Allowed");
+	assert_string_equal(http_reason(500), "Internal Server Error");
+	assert_string_equal(http_reason(503), "Service Unavailable");
+	assert_string_equal(http_reason(299), "Error");
+	assert_string_equal(http_reason(0), "Error");
+	assert_string_equal(http_reason(-1), "Error");
+}
+
+#define HEAD_404                                                                            \
+	"Status: 404 Not Found\r\n"                                                         \
+	"Content-Type: text/plain; charset=utf-8\r\n"                                       \
+	"Cache-Control: no-store\r\n"
+
+static void test_error_response_404(void **state)
+{
+	static const char expected[] = HEAD_404 "\r\n"
+				       "no stream 'x'\n";
+	char buf[512];
+	int n;
+
+	(void)state;
+	memset(buf, 0x5a, sizeof(buf));
+	n = http_error_response(buf, sizeof(buf), 404, NULL, "no stream 'x'");
+	assert_int_equal(n, sizeof(expected) - 1);
+	assert_memory_equal(buf, expected, sizeof(expected)); /* with the NUL */
+}
+
+static void test_error_response_extra_headers(void **state)
+{
+	static const char expected[] = "Status: 503 Service Unavailable\r\n"
+				       "Content-Type: text/plain; charset=utf-8\r\n"
+				       "Cache-Control: no-store\r\n"
+				       "Retry-After: 5\r\n"
+				       "X-Test: 1\r\n"
+				       "\r\n"
+				       "too many viewers\n";
+	char buf[512];
+	int n;
+
+	(void)state;
+	n = http_error_response(buf, sizeof(buf), 503, "Retry-After: 5\r\nX-Test: 1\r\n",
+				"too many viewers");
+	assert_int_equal(n, sizeof(expected) - 1);
+	assert_string_equal(buf, expected);
+}
+
+static void test_error_response_too_small(void **state)
+{
+	static const char expected[] = HEAD_404 "\r\n"
+				       "gone\n";
+	const size_t len = sizeof(expected) - 1;
+	char buf[512];
+
+	(void)state;
+	assert_int_equal(http_error_response(buf, 0, 404, NULL, "gone"), -1);
+	assert_int_equal(http_error_response(buf, 10, 404, NULL, "gone"), -1);
+	/* no room for the NUL: does not fit */
+	assert_int_equal(http_error_response(buf, len, 404, NULL, "gone"), -1);
+	/* exactly enough */
+	memset(buf, 0x5a, sizeof(buf));
+	assert_int_equal(http_error_response(buf, len + 1, 404, NULL, "gone"), (int)len);
+	assert_string_equal(buf, expected);
+	assert_int_equal((unsigned char)buf[len + 1], 0x5a);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_parse_long_valid),
+		cmocka_unit_test(test_parse_long_rejects_spaces_and_signs),
+		cmocka_unit_test(test_parse_long_rejects_trailing_junk),
+		cmocka_unit_test(test_parse_long_rejects_overflow),
+		cmocka_unit_test(test_parse_long_bounds_inclusive),
+		cmocka_unit_test(test_route_stream_and_snapshot),
+		cmocka_unit_test(test_route_status_and_metrics),
+		cmocka_unit_test(test_route_under_prefix),
+		cmocka_unit_test(test_route_empty_name),
+		cmocka_unit_test(test_route_invalid_names),
+		cmocka_unit_test(test_route_unknown),
+		cmocka_unit_test(test_query_empty),
+		cmocka_unit_test(test_query_fps_valid),
+		cmocka_unit_test(test_query_fps_invalid),
+		cmocka_unit_test(test_query_frames_valid),
+		cmocka_unit_test(test_query_frames_invalid),
+		cmocka_unit_test(test_query_cache_buster_ignored),
+		cmocka_unit_test(test_query_unknown_parameter),
+		cmocka_unit_test(test_query_stream_params_only_on_stream),
+		cmocka_unit_test(test_query_too_long),
+		cmocka_unit_test(test_reason),
+		cmocka_unit_test(test_error_response_404),
+		cmocka_unit_test(test_error_response_extra_headers),
+		cmocka_unit_test(test_error_response_too_small),
+	};
+
+	return cmocka_run_group_tests_name("http", tests, NULL, NULL);
+}
