@@ -32,11 +32,16 @@ LIB_OBJS := $(LIB_SRCS:.c=.o)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:.c=)
 
-# Debian packages, by what needs them.  nginx is checked by its binary,
-# since any of Debian's nginx flavours will do.
+# Debian packages, by what needs them.  Some are checked by the command
+# they provide (COMMAND=PACKAGE), since any of several packages will do:
+# nginx from any of Debian's nginx flavours, npm from Debian or NodeSource.
 DEPS_BUILD := gcc make pkg-config libfcgi-dev libturbojpeg0-dev libinih-dev
 DEPS_RUN := curl
-DEPS_TEST := libcmocka-dev python3 python3-pytest python3-pil python3-numpy
+DEPS_RUN_CMDS := nginx=nginx-light
+DEPS_TEST := libcmocka-dev python3 python3-pytest python3-pil python3-numpy ffmpeg \
+	python3-opencv gstreamer1.0-tools gstreamer1.0-plugins-good chromium chromium-driver \
+	python3-selenium
+DEPS_TEST_CMDS := npm=npm
 
 .PHONY: all deps deps-test run start stop test unit integration clean install
 
@@ -62,7 +67,10 @@ define install_missing
 		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' \
 			|| missing="$$missing $$p"; \
 	done; \
-	if [ "$(2)" = nginx ] && ! [ -x /usr/sbin/nginx ]; then missing="$$missing nginx-light"; fi; \
+	for pair in $(2); do \
+		PATH="$$PATH:/usr/sbin:/sbin" command -v $${pair%%=*} >/dev/null 2>&1 \
+			|| missing="$$missing $${pair#*=}"; \
+	done; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ]; then sudo=""; \
 		elif command -v sudo >/dev/null 2>&1; then sudo="sudo"; \
@@ -76,10 +84,10 @@ define install_missing
 endef
 
 deps:
-	$(call install_missing,$(DEPS_BUILD) $(DEPS_RUN),nginx)
+	$(call install_missing,$(DEPS_BUILD) $(DEPS_RUN),$(DEPS_RUN_CMDS))
 
 deps-test: deps
-	$(call install_missing,$(DEPS_TEST),)
+	$(call install_missing,$(DEPS_TEST),$(DEPS_TEST_CMDS))
 
 run: deps $(BIN)
 	WORKERS=$(WORKERS) conf/stack.sh run $(PORT) $(CONFIG)
