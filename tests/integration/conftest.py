@@ -1,0 +1,117 @@
+"""Fixtures for the integration tests: the nginx + mjpeg-fcgi stack of
+`make start`, on a free port, stopped again at the end of the session."""
+
+import http.client
+import os
+import socket
+import subprocess
+
+import pytest
+
+TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+MAKE_TIMEOUT = 180        # start builds the responder first when needed
+HTTP_TIMEOUT = 5.0        # every single network operation
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nobody listened on a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make(*args):
+    """Runs `make -s ARGS` at the repo top; the CompletedProcess (text)."""
+    try:
+        return subprocess.run(["make", "-s"] + list(args), cwd=TOP, stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, timeout=MAKE_TIMEOUT)
+    except subprocess.TimeoutExpired as e:
+        out = (e.stdout or b"") + (e.stderr or b"")
+        if isinstance(out, bytes):
+            out = out.decode(errors="replace")
+        return subprocess.CompletedProcess(e.cmd, -1, out, "timed out after %ds" % MAKE_TIMEOUT)
+
+
+class Stack:
+    """A running stack: port, base URL and small HTTP helpers."""
+
+    def __init__(self, port):
+        self.port = port
+        self.base = "http://127.0.0.1:%d/" % port
+        self.run_dir = os.path.join(TOP, "run", str(port))
+        self.stopped = False
+
+    def url(self, path):
+        return self.base + path.lstrip("/")
+
+    def request(self, method, path, body=None, headers=None, timeout=HTTP_TIMEOUT):
+        """One complete request: (status, HTTPMessage headers, body bytes).
+        Not for endless streams."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            conn.request(method, "/" + path.lstrip("/"), body=body, headers=headers or {})
+            resp = conn.getresponse()
+            return resp.status, resp.headers, resp.read()
+        finally:
+            conn.close()
+
+    def get(self, path, timeout=HTTP_TIMEOUT):
+        return self.request("GET", path, timeout=timeout)
+
+    def stop(self):
+        """`make stop PORT=port`, once; later calls do nothing."""
+        if self.stopped:
+            return
+        self.stopped = True
+        r = make("stop", "PORT=%d" % self.port)
+        assert r.returncode == 0, "make stop PORT=%d failed:\n%s\n%s" % (
+            self.port, r.stdout, r.stderr)
+
+    def log_tail(self, name="mjpeg-fcgi.log", lines=30):
+        try:
+            with open(os.path.join(self.run_dir, name), errors="replace") as f:
+                return "".join(f.readlines()[-lines:])
+        except OSError as e:
+            return "(%s)" % e
+
+
+def start_stack(port, config=None):
+    """`make start PORT=port [CONFIG=config]`; fails the test with make's
+    output (after stopping whatever half started)."""
+    args = ["start", "PORT=%d" % port]
+    if config:
+        args.append("CONFIG=%s" % config)
+    r = make(*args)
+    if r.returncode != 0:
+        make("stop", "PORT=%d" % port)
+        pytest.fail("make %s failed (exit %s):\n%s\n%s"
+                    % (" ".join(args), r.returncode, r.stdout, r.stderr), pytrace=False)
+    return Stack(port)
+
+
+@pytest.fixture(scope="session")
+def stack():
+    """The default stack (no config file: streams demo and bars)."""
+    st = start_stack(free_port())
+    try:
+        yield st
+    finally:
+        st.stop()
+
+
+@pytest.fixture
+def stack_factory():
+    """start(config_path) -> a Stack of its own on another free port; every
+    stack started this way is stopped at the end of the test at the latest."""
+    started = []
+
+    def start(config=None):
+        st = start_stack(free_port(), config)
+        started.append(st)
+        return st
+
+    try:
+        yield start
+    finally:
+        for st in started:
+            st.stop()
