@@ -18,6 +18,8 @@ PORT ?= 8080
 CONFIG ?=
 WORKERS ?=
 PYTHON := /usr/bin/python3
+# The responder the stack runs: the sanitizer run points it elsewhere.
+RESPONDER ?= $(abspath $(BIN))
 
 ifeq ($(V),1)
 Q :=
@@ -26,11 +28,20 @@ Q := @
 endif
 
 BIN := fcgi/mjpeg-fcgi
+# AddressSanitizer + UndefinedBehaviorSanitizer build, beside the normal one.
+ASAN_DIR := build/asan
+ASAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+	-fno-omit-frame-pointer
+ASAN_LOGS := $(abspath $(ASAN_DIR))/logs
+ASAN_TESTS := $(addprefix tests/integration/,test_nginx_stack.py test_sources.py \
+	test_limits.py test_workers.py)
 # Every module but main.c: the tests link these same objects.
 LIB_SRCS := $(filter-out fcgi/main.c,$(wildcard fcgi/*.c))
 LIB_OBJS := $(LIB_SRCS:.c=.o)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:.c=)
+ASAN_OBJS := $(patsubst fcgi/%.c,$(ASAN_DIR)/fcgi/%.o,$(LIB_SRCS))
+ASAN_UNIT_BINS := $(patsubst tests/unit/%,$(ASAN_DIR)/unit/%,$(UNIT_BINS))
 
 # Debian packages, by what needs them.  Some are checked by the command
 # they provide (COMMAND=PACKAGE), since any of several packages will do:
@@ -38,12 +49,13 @@ UNIT_BINS := $(UNIT_SRCS:.c=)
 DEPS_BUILD := gcc make pkg-config libfcgi-dev libturbojpeg0-dev libinih-dev
 DEPS_RUN := curl
 DEPS_RUN_CMDS := nginx=nginx-light
-DEPS_TEST := libcmocka-dev python3 python3-pytest python3-pil python3-numpy ffmpeg \
+DEPS_TEST := libcmocka-dev cppcheck python3 python3-pytest python3-pil python3-numpy ffmpeg \
 	python3-opencv gstreamer1.0-tools gstreamer1.0-plugins-good chromium chromium-driver \
 	python3-selenium
 DEPS_TEST_CMDS := npm=npm
 
-.PHONY: all deps deps-test run start stop test unit integration clean install
+.PHONY: all deps deps-test run start stop test unit integration clean install asan \
+	asan-unit asan-integration lint
 
 all: $(BIN)
 
@@ -58,6 +70,20 @@ fcgi/%.o: fcgi/%.c
 tests/unit/test_%: tests/unit/test_%.c $(LIB_OBJS)
 	@echo "  CC    $@"
 	$(Q)$(CC) $(CPPFLAGS) -Ifcgi $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
+$(ASAN_DIR)/fcgi/%.o: fcgi/%.c
+	@mkdir -p $(@D)
+	@echo "  CC    $@"
+	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(ASAN_FLAGS) -c -o $@ $<
+
+$(ASAN_DIR)/mjpeg-fcgi: $(ASAN_DIR)/fcgi/main.o $(ASAN_OBJS)
+	@echo "  LD    $@"
+	$(Q)$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(ASAN_DIR)/unit/test_%: tests/unit/test_%.c $(ASAN_OBJS)
+	@mkdir -p $(@D)
+	@echo "  CC    $@"
+	$(Q)$(CC) $(CPPFLAGS) -Ifcgi $(ALL_CFLAGS) $(ASAN_FLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
 # Installs the Debian packages that are missing: as root directly, else
 # through sudo; otherwise says which packages to install.
@@ -90,18 +116,25 @@ deps-test: deps
 	$(call install_missing,$(DEPS_TEST),$(DEPS_TEST_CMDS))
 
 run: deps $(BIN)
-	WORKERS=$(WORKERS) conf/stack.sh run $(PORT) $(CONFIG)
+	BIN=$(RESPONDER) WORKERS=$(WORKERS) conf/stack.sh run $(PORT) $(CONFIG)
 
 start: deps $(BIN)
-	WORKERS=$(WORKERS) conf/stack.sh start $(PORT) $(CONFIG)
+	BIN=$(RESPONDER) WORKERS=$(WORKERS) conf/stack.sh start $(PORT) $(CONFIG)
 
 stop:
 	conf/stack.sh stop $(PORT)
 
 test: deps-test
 	$(Q)$(MAKE) --no-print-directory all
+	$(Q)$(MAKE) --no-print-directory lint
 	$(Q)$(MAKE) --no-print-directory unit
 	$(Q)$(MAKE) --no-print-directory integration
+	$(Q)$(MAKE) --no-print-directory asan
+
+# Static analysis: any finding fails.
+lint:
+	cppcheck --quiet --enable=warning,performance,portability --std=c11 --inline-suppr \
+		--error-exitcode=1 -D_GNU_SOURCE -Ifcgi fcgi/*.c
 
 # Every test binary runs, even after one fails; the target fails if any did.
 unit: $(UNIT_BINS)
@@ -111,12 +144,31 @@ unit: $(UNIT_BINS)
 integration: $(BIN)
 	$(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
 
+# The unit and integration tests again, against the sanitizer build.  Any
+# report fails the run: the tests' own checks, or a sanitizer log left by a
+# responder (leaks are reported when it exits).
+asan: asan-unit asan-integration
+
+asan-unit: $(ASAN_UNIT_BINS)
+	$(Q)failed=""; for t in $(ASAN_UNIT_BINS); do echo "== $$t"; \
+		ASAN_OPTIONS=detect_leaks=1 ./$$t || failed="$$failed $$t"; done; \
+	if [ -n "$$failed" ]; then echo "sanitizer unit tests failed:$$failed"; exit 1; fi
+
+asan-integration: $(ASAN_DIR)/mjpeg-fcgi $(BIN)
+	$(Q)rm -rf $(ASAN_LOGS) && mkdir -p $(ASAN_LOGS)
+	$(Q)RESPONDER=$(abspath $(ASAN_DIR)/mjpeg-fcgi) \
+	ASAN_OPTIONS=detect_leaks=1:log_path=$(ASAN_LOGS)/asan \
+	UBSAN_OPTIONS=print_stacktrace=1:log_path=$(ASAN_LOGS)/ubsan \
+		$(PYTHON) -m pytest -q -p no:cacheprovider $(ASAN_TESTS)
+	$(Q)if ls $(ASAN_LOGS)/* >/dev/null 2>&1; then \
+		echo "sanitizer reports:"; cat $(ASAN_LOGS)/*; exit 1; fi
+
 install: $(BIN)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/mjpeg-fcgi/html
 	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/mjpeg-fcgi
 	install -m 0644 html/*.* $(DESTDIR)$(PREFIX)/share/mjpeg-fcgi/html/
 
 clean:
-	rm -f $(BIN) fcgi/*.o fcgi/*.d $(UNIT_BINS) tests/unit/*.d
+	rm -rf $(BIN) fcgi/*.o fcgi/*.d $(UNIT_BINS) tests/unit/*.d build
 
--include $(wildcard fcgi/*.d tests/unit/*.d)
+-include $(wildcard fcgi/*.d tests/unit/*.d $(ASAN_DIR)/fcgi/*.d $(ASAN_DIR)/unit/*.d)

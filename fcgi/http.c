@@ -157,7 +157,7 @@ int http_parse_query(const char *query_string, enum route_kind kind, struct quer
 			char shown[33];
 			size_t i;
 
-			for (i = 0; pair[i] && i < sizeof(shown) - 1; i++)
+			for (i = 0; i < sizeof(shown) - 1 && pair[i]; i++)
 				shown[i] = pair[i] >= 0x20 && pair[i] < 0x7f ? pair[i] : '?';
 			shown[i] = '\0';
 			snprintf(why, why_size, "unknown parameter '%s'", shown);
