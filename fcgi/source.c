@@ -43,7 +43,7 @@ struct source {
 
 int source_is_paced(const struct source *source)
 {
-	return source->pipe == NULL;
+	return source->pipe == NULL || pipe_source_is_paced(source->pipe);
 }
 
 struct source *source_open(const struct stream_settings *stream, size_t frame_bytes_max)

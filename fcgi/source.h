@@ -37,9 +37,10 @@ struct source;
 struct source *source_open(const struct stream_settings *stream, size_t frame_bytes_max)
 	__attribute__((warn_unused_result));
 
-/* 1 for sources paced by the clock (patterns, files), which pause when
- * nobody watches; 0 for pipes, paced by their writer, which are read on
- * (so the writer never blocks) but not encoded while nobody watches. */
+/* 1 for sources paced by the clock (patterns, dir:, raw:/mjpeg: regular
+ * files), which pause when nobody watches; 0 for FIFOs and stdin, paced by
+ * their writer, which are read on (so the writer never blocks) but not
+ * encoded while nobody watches. */
 int source_is_paced(const struct source *source);
 void source_close(struct source *source);
 

@@ -1,0 +1,1099 @@
+/* Unit tests for fcgi/source_pipe.c: the MJPEG splitter on real JPEGs made
+ * by encode_frame at test time (whole, byte by byte, in random chunks,
+ * among garbage, cut short, oversized), and pipe sources reading from a
+ * FIFO written by forked children, from a regular file, and from stdin. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "clock.h"
+#include "config.h"
+#include "encode.h"
+#include "source_pipe.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <turbojpeg.h>
+#include <unistd.h>
+
+/* Frames a splitter test may collect. */
+#define OUT_MAX 16
+/* Raw test frames: rgb24 4x2. */
+#define RAW_W 4u
+#define RAW_H 2u
+#define RAW_BYTES (RAW_W * RAW_H * 3u)
+/* Calls a source test makes before giving up on a frame that should come. */
+#define NEXT_TRIES 50
+
+struct blob {
+	unsigned char *data;
+	size_t len;
+};
+
+static void blob_add(struct blob *b, const void *p, size_t n)
+{
+	unsigned char *grown = realloc(b->data, b->len + n + 1);
+
+	assert_non_null(grown);
+	b->data = grown;
+	if (n)
+		memcpy(b->data + b->len, p, n);
+	b->len += n;
+}
+
+static void blob_free(struct blob *b)
+{
+	free(b->data);
+	b->data = NULL;
+	b->len = 0;
+}
+
+/* A small deterministic generator, so failures repeat. */
+static uint32_t rng_next(uint32_t *state)
+{
+	*state = *state * 1103515245u + 12345u;
+	return *state >> 8;
+}
+
+/* A JPEG of width x height noisy pixels (noise makes entropy-coded data
+ * with stuffed FF00 bytes), copied out of the encoder. */
+static struct blob make_jpeg(uint32_t width, uint32_t height, uint32_t seed)
+{
+	struct encoder *enc = encode_open();
+	unsigned char *rgb = malloc((size_t)width * height * 3);
+	struct blob out = { NULL, 0 };
+	const unsigned char *jpeg;
+	size_t bytes, i;
+
+	assert_non_null(enc);
+	assert_non_null(rgb);
+	for (i = 0; i < (size_t)width * height * 3; i++)
+		rgb[i] = (unsigned char)rng_next(&seed);
+	assert_int_equal(encode_frame(enc, rgb, PIXEL_RGB24, width, height, 90, &jpeg, &bytes), 0);
+	blob_add(&out, jpeg, bytes);
+	free(rgb);
+	encode_close(enc);
+	return out;
+}
+
+struct frames {
+	size_t count;
+	struct blob items[OUT_MAX];
+};
+
+static void frames_free(struct frames *f)
+{
+	size_t i;
+
+	for (i = 0; i < f->count; i++)
+		blob_free(&f->items[i]);
+	f->count = 0;
+}
+
+/* Feeds all of in to s in chunks: chunk_max 0 whole, 1 byte by byte,
+ * otherwise random sizes 1..chunk_max.  Collects every frame. */
+static void split_all(struct mjpeg_splitter *s, const struct blob *in, size_t chunk_max,
+		      uint32_t seed, struct frames *out)
+{
+	size_t pos = 0;
+
+	while (pos < in->len) {
+		size_t n = chunk_max == 0 ? in->len - pos : 1 + rng_next(&seed) % chunk_max;
+		const unsigned char *p = in->data + pos;
+		size_t left;
+
+		if (n > in->len - pos)
+			n = in->len - pos;
+		left = n;
+		/* After a frame, call again even with nothing left: more may be
+		 * kept in the splitter. */
+		for (;;) {
+			const unsigned char *jpeg = (const unsigned char *)"x";
+			size_t bytes = 99, used;
+
+			used = mjpeg_splitter_feed(s, p, left, &jpeg, &bytes);
+			assert_true(used <= left);
+			p += used;
+			left -= used;
+			if (!jpeg) {
+				assert_int_equal(bytes, 0);
+				assert_int_equal(left, 0);
+				break;
+			}
+			assert_true(out->count < OUT_MAX);
+			assert_true(bytes >= 4);
+			assert_int_equal(jpeg[0], 0xFF);
+			assert_int_equal(jpeg[1], 0xD8);
+			assert_int_equal(jpeg[bytes - 2], 0xFF);
+			assert_int_equal(jpeg[bytes - 1], 0xD9);
+			out->items[out->count].data = NULL;
+			out->items[out->count].len = 0;
+			blob_add(&out->items[out->count++], jpeg, bytes);
+		}
+		pos += n;
+	}
+}
+
+static void assert_blob_equal(const struct blob *got, const struct blob *want)
+{
+	assert_int_equal(got->len, want->len);
+	assert_memory_equal(got->data, want->data, want->len);
+}
+
+/* Splits in with a fresh splitter and checks exactly want come out. */
+static void assert_splits_to(const struct blob *in, size_t frame_bytes_max, size_t chunk_max,
+			     uint32_t seed, const struct blob *const *want, size_t want_count)
+{
+	struct mjpeg_splitter s;
+	struct frames out = { 0 };
+	size_t i;
+
+	mjpeg_splitter_init(&s, frame_bytes_max);
+	split_all(&s, in, chunk_max, seed, &out);
+	if (out.count != want_count)
+		fail_msg("%zu frames out, %zu expected (chunks up to %zu, seed %u)", out.count,
+			 want_count, chunk_max, seed);
+	for (i = 0; i < want_count; i++)
+		assert_blob_equal(&out.items[i], want[i]);
+	assert_int_equal(s.frames, want_count);
+	frames_free(&out);
+	mjpeg_splitter_destroy(&s);
+}
+
+/* Every way of chunking: whole, byte by byte, and random sizes. */
+static void assert_splits_to_any_chunking(const struct blob *in, size_t frame_bytes_max,
+					  const struct blob *const *want, size_t want_count)
+{
+	static const size_t chunk_maxes[] = { 2, 7, 100, 1000, 5000 };
+	size_t i;
+	uint32_t seed;
+
+	assert_splits_to(in, frame_bytes_max, 0, 0, want, want_count);
+	assert_splits_to(in, frame_bytes_max, 1, 0, want, want_count);
+	for (i = 0; i < sizeof(chunk_maxes) / sizeof(chunk_maxes[0]); i++)
+		for (seed = 1; seed <= 5; seed++)
+			assert_splits_to(in, frame_bytes_max, chunk_maxes[i], seed, want,
+					 want_count);
+}
+
+/* Where the entropy-coded data of a (single-scan) JPEG begins. */
+static size_t scan_start(const struct blob *jpeg)
+{
+	size_t pos = 2;
+
+	while (pos + 4 <= jpeg->len) {
+		size_t length = (size_t)jpeg->data[pos + 2] << 8 | jpeg->data[pos + 3];
+
+		assert_int_equal(jpeg->data[pos], 0xFF);
+		if (jpeg->data[pos + 1] == 0xDA)
+			return pos + 2 + length;
+		pos += 2 + length;
+	}
+	fail_msg("no SOS");
+	return 0;
+}
+
+static struct blob f1, f2, big;
+
+static int setup_jpegs(void **state)
+{
+	(void)state;
+	f1 = make_jpeg(64, 48, 1);
+	f2 = make_jpeg(40, 32, 2);
+	big = make_jpeg(256, 256, 3);
+	return 0;
+}
+
+static int teardown_jpegs(void **state)
+{
+	(void)state;
+	blob_free(&f1);
+	blob_free(&f2);
+	blob_free(&big);
+	return 0;
+}
+
+static void test_split_two_frames(void **state)
+{
+	const struct blob *want[] = { &f1, &f2 };
+	struct blob in = { NULL, 0 };
+	size_t stuffed = 0, i;
+
+	(void)state;
+	/* The test is only as good as its frames: they hold stuffed bytes. */
+	for (i = scan_start(&f1); i + 1 < f1.len; i++)
+		stuffed += f1.data[i] == 0xFF && f1.data[i + 1] == 0x00;
+	assert_true(stuffed > 0);
+	blob_add(&in, f1.data, f1.len);
+	blob_add(&in, f2.data, f2.len);
+	assert_splits_to_any_chunking(&in, FRAME_BYTES_MAX_DEFAULT, want, 2);
+	blob_free(&in);
+}
+
+/* The frame comes out at its EOI, consuming nothing after it. */
+static void test_split_stops_at_eoi(void **state)
+{
+	struct mjpeg_splitter s;
+	struct blob in = { NULL, 0 };
+	const unsigned char *jpeg;
+	size_t bytes, used;
+
+	(void)state;
+	blob_add(&in, f1.data, f1.len);
+	blob_add(&in, f2.data, f2.len);
+	mjpeg_splitter_init(&s, FRAME_BYTES_MAX_DEFAULT);
+	used = mjpeg_splitter_feed(&s, in.data, in.len, &jpeg, &bytes);
+	assert_int_equal(used, f1.len);
+	assert_non_null(jpeg);
+	assert_int_equal(bytes, f1.len);
+	used = mjpeg_splitter_feed(&s, in.data + f1.len, in.len - f1.len, &jpeg, &bytes);
+	assert_int_equal(used, f2.len);
+	assert_int_equal(bytes, f2.len);
+	used = mjpeg_splitter_feed(&s, NULL, 0, &jpeg, &bytes);
+	assert_int_equal(used, 0);
+	assert_null(jpeg);
+	assert_int_equal(s.frames, 2);
+	assert_int_equal(s.frames_cut, 0);
+	assert_int_equal(s.bytes_skipped, 0);
+	mjpeg_splitter_destroy(&s);
+	blob_free(&in);
+}
+
+static void test_split_skips_garbage(void **state)
+{
+	/* FF bytes, fill, a stray EOI, FF00, and a false SOI whose "frame"
+	 * breaks at once: none of it may come out or hide a frame. */
+	static const unsigned char before[] = "text\xff\xff\xd9\xff\x00 more\xff";
+	static const unsigned char between[] = { 0x00, 0xFF, 0xD9, 0xFF, 0xFF, 0x12,
+						  0xFF, 0xD8, 0x00, 0x34, 0xFF, 0x00 };
+	static const unsigned char after[] = "\xff\xd9trailing\xff";
+	const struct blob *want[] = { &f1, &f2 };
+	struct blob in = { NULL, 0 };
+	struct mjpeg_splitter s;
+	struct frames out = { 0 };
+
+	(void)state;
+	blob_add(&in, before, sizeof(before) - 1);
+	blob_add(&in, f1.data, f1.len);
+	blob_add(&in, between, sizeof(between));
+	blob_add(&in, f2.data, f2.len);
+	blob_add(&in, after, sizeof(after) - 1);
+	assert_splits_to_any_chunking(&in, FRAME_BYTES_MAX_DEFAULT, want, 2);
+
+	mjpeg_splitter_init(&s, FRAME_BYTES_MAX_DEFAULT);
+	split_all(&s, &in, 0, 0, &out);
+	assert_int_equal(s.frames_cut, 1); /* the false SOI */
+	assert_true(s.bytes_skipped > 0);
+	frames_free(&out);
+	mjpeg_splitter_destroy(&s);
+	blob_free(&in);
+}
+
+/* f with an APP1 segment holding payload inserted after its SOI. */
+static struct blob with_app1(const struct blob *f, const struct blob *payload)
+{
+	static const unsigned char exif[] = { 'E', 'x', 'i', 'f', 0, 0 };
+	struct blob out = { NULL, 0 };
+	size_t length = 2 + sizeof(exif) + payload->len;
+	unsigned char head[4] = { 0xFF, 0xE1, (unsigned char)(length >> 8),
+				  (unsigned char)length };
+
+	assert_true(length <= 0xFFFF);
+	blob_add(&out, f->data, 2);
+	blob_add(&out, head, sizeof(head));
+	blob_add(&out, exif, sizeof(exif));
+	blob_add(&out, payload->data, payload->len);
+	blob_add(&out, f->data + 2, f->len - 2);
+	return out;
+}
+
+/* FFD9 (and FFD8) inside an APP1 segment, as an EXIF thumbnail has them,
+ * neither end nor restart the frame. */
+static void test_split_app1_with_markers_inside(void **state)
+{
+	static const unsigned char markers[] = { 0xFF, 0xD9, 0xFF, 0xD8, 0xFF, 0xD9,
+						 0x00, 0xFF, 0xFF, 0xD9, 0xFF };
+	struct blob payload = { NULL, 0 }, with_markers, with_thumbnail, in = { NULL, 0 };
+	const struct blob *want[] = { &with_markers, &with_thumbnail, &f2 };
+	uint32_t w = 0, h = 0;
+	const char *why = "";
+
+	(void)state;
+	blob_add(&payload, markers, sizeof(markers));
+	with_markers = with_app1(&f1, &payload);
+	with_thumbnail = with_app1(&f1, &f2); /* a whole JPEG as thumbnail */
+	/* Real JPEGs still: the decoder skips APP1 the same way. */
+	assert_int_equal(encode_validate(with_markers.data, with_markers.len, &w, &h, &why), 0);
+	assert_int_equal(w, 64);
+	assert_int_equal(encode_validate(with_thumbnail.data, with_thumbnail.len, &w, &h, &why),
+			 0);
+	blob_add(&in, with_markers.data, with_markers.len);
+	blob_add(&in, with_thumbnail.data, with_thumbnail.len);
+	blob_add(&in, f2.data, f2.len);
+	assert_splits_to_any_chunking(&in, FRAME_BYTES_MAX_DEFAULT, want, 3);
+	blob_free(&payload);
+	blob_free(&with_markers);
+	blob_free(&with_thumbnail);
+	blob_free(&in);
+}
+
+/* Markers in and between scans, made up (not decodable): stuffing, restart
+ * markers, fill bytes, a DHT between two scans (as in progressive JPEGs)
+ * whose payload holds FFD9, and fill before EOI. */
+static void test_split_scan_markers(void **state)
+{
+	static const unsigned char jpeg[] = {
+		0xFF, 0xD8,
+		0xFF, 0xDB, 0x00, 0x04, 0xAA, 0xBB,             /* DQT */
+		0xFF, 0xDD, 0x00, 0x04, 0x00, 0x10,             /* DRI */
+		0xFF, 0xFF, 0xC0, 0x00, 0x03, 0x08,             /* fill, then SOF0 */
+		0xFF, 0xDA, 0x00, 0x04, 0x01, 0x02,             /* SOS */
+		0x12, 0xFF, 0x00, 0x34, 0xFF, 0xD0, 0x56, 0xFF, /* scan 1 */
+		0xFF, 0xD3, 0x78, 0xFF, 0x00,
+		0xFF, 0xC4, 0x00, 0x05, 0xFF, 0xD9, 0x01,       /* DHT */
+		0xFF, 0xDA, 0x00, 0x03, 0x09,                   /* SOS */
+		0x9A, 0xFF, 0xD7, 0xBC, 0xFF, 0x00,             /* scan 2 */
+		0xFF, 0xFF, 0xD9,                               /* fill, EOI */
+	};
+	struct blob in = { NULL, 0 }, one = { NULL, 0 };
+	const struct blob *want[] = { &one, &one };
+
+	(void)state;
+	blob_add(&one, jpeg, sizeof(jpeg));
+	blob_add(&in, jpeg, sizeof(jpeg));
+	blob_add(&in, jpeg, sizeof(jpeg));
+	assert_splits_to_any_chunking(&in, FRAME_BYTES_MAX_DEFAULT, want, 2);
+	blob_free(&one);
+	blob_free(&in);
+}
+
+/* Progressive JPEGs have several scans, with DHT segments between them. */
+static void test_split_progressive(void **state)
+{
+	tjhandle tj = tjInitCompress();
+	unsigned char *rgb = malloc(64 * 48 * 3), *out = NULL;
+	unsigned long out_bytes = 0;
+	struct blob prog = { NULL, 0 }, in = { NULL, 0 };
+	const struct blob *want[] = { &prog, &f1, &prog };
+	uint32_t seed = 9, w = 0, h = 0;
+	size_t i, scans = 0;
+	const char *why = "";
+
+	(void)state;
+	assert_non_null(tj);
+	assert_non_null(rgb);
+	for (i = 0; i < 64 * 48 * 3; i++)
+		rgb[i] = (unsigned char)rng_next(&seed);
+	assert_int_equal(tjCompress2(tj, rgb, 64, 0, 48, TJPF_RGB, &out, &out_bytes, TJSAMP_420,
+				     85, TJFLAG_PROGRESSIVE),
+			 0);
+	blob_add(&prog, out, out_bytes);
+	for (i = 0; i + 1 < prog.len; i++)
+		scans += prog.data[i] == 0xFF && prog.data[i + 1] == 0xDA;
+	assert_true(scans >= 2);
+	assert_int_equal(encode_validate(prog.data, prog.len, &w, &h, &why), 0);
+	blob_add(&in, prog.data, prog.len);
+	blob_add(&in, f1.data, f1.len);
+	blob_add(&in, prog.data, prog.len);
+	assert_splits_to_any_chunking(&in, FRAME_BYTES_MAX_DEFAULT, want, 3);
+	tjFree(out);
+	tjDestroy(tj);
+	free(rgb);
+	blob_free(&prog);
+	blob_free(&in);
+}
+
+/* A frame cut short inside its entropy-coded data, then a whole one: the
+ * next SOI restarts, the whole one comes out, the cut one is counted. */
+static void test_split_cut_in_scan(void **state)
+{
+	const struct blob *want[] = { &f2, &f1 };
+	struct blob in = { NULL, 0 };
+	struct mjpeg_splitter s;
+	struct frames out = { 0 };
+
+	(void)state;
+	blob_add(&in, f1.data, f1.len - 50);
+	blob_add(&in, f2.data, f2.len);
+	blob_add(&in, f1.data, f1.len);
+	assert_splits_to_any_chunking(&in, FRAME_BYTES_MAX_DEFAULT, want, 2);
+	mjpeg_splitter_init(&s, FRAME_BYTES_MAX_DEFAULT);
+	split_all(&s, &in, 0, 0, &out);
+	assert_int_equal(s.frames_cut, 1);
+	frames_free(&out);
+	mjpeg_splitter_destroy(&s);
+	blob_free(&in);
+}
+
+/* A frame cut inside its headers, then f2 and f1.  Usually the cut
+ * segment's length swallows f2's start, the parse breaks (no FF where a
+ * marker is due, a second SOF), and the bytes parsed again find f2's SOI:
+ * f2 comes out exact.  When the swallowed length happens to end on one of
+ * f2's marker boundaries (frames from one encoder share their layout), the
+ * parse goes on through f2 without a break: out comes the splice
+ * f1[0, cut) + f2, which either decodes as f2's picture or is refused by
+ * encode_validate later.  f1 after it always comes out exact. */
+static void test_split_cut_in_header(void **state)
+{
+	size_t cut, start = scan_start(&f1), exact = 0, spliced = 0;
+
+	(void)state;
+	for (cut = 2; cut < start; cut++) {
+		struct blob in = { NULL, 0 }, splice = { NULL, 0 };
+		struct mjpeg_splitter s;
+		struct frames out = { 0 };
+
+		blob_add(&in, f1.data, cut);
+		blob_add(&in, f2.data, f2.len);
+		blob_add(&in, f1.data, f1.len);
+		blob_add(&splice, f1.data, cut);
+		blob_add(&splice, f2.data, f2.len);
+		mjpeg_splitter_init(&s, FRAME_BYTES_MAX_DEFAULT);
+		split_all(&s, &in, 100, (uint32_t)cut, &out);
+		if (out.count != 2)
+			fail_msg("cut at %zu: %zu frames out", cut, out.count);
+		assert_blob_equal(&out.items[1], &f1);
+		if (out.items[0].len == f2.len) {
+			assert_blob_equal(&out.items[0], &f2);
+			exact++;
+		} else {
+			assert_blob_equal(&out.items[0], &splice);
+			spliced++;
+		}
+		frames_free(&out);
+		mjpeg_splitter_destroy(&s);
+		blob_free(&splice);
+		blob_free(&in);
+	}
+	assert_true(spliced * 50 < exact); /* under 2% */
+}
+
+/* Cut anywhere in its entropy-coded data: always the next two frames. */
+static void test_split_cut_anywhere_in_scan(void **state)
+{
+	const struct blob *want[] = { &f2, &f1 };
+	size_t cut;
+
+	(void)state;
+	for (cut = scan_start(&f1); cut < f1.len; cut++) {
+		struct blob in = { NULL, 0 };
+
+		blob_add(&in, f1.data, cut);
+		blob_add(&in, f2.data, f2.len);
+		blob_add(&in, f1.data, f1.len);
+		assert_splits_to(&in, FRAME_BYTES_MAX_DEFAULT, 0, 0, want, 2);
+		blob_free(&in);
+	}
+}
+
+/* A frame over frame_bytes_max is dropped; the frames around it come out. */
+static void test_split_oversized(void **state)
+{
+	size_t max = (f1.len > f2.len ? f1.len : f2.len) + 16;
+	const struct blob *want[] = { &f1, &f2 };
+	struct blob in = { NULL, 0 };
+	struct mjpeg_splitter s;
+	struct frames out = { 0 };
+
+	(void)state;
+	assert_true(big.len > max);
+	blob_add(&in, big.data, big.len);
+	blob_add(&in, f1.data, f1.len);
+	blob_add(&in, big.data, big.len);
+	blob_add(&in, f2.data, f2.len);
+	assert_splits_to_any_chunking(&in, max, want, 2);
+	mjpeg_splitter_init(&s, max);
+	split_all(&s, &in, 0, 0, &out);
+	assert_int_equal(s.frames_oversized, 2);
+	assert_int_equal(s.frames_cut, 0);
+	assert_true(s.capacity <= max);
+	frames_free(&out);
+	mjpeg_splitter_destroy(&s);
+	blob_free(&in);
+}
+
+/* An oversized frame is still parsed: a thumbnail JPEG in its APP1 beyond
+ * frame_bytes_max does not come out as a frame of its own. */
+static void test_split_oversized_keeps_parsing(void **state)
+{
+	size_t max = 16384;
+	struct blob payload = { NULL, 0 }, huge, in = { NULL, 0 };
+	const struct blob *want[] = { &f1 };
+	unsigned char *zeros = calloc(1, 20000);
+
+	(void)state;
+	assert_non_null(zeros);
+	assert_true(f1.len < max && f2.len < max);
+	blob_add(&payload, zeros, 20000);
+	blob_add(&payload, f2.data, f2.len);
+	blob_add(&payload, zeros, 16);
+	huge = with_app1(&f1, &payload);
+	blob_add(&in, huge.data, huge.len);
+	blob_add(&in, f1.data, f1.len);
+	assert_splits_to_any_chunking(&in, max, want, 1);
+	blob_free(&payload);
+	blob_free(&huge);
+	blob_free(&in);
+	free(zeros);
+}
+
+/* SOIs nested in segments, then a broken byte: parsing again is paid from
+ * a credit, so this costs about twice its length, not its square. */
+static void test_split_resync_is_linear(void **state)
+{
+	static const unsigned char soi[] = { 0xFF, 0xD8 };
+	static const unsigned char com[] = { 0xFF, 0xFE, 0x00, 0x04, 0xFF, 0xD8 };
+	static const unsigned char broken[] = { 0x00 };
+	const struct blob *want[] = { &f1 };
+	struct blob in = { NULL, 0 };
+	int64_t start;
+	size_t i;
+
+	(void)state;
+	blob_add(&in, soi, sizeof(soi));
+	for (i = 0; i < 150000; i++) /* 900 kB: its square would never end */
+		blob_add(&in, com, sizeof(com));
+	blob_add(&in, broken, sizeof(broken));
+	blob_add(&in, f1.data, f1.len);
+	start = clock_mono_usec();
+	assert_splits_to(&in, 1u << 20, 0, 0, want, 1);
+	assert_splits_to(&in, 1u << 20, 4096, 1, want, 1);
+	assert_true(clock_mono_usec() - start < 5 * USEC_PER_SEC);
+	blob_free(&in);
+}
+
+/* Random bytes: no crash, and whatever comes out is SOI..EOI (checked in
+ * split_all).  After a reset, a whole frame comes out as it went in. */
+static void test_split_random_bytes(void **state)
+{
+	struct blob in = { NULL, 0 };
+	struct mjpeg_splitter s;
+	struct frames out = { 0 };
+	uint32_t seed = 42;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < 200000; i++) {
+		/* Many FF, D8, D9 and 00 bytes, to reach every state. */
+		static const unsigned char pick[] = { 0xFF, 0xFF, 0xD8, 0xD9, 0x00, 0xDA, 0x00 };
+		uint32_t r = rng_next(&seed);
+		unsigned char c = (unsigned char)(r % 3 ? r >> 8 : pick[(r >> 8) % sizeof(pick)]);
+
+		blob_add(&in, &c, 1);
+	}
+	mjpeg_splitter_init(&s, 16384);
+	split_all(&s, &in, 3000, 7, &out);
+	frames_free(&out);
+	/* A new writer starts afresh: a whole frame after reset comes out. */
+	(void)mjpeg_splitter_reset(&s);
+	split_all(&s, &f1, 0, 0, &out);
+	assert_int_equal(out.count, 1);
+	assert_blob_equal(&out.items[0], &f1);
+	frames_free(&out);
+	mjpeg_splitter_destroy(&s);
+	blob_free(&in);
+}
+
+/* A partial frame is forgotten by reset; the next frame comes out alone. */
+static void test_split_reset(void **state)
+{
+	const unsigned char *jpeg;
+	struct mjpeg_splitter s;
+	size_t bytes;
+
+	(void)state;
+	mjpeg_splitter_init(&s, FRAME_BYTES_MAX_DEFAULT);
+	assert_int_equal(mjpeg_splitter_feed(&s, f1.data, 100, &jpeg, &bytes), 100);
+	assert_null(jpeg);
+	assert_int_equal(mjpeg_splitter_reset(&s), 100);
+	assert_int_equal(mjpeg_splitter_feed(&s, f2.data, f2.len, &jpeg, &bytes), f2.len);
+	assert_non_null(jpeg);
+	assert_int_equal(bytes, f2.len);
+	assert_memory_equal(jpeg, f2.data, f2.len);
+	assert_int_equal(mjpeg_splitter_reset(&s), 0); /* a returned frame is not partial */
+	mjpeg_splitter_destroy(&s);
+}
+
+/* ---- pipe sources ------------------------------------------------------- */
+
+static char tmp_dir[64];
+
+static int setup_tmp(void **state)
+{
+	(void)state;
+	snprintf(tmp_dir, sizeof(tmp_dir), "/tmp/test_source_pipe.XXXXXX");
+	if (!mkdtemp(tmp_dir))
+		return -1;
+	/* A test's writer may die on a vanished reader; the test sees it. */
+	signal(SIGPIPE, SIG_IGN);
+	return setup_jpegs(state);
+}
+
+static int teardown_tmp(void **state)
+{
+	DIR *dir = opendir(tmp_dir);
+	struct dirent *entry;
+	char path[128];
+
+	if (!dir)
+		return -1;
+	while ((entry = readdir(dir)) != NULL) {
+		if (entry->d_name[0] == '.')
+			continue;
+		if (snprintf(path, sizeof(path), "%s/%s", tmp_dir, entry->d_name) <
+		    (int)sizeof(path))
+			unlink(path);
+	}
+	closedir(dir);
+	if (rmdir(tmp_dir) < 0)
+		return -1;
+	return teardown_jpegs(state);
+}
+
+static void tmp_path(char *path, size_t size, const char *name)
+{
+	assert_true(snprintf(path, size, "%s/%s", tmp_dir, name) < (int)size);
+}
+
+static void stream_init(struct stream_settings *st, enum source_kind kind, const char *path)
+{
+	memset(st, 0, sizeof(*st));
+	snprintf(st->name, sizeof(st->name), "test");
+	snprintf(st->source, sizeof(st->source), "%s:%s", kind == SOURCE_RAW ? "raw" : "mjpeg",
+		 path);
+	st->kind = kind;
+	snprintf(st->path, sizeof(st->path), "%s", path);
+	st->format = PIXEL_RGB24;
+	st->width = RAW_W;
+	st->height = RAW_H;
+	st->fps = 50;
+	st->quality = ENCODE_QUALITY_DEFAULT;
+}
+
+static void raw_frame(unsigned char *frame, unsigned number)
+{
+	unsigned i;
+
+	for (i = 0; i < RAW_BYTES; i++)
+		frame[i] = (unsigned char)(number * 40 + i);
+}
+
+static void write_all(int fd, const void *data, size_t len)
+{
+	const unsigned char *p = data;
+
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			_exit(2);
+		p += n;
+		len -= (size_t)n;
+	}
+}
+
+/* Forks a writer: it opens path, writes frames first..first+count-1 and
+ * then extra bytes of one more, and exits (the writer goes away). */
+static pid_t fork_raw_writer(const char *path, unsigned first, unsigned count, size_t extra)
+{
+	pid_t pid = fork();
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		unsigned char frame[RAW_BYTES];
+		int fd = open(path, O_WRONLY);
+		unsigned i;
+
+		if (fd < 0)
+			_exit(1);
+		for (i = 0; i < count; i++) {
+			raw_frame(frame, first + i);
+			write_all(fd, frame, RAW_BYTES);
+			usleep(10000); /* the reader sees frames in several reads */
+		}
+		raw_frame(frame, first + count);
+		write_all(fd, frame, extra);
+		_exit(0);
+	}
+	return pid;
+}
+
+static void wait_child(pid_t pid)
+{
+	int status;
+
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+/* The next frame, skipping "nothing this time" answers. */
+static void next_frame(struct pipe_source *src, struct source_frame *frame,
+		       const _Atomic int *stopping)
+{
+	int tries, rc = 0;
+
+	for (tries = 0; tries < NEXT_TRIES && rc == 0; tries++)
+		rc = pipe_source_next(src, frame, stopping);
+	assert_int_equal(rc, 1);
+}
+
+static void assert_raw_frame(const struct source_frame *frame, unsigned number)
+{
+	unsigned char want[RAW_BYTES];
+
+	raw_frame(want, number);
+	assert_non_null(frame->pixels);
+	assert_null(frame->jpeg);
+	assert_int_equal(frame->format, PIXEL_RGB24);
+	assert_int_equal(frame->width, RAW_W);
+	assert_int_equal(frame->height, RAW_H);
+	assert_memory_equal(frame->pixels, want, RAW_BYTES);
+}
+
+static void test_raw_fifo_writers_come_and_go(void **state)
+{
+	static _Atomic int stopping;
+	struct stream_settings st;
+	struct source_frame frame;
+	struct pipe_source *src;
+	char path[128];
+	pid_t pid;
+	unsigned i;
+
+	(void)state;
+	tmp_path(path, sizeof(path), "raw.fifo");
+	assert_int_equal(mkfifo(path, 0600), 0);
+	stream_init(&st, SOURCE_RAW, path);
+	src = pipe_source_open(&st, FRAME_BYTES_MAX_DEFAULT);
+	assert_non_null(src);
+	assert_int_equal(pipe_source_is_paced(src), 0);
+
+	pid = fork_raw_writer(path, 0, 3, 0);
+	for (i = 0; i < 3; i++) {
+		next_frame(src, &frame, &stopping);
+		assert_raw_frame(&frame, i);
+	}
+	wait_child(pid);
+	/* The writer went away: nothing this time, and the FIFO reopened. */
+	assert_int_equal(pipe_source_next(src, &frame, &stopping), 0);
+	assert_null(frame.pixels);
+
+	/* A second writer: one frame, then part of another, dropped. */
+	pid = fork_raw_writer(path, 10, 1, RAW_BYTES / 2);
+	next_frame(src, &frame, &stopping);
+	assert_raw_frame(&frame, 10);
+	wait_child(pid);
+	assert_int_equal(pipe_source_next(src, &frame, &stopping), 0);
+
+	/* A third: its frame comes out whole, none of the partial one in it. */
+	pid = fork_raw_writer(path, 20, 1, 0);
+	next_frame(src, &frame, &stopping);
+	assert_raw_frame(&frame, 20);
+	wait_child(pid);
+	pipe_source_close(src);
+}
+
+struct stopper {
+	_Atomic int *stopping;
+	int64_t delay_usec;
+	int64_t set_usec; /* monotonic time the flag was set */
+};
+
+static void *stopper_main(void *arg)
+{
+	struct stopper *stopper = arg;
+
+	clock_sleep_usec(stopper->delay_usec);
+	stopper->set_usec = clock_mono_usec();
+	atomic_store(stopper->stopping, 1);
+	return NULL;
+}
+
+static int64_t thread_cpu_usec(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (int64_t)ts.tv_sec * USEC_PER_SEC + ts.tv_nsec / 1000;
+}
+
+/* With no writer (none yet, and none after one went away) the source
+ * sleeps: next neither spins nor misses a stop. */
+static void test_fifo_without_writer_sleeps_and_stops(void **state)
+{
+	_Atomic int stopping = 0;
+	struct stopper stopper = { &stopping, USEC_PER_SEC, 0 };
+	struct stream_settings st;
+	struct source_frame frame;
+	struct pipe_source *src;
+	pthread_t thread;
+	char path[128];
+	int round;
+
+	(void)state;
+	tmp_path(path, sizeof(path), "idle.fifo");
+	assert_int_equal(mkfifo(path, 0600), 0);
+	stream_init(&st, SOURCE_MJPEG, path);
+	src = pipe_source_open(&st, FRAME_BYTES_MAX_DEFAULT);
+	assert_non_null(src);
+	for (round = 0; round < 2; round++) {
+		int64_t cpu, returned;
+
+		atomic_store(&stopping, 0);
+		cpu = thread_cpu_usec();
+		assert_int_equal(pthread_create(&thread, NULL, stopper_main, &stopper), 0);
+		assert_int_equal(pipe_source_next(src, &frame, &stopping), 0);
+		returned = clock_mono_usec();
+		assert_int_equal(pthread_join(thread, NULL), 0);
+		cpu = thread_cpu_usec() - cpu;
+		if (cpu > 50 * USEC_PER_MSEC)
+			fail_msg("%lld us of CPU in 1 s without a writer",
+				 (long long)cpu);
+		if (returned - stopper.set_usec > 500 * USEC_PER_MSEC)
+			fail_msg("stop noticed after %lld us",
+				 (long long)(returned - stopper.set_usec));
+		if (round == 0) {
+			/* A writer comes and goes without a byte; then none. */
+			int fd = open(path, O_WRONLY | O_NONBLOCK);
+
+			assert_true(fd >= 0);
+			close(fd);
+			atomic_store(&stopping, 0);
+			assert_int_equal(pipe_source_next(src, &frame, &stopping), 0);
+		}
+	}
+	pipe_source_close(src);
+}
+
+static void write_file(const char *path, const struct blob *data)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, data->data, data->len), (ssize_t)data->len);
+	close(fd);
+}
+
+/* A regular file of two JPEGs plays them in turn, looping, at fps. */
+static void test_mjpeg_file_loops(void **state)
+{
+	static _Atomic int stopping;
+	struct blob in = { NULL, 0 };
+	const struct blob *want[] = { &f1, &f2 };
+	struct stream_settings st;
+	struct source_frame frame;
+	struct pipe_source *src;
+	char path[128];
+	int64_t start;
+	int i;
+
+	(void)state;
+	tmp_path(path, sizeof(path), "two.mjpeg");
+	blob_add(&in, f1.data, f1.len);
+	blob_add(&in, f2.data, f2.len);
+	write_file(path, &in);
+	stream_init(&st, SOURCE_MJPEG, path);
+	st.fps = 20;
+	src = pipe_source_open(&st, FRAME_BYTES_MAX_DEFAULT);
+	assert_non_null(src);
+	assert_int_equal(pipe_source_is_paced(src), 1);
+	start = clock_mono_usec();
+	for (i = 0; i < 7; i++) {
+		next_frame(src, &frame, &stopping);
+		assert_null(frame.pixels);
+		assert_non_null(frame.jpeg);
+		assert_int_equal(frame.jpeg_bytes, want[i % 2]->len);
+		assert_memory_equal(frame.jpeg, want[i % 2]->data, want[i % 2]->len);
+		assert_int_equal(frame.width, i % 2 ? 40 : 64);
+		assert_int_equal(frame.height, i % 2 ? 32 : 48);
+	}
+	/* 7 frames at 20 fps: the first at once, then 6 intervals of 50 ms. */
+	assert_true(clock_mono_usec() - start >= 6 * 50 * USEC_PER_MSEC - 5 * USEC_PER_MSEC);
+	pipe_source_close(src);
+	blob_free(&in);
+}
+
+/* A structurally complete JPEG that does not decode is skipped (0), the
+ * good one after it comes out. */
+static void test_mjpeg_fifo_skips_invalid(void **state)
+{
+	static const unsigned char invalid[] = { 0xFF, 0xD8, 0xFF, 0xFE, 0x00, 0x03,
+						 0x41, 0xFF, 0xD9 };
+	static _Atomic int stopping;
+	struct stream_settings st;
+	struct source_frame frame;
+	struct pipe_source *src;
+	char path[128];
+	pid_t pid;
+	int rc;
+
+	(void)state;
+	tmp_path(path, sizeof(path), "mjpeg.fifo");
+	assert_int_equal(mkfifo(path, 0600), 0);
+	stream_init(&st, SOURCE_MJPEG, path);
+	src = pipe_source_open(&st, FRAME_BYTES_MAX_DEFAULT);
+	assert_non_null(src);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int fd = open(path, O_WRONLY);
+
+		if (fd < 0)
+			_exit(1);
+		write_all(fd, "junk", 4);
+		write_all(fd, invalid, sizeof(invalid));
+		write_all(fd, f1.data, f1.len);
+		write_all(fd, f2.data, f2.len / 2); /* cut off by the writer's end */
+		_exit(0);
+	}
+	rc = pipe_source_next(src, &frame, &stopping);
+	assert_int_equal(rc, 0); /* the invalid one */
+	next_frame(src, &frame, &stopping);
+	assert_int_equal(frame.jpeg_bytes, f1.len);
+	assert_memory_equal(frame.jpeg, f1.data, f1.len);
+	wait_child(pid);
+	assert_int_equal(pipe_source_next(src, &frame, &stopping), 0); /* writer gone */
+	pipe_source_close(src);
+}
+
+/* stdin ("-"): frames, then its end ends the source; fd 0 stays open. */
+static void test_raw_stdin(void **state)
+{
+	static _Atomic int stopping;
+	unsigned char frames[2 * RAW_BYTES];
+	struct stream_settings st;
+	struct source_frame frame;
+	struct pipe_source *src;
+	int saved = dup(STDIN_FILENO), fds[2];
+
+	(void)state;
+	assert_true(saved >= 0);
+	assert_int_equal(pipe(fds), 0);
+	raw_frame(frames, 5);
+	raw_frame(frames + RAW_BYTES, 6);
+	assert_int_equal(write(fds[1], frames, sizeof(frames) - 3), (ssize_t)sizeof(frames) - 3);
+	close(fds[1]);
+	assert_int_equal(dup2(fds[0], STDIN_FILENO), STDIN_FILENO);
+	close(fds[0]);
+
+	stream_init(&st, SOURCE_RAW, "-");
+	src = pipe_source_open(&st, FRAME_BYTES_MAX_DEFAULT);
+	assert_non_null(src);
+	next_frame(src, &frame, &stopping);
+	assert_raw_frame(&frame, 5);
+	assert_int_equal(pipe_source_next(src, &frame, &stopping), -1);
+	assert_int_equal(pipe_source_next(src, &frame, &stopping), -1);
+	pipe_source_close(src);
+	assert_true(fcntl(STDIN_FILENO, F_GETFD) >= 0);
+
+	assert_int_equal(dup2(saved, STDIN_FILENO), STDIN_FILENO);
+	close(saved);
+}
+
+/* A raw file with a partial frame at its end: whole frames only, looped. */
+static void test_raw_file_drops_partial_and_loops(void **state)
+{
+	static _Atomic int stopping;
+	unsigned char frames[2 * RAW_BYTES];
+	struct blob in = { NULL, 0 };
+	struct stream_settings st;
+	struct source_frame frame;
+	struct pipe_source *src;
+	char path[128];
+	int i;
+
+	(void)state;
+	raw_frame(frames, 1);
+	raw_frame(frames + RAW_BYTES, 2);
+	blob_add(&in, frames, sizeof(frames) - 1);
+	tmp_path(path, sizeof(path), "frames.raw");
+	write_file(path, &in);
+	stream_init(&st, SOURCE_RAW, path);
+	st.fps = 200;
+	src = pipe_source_open(&st, FRAME_BYTES_MAX_DEFAULT);
+	assert_non_null(src);
+	for (i = 0; i < 3; i++) {
+		next_frame(src, &frame, &stopping);
+		assert_raw_frame(&frame, 1);
+	}
+	pipe_source_close(src);
+	blob_free(&in);
+}
+
+static void test_open_failures(void **state)
+{
+	struct stream_settings st;
+
+	(void)state;
+	struct pipe_source *src;
+	struct source_frame frame;
+	_Atomic int stopping = 0;
+
+	/* A path missing (or not yet a FIFO) at start is waited for: the
+	 * source opens, and gives no frame while the path cannot be read. */
+	stream_init(&st, SOURCE_RAW, "/nonexistent/test_source_pipe.fifo");
+	src = pipe_source_open(&st, FRAME_BYTES_MAX_DEFAULT);
+	assert_non_null(src);
+	assert_int_equal(pipe_source_next(src, &frame, &stopping), 0);
+	pipe_source_close(src);
+	stream_init(&st, SOURCE_MJPEG, tmp_dir);
+	src = pipe_source_open(&st, FRAME_BYTES_MAX_DEFAULT);
+	assert_non_null(src);
+	assert_int_equal(pipe_source_next(src, &frame, &stopping), 0);
+	pipe_source_close(src);
+	stream_init(&st, SOURCE_PATTERN_BARS, "/dev/null");
+	assert_null(pipe_source_open(&st, FRAME_BYTES_MAX_DEFAULT));
+	stream_init(&st, SOURCE_RAW, "/dev/null");
+	st.width = 0;
+	assert_null(pipe_source_open(&st, FRAME_BYTES_MAX_DEFAULT));
+}
+
+int main(void)
+{
+	const struct CMUnitTest splitter_tests[] = {
+		cmocka_unit_test(test_split_two_frames),
+		cmocka_unit_test(test_split_stops_at_eoi),
+		cmocka_unit_test(test_split_skips_garbage),
+		cmocka_unit_test(test_split_app1_with_markers_inside),
+		cmocka_unit_test(test_split_scan_markers),
+		cmocka_unit_test(test_split_progressive),
+		cmocka_unit_test(test_split_cut_in_scan),
+		cmocka_unit_test(test_split_cut_in_header),
+		cmocka_unit_test(test_split_cut_anywhere_in_scan),
+		cmocka_unit_test(test_split_oversized),
+		cmocka_unit_test(test_split_oversized_keeps_parsing),
+		cmocka_unit_test(test_split_resync_is_linear),
+		cmocka_unit_test(test_split_random_bytes),
+		cmocka_unit_test(test_split_reset),
+	};
+	const struct CMUnitTest source_tests[] = {
+		cmocka_unit_test(test_raw_fifo_writers_come_and_go),
+		cmocka_unit_test(test_fifo_without_writer_sleeps_and_stops),
+		cmocka_unit_test(test_mjpeg_file_loops),
+		cmocka_unit_test(test_mjpeg_fifo_skips_invalid),
+		cmocka_unit_test(test_raw_stdin),
+		cmocka_unit_test(test_raw_file_drops_partial_and_loops),
+		cmocka_unit_test(test_open_failures),
+	};
+	int failed = 0;
+
+	failed += cmocka_run_group_tests_name("mjpeg_splitter", splitter_tests, setup_jpegs,
+					      teardown_jpegs);
+	failed += cmocka_run_group_tests_name("pipe_source", source_tests, setup_tmp,
+					      teardown_tmp);
+	return failed ? 1 : 0;
+}
