@@ -1,0 +1,637 @@
+"""Real clients against the real stack (the responder behind nginx): ffmpeg
+and ffprobe, GStreamer, OpenCV, curl, and headless Chromium showing the
+viewer page and the Vue 3 example.  Nothing here parses the stream itself:
+each test proves that the client does, and checks what the client made of it
+(frame counts, sizes, and the colours a person would see)."""
+
+import io
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+import pytest
+from PIL import Image
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.remote_connection import RemoteConnection
+
+TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ARTIFACTS = os.path.join(TOP, "tests", "artifacts")
+VUE_DIR = os.path.join(TOP, "html", "vue")
+VUE_BUILD = os.path.join(VUE_DIR, "node_modules", "vue", "dist", "vue.esm-browser.prod.js")
+PYTHON = "/usr/bin/python3"
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+
+MAKE_START_TIMEOUT = 120   # includes a build when fcgi/ changed
+MAKE_STOP_TIMEOUT = 30
+CLIENT_TIMEOUT = 30        # any one client command
+RESTART_LIMIT_S = 30       # the page shows the live demo again this soon after a restart
+
+# SMPTE-like bars of pattern:bars, left to right, repeating (RGB).
+BARS = [
+    ("grey", (192, 192, 192)), ("yellow", (192, 192, 0)), ("cyan", (0, 192, 192)),
+    ("green", (0, 192, 0)), ("magenta", (192, 0, 192)), ("red", (192, 0, 0)),
+    ("blue", (0, 0, 192)), ("black", (16, 16, 16)),
+]
+NEXT_BAR = {BARS[i][0]: BARS[(i + 1) % len(BARS)][0] for i in range(len(BARS))}
+
+
+# ---- helpers -------------------------------------------------------------
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run(cmd, timeout=CLIENT_TIMEOUT, **kw):
+    """Runs a command with a timeout; a hang is a test failure, not a hung run."""
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
+    except subprocess.TimeoutExpired as e:
+        out = (e.stderr or b"")
+        out = out.decode(errors="replace") if isinstance(out, bytes) else out
+        pytest.fail("%s did not finish within %s s; last output:\n%s"
+                    % (" ".join(cmd), timeout, out[-2000:]))
+
+
+def get(url, timeout=5):
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return r.status, dict(r.headers), r.read()
+
+
+def classify(rgb):
+    """'red', 'blue' or None for a mean RGB colour."""
+    r, g, b = rgb[:3]
+    if r > 180 and g < 80 and b < 80:
+        return "red"
+    if b > 180 and r < 80 and g < 80:
+        return "blue"
+    return None
+
+
+def centre_rgb(im, cx=None, cy=None, half=4):
+    """Mean RGB of a (2*half+1)-pixel square around (cx, cy), default the centre."""
+    im = im.convert("RGB")
+    if cx is None:
+        cx, cy = im.width // 2, im.height // 2
+    box = im.crop((cx - half, cy - half, cx + half + 1, cy + half + 1))
+    px = list(box.getdata())
+    return tuple(sum(p[i] for p in px) / len(px) for i in range(3))
+
+
+def snapshot_colour(base, name="demo"):
+    """Colour of the newest frame, as PIL (RGB) decodes /snapshot/NAME."""
+    status, headers, body = get(base + "/snapshot/" + name)
+    assert status == 200 and body[:2] == b"\xff\xd8", (status, headers)
+    return classify(centre_rgb(Image.open(io.BytesIO(body))))
+
+
+def bar_name(rgb, tolerance=60):
+    best, dist = None, None
+    for name, ref in BARS:
+        d = sum((a - b) ** 2 for a, b in zip(rgb, ref)) ** 0.5
+        if dist is None or d < dist:
+            best, dist = name, d
+    return best if dist <= tolerance else None
+
+
+def bar_runs(row, min_len):
+    """Bar names along one row of RGB pixels, runs shorter than min_len dropped
+    (blends at the edges, the scaled-down borders)."""
+    runs = []
+    for px in row:
+        n = bar_name(px)
+        if runs and runs[-1][0] == n:
+            runs[-1][1] += 1
+        else:
+            runs.append([n, 1])
+    names = []
+    for n, length in runs:
+        if n is not None and length >= min_len and (not names or names[-1] != n):
+            names.append(n)
+    return names
+
+
+def check_bar_order(names, what):
+    """The bars must follow the pattern's order: a red/blue swap (RGB read as
+    BGR anywhere) turns 'magenta, red, blue' into 'magenta, blue, red'."""
+    assert len(names) >= 6, "%s: too few bars recognised: %s" % (what, names)
+    assert "red" in names and "blue" in names, "%s: %s" % (what, names)
+    for a, b in zip(names, names[1:]):
+        assert b == NEXT_BAR[a], "%s: bar %s follows %s; expected order %s; seen %s" % (
+            what, b, a, [n for n, _ in BARS], names)
+
+
+def demo_runs(samples):
+    """Runs of colour in (t, colour, ...) samples: [[colour, first_t, count], ...]."""
+    runs = []
+    for s in samples:
+        if runs and runs[-1][0] == s[1]:
+            runs[-1][2] += 1
+        else:
+            runs.append([s[1], s[0], 1])
+    return runs
+
+
+def alternation_at(samples):
+    """Time of the first sample of the third run in red-blue-red or
+    blue-red-blue, or None.  Samples that are neither colour break a run."""
+    runs = demo_runs(samples)
+    for i in range(len(runs) - 2):
+        a, b, c = runs[i][0], runs[i + 1][0], runs[i + 2][0]
+        if a in ("red", "blue") and b in ("red", "blue") and a != b and c == a:
+            return runs[i + 2][1]
+    return None
+
+
+def live_again_at(samples):
+    """alternation_at, ignoring the first run: what the screen showed when
+    sampling began (a frozen last frame, or nothing) is no proof of life."""
+    runs = demo_runs(samples)
+    if len(runs) < 2:
+        return None
+    return alternation_at([s for s in samples if s[0] >= runs[1][1]])
+
+
+def check_keeps_step(samples, what):
+    """The screen shows the newest frame, not the one before: the screen's
+    colour equals the snapshot's in at least 70% of the samples.  (A page a
+    frame behind on the 1 fps demo would match in almost none.)"""
+    same = sum(1 for s in samples if s[1] == s[2])
+    print("%s: screen equals the snapshot in %d of %d samples (%.0f%%)" % (
+        what, same, len(samples), 100.0 * same / len(samples)), file=sys.stderr)
+    assert same >= 0.7 * len(samples), \
+        "%s: screen equals the snapshot in %d of %d samples (time:screen/snapshot): %s" % (
+            what, same, len(samples), describe(samples))
+
+
+def describe(samples):
+    return " ".join("%.2f:%s%s" % (s[0], s[1] or "-", ("/" + (s[2] or "-")) if len(s) > 2 else "")
+                    for s in samples)
+
+
+# ---- the stack -----------------------------------------------------------
+
+class Stack:
+    def __init__(self, port):
+        self.port = port
+        self.base = "http://127.0.0.1:%d" % port
+
+    def start(self):
+        cmd = ["make", "-s", "-C", TOP, "start", "PORT=%d" % self.port]
+        r = run(cmd, timeout=MAKE_START_TIMEOUT)
+        if r.returncode != 0:
+            pytest.fail("make start failed (%d):\n%s\n%s" % (r.returncode, r.stdout[-3000:],
+                                                             r.stderr[-3000:]))
+
+    def stop(self):
+        return run(["make", "-s", "-C", TOP, "stop", "PORT=%d" % self.port],
+                   timeout=MAKE_STOP_TIMEOUT)
+
+    def status(self):
+        return json.loads(get(self.base + "/status")[2])
+
+    def viewers(self, name):
+        for s in self.status()["streams"]:
+            if s["name"] == name:
+                return s["viewers"]
+        raise KeyError(name)
+
+
+@pytest.fixture(scope="module")
+def stack():
+    st = Stack(free_port())
+    try:
+        st.start()
+        yield st
+    finally:
+        st.stop()
+
+
+# ---- ffmpeg / ffprobe ----------------------------------------------------
+
+STREAMS = [("bars", 640, 480, 10), ("demo", 256, 256, 3)]
+
+
+@pytest.mark.parametrize("name,width,height,frames", STREAMS)
+def test_ffprobe(stack, name, width, height, frames):
+    r = run(["ffprobe", "-v", "error", "-f", "mpjpeg", "-show_entries",
+             "stream=codec_name,width,height", "-of", "json", stack.base + "/stream/" + name],
+            timeout=20)
+    assert r.returncode == 0, r.stderr
+    streams = json.loads(r.stdout)["streams"]
+    assert len(streams) == 1, r.stdout
+    assert (streams[0]["codec_name"], streams[0]["width"], streams[0]["height"]) == \
+        ("mjpeg", width, height), r.stdout
+
+
+@pytest.mark.parametrize("name,width,height,frames", STREAMS)
+def test_ffmpeg_decodes_frames(stack, name, width, height, frames):
+    # The live stream never ends: ffmpeg stops after N frames by itself.
+    r = run(["ffmpeg", "-hide_banner", "-nostdin", "-f", "mpjpeg", "-i",
+             stack.base + "/stream/" + name, "-frames:v", str(frames), "-f", "null", "-"],
+            timeout=20)
+    assert r.returncode == 0, r.stderr[-2000:]
+    counts = re.findall(r"frame=\s*(\d+)", r.stderr)
+    assert counts and int(counts[-1]) == frames, r.stderr[-2000:]
+    assert "%dx%d" % (width, height) in r.stderr, r.stderr[-2000:]
+
+
+# ---- GStreamer -----------------------------------------------------------
+
+def test_gstreamer_multipartdemux_bars(stack):
+    url = stack.base + "/stream/bars?frames=10"
+    # -v prints each buffer fakesink receives and the negotiated caps.
+    r = run(["gst-launch-1.0", "-v", "souphttpsrc", "location=" + url, "!", "multipartdemux",
+             "!", "jpegdec", "!", "fakesink", "silent=false"], timeout=20)
+    out = r.stdout + r.stderr
+    if "no element \"souphttpsrc\"" in out:
+        pytest.fail("GStreamer has no souphttpsrc: install gstreamer1.0-plugins-good")
+    assert r.returncode == 0, out[-3000:]
+    assert "Got EOS" in out, out[-3000:]   # ?frames=10 ended the stream cleanly
+    chains = [ln for ln in out.splitlines() if "fakesink0: last-message = chain" in ln]
+    assert len(chains) == 10, out[-3000:]
+    caps = [ln for ln in out.splitlines() if "GstFakeSink:fakesink0.GstPad:sink: caps" in ln]
+    assert caps and "width=(int)640" in caps[-1] and "height=(int)480" in caps[-1], caps
+
+
+def test_gstreamer_png_of_demo(stack, tmp_path):
+    png = tmp_path / "demo.png"
+    before = snapshot_colour(stack.base)
+    r = run(["gst-launch-1.0", "-q", "souphttpsrc",
+             "location=" + stack.base + "/stream/demo?frames=1", "!", "multipartdemux", "!",
+             "jpegdec", "!", "videoconvert", "!", "video/x-raw,format=RGB", "!",
+             "pngenc", "snapshot=true", "!", "filesink", "location=%s" % png], timeout=20)
+    after = snapshot_colour(stack.base)
+    assert r.returncode == 0, r.stdout + r.stderr
+    im = Image.open(png)
+    assert im.size == (256, 256)
+    colour = classify(centre_rgb(im))
+    assert colour in ("red", "blue"), centre_rgb(im)
+    # red is red: the frame GStreamer decoded is the one the snapshot had
+    assert colour in (before, after), (colour, before, after)
+
+
+# ---- OpenCV --------------------------------------------------------------
+
+# Runs in a child process, so that a capture that hangs is killed by the
+# timeout.  OpenCV reads through its FFmpeg backend; after each frame the
+# child fetches the snapshot and decodes it with PIL (RGB), independently.
+OPENCV_CHILD = r"""
+import io, json, sys, urllib.request
+import cv2
+from PIL import Image
+url, snap, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+cap = cv2.VideoCapture(url, cv2.CAP_FFMPEG)
+out = {"opened": cap.isOpened(), "backend": cap.getBackendName() if cap.isOpened() else None,
+       "frames": []}
+for _ in range(n):
+    ok, frame = cap.read()
+    if not ok:
+        break
+    h, w = frame.shape[:2]
+    c = frame[h // 2 - 4:h // 2 + 5, w // 2 - 4:w // 2 + 5].reshape(-1, 3).mean(axis=0)
+    f = {"w": w, "h": h, "bgr": [float(x) for x in c],
+         "row": [[int(v) for v in px[::-1]] for px in frame[h // 2]]}
+    if snap:
+        with urllib.request.urlopen(snap, timeout=5) as r:
+            im = Image.open(io.BytesIO(r.read())).convert("RGB")
+        f["snap_rgb"] = list(im.getpixel((im.width // 2, im.height // 2)))
+    out["frames"].append(f)
+cap.release()
+print(json.dumps(out))
+"""
+
+
+def opencv_read(stack, name, n, with_snapshot):
+    r = run([PYTHON, "-c", OPENCV_CHILD, stack.base + "/stream/" + name,
+             stack.base + "/snapshot/" + name if with_snapshot else "", str(n)], timeout=30)
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = json.loads(r.stdout)
+    assert out["opened"], "cv2.VideoCapture did not open the stream: " + r.stderr[-2000:]
+    assert out["backend"] == "FFMPEG", out["backend"]
+    assert len(out["frames"]) == n, "read %d of %d frames: %s" % (len(out["frames"]), n,
+                                                                 r.stderr[-2000:])
+    return out["frames"]
+
+
+def test_opencv_bars(stack):
+    frames = opencv_read(stack, "bars", 5, False)
+    for i, f in enumerate(frames):
+        assert (f["w"], f["h"]) == (640, 480), f
+        check_bar_order(bar_runs(f["row"], 12), "OpenCV frame %d" % i)
+
+
+def test_opencv_demo(stack):
+    frames = opencv_read(stack, "demo", 5, True)
+    colours = []
+    for f in frames:
+        assert (f["w"], f["h"]) == (256, 256), (f["w"], f["h"])
+        rgb = f["bgr"][::-1]          # OpenCV hands out BGR
+        colour = classify(rgb)
+        assert colour in ("red", "blue"), "centre BGR %s is neither red nor blue" % f["bgr"]
+        colours.append((colour, classify(f["snap_rgb"])))
+    # red is red: the frame OpenCV just decoded shows the snapshot's colour
+    # (a frame buffered while the stream was probed may be one behind)
+    same = sum(1 for a, b in colours if a == b)
+    print("OpenCV demo (frame, snapshot): %s" % colours, file=sys.stderr)
+    assert same >= 3, "OpenCV colour vs snapshot colour: %s" % colours
+
+
+# ---- curl ----------------------------------------------------------------
+
+def test_curl_frames(stack, tmp_path):
+    f = tmp_path / "demo.mjpeg"
+    r = run(["curl", "-sf", "--max-time", "20", "-D", str(tmp_path / "h"),
+             stack.base + "/stream/demo?frames=3", "-o", str(f)], timeout=25)
+    assert r.returncode == 0, r.stderr
+    headers = (tmp_path / "h").read_text()
+    m = re.search(r"(?im)^content-type: multipart/x-mixed-replace;\s*boundary=(\S+)\s*$", headers)
+    assert m, headers
+    body = f.read_bytes()
+    b = m.group(1).encode()
+    assert body.startswith(b"--" + b + b"\r\n"), body[:80]
+    assert body.endswith(b"--" + b + b"--\r\n"), body[-80:]
+    assert body.count(b"--" + b + b"\r\n") == 3
+    # and a real demuxer agrees
+    p = run(["ffprobe", "-v", "error", "-f", "mpjpeg", "-count_frames", "-show_entries",
+             "stream=nb_read_frames,width,height", "-of", "json", str(f)], timeout=20)
+    assert p.returncode == 0, p.stderr
+    s = json.loads(p.stdout)["streams"][0]
+    assert (int(s["nb_read_frames"]), s["width"], s["height"]) == (3, 256, 256), p.stdout
+
+
+def test_curl_unknown_stream_fails(stack):
+    r = run(["curl", "-sf", "--max-time", "10", stack.base + "/stream/nosuch", "-o", os.devnull])
+    assert r.returncode == 22, (r.returncode, r.stderr)
+
+
+def test_curl_snapshot_is_a_still_camera(stack, tmp_path):
+    # What Home Assistant's generic camera does with a still image URL.
+    f = tmp_path / "snap.jpg"
+    r = run(["curl", "-sf", "--max-time", "10", "-D", str(tmp_path / "h"),
+             stack.base + "/snapshot/demo", "-o", str(f)])
+    assert r.returncode == 0, r.stderr
+    headers = (tmp_path / "h").read_text().lower()
+    assert "content-type: image/jpeg" in headers, headers
+    im = Image.open(f)
+    assert im.format == "JPEG" and im.size == (256, 256)
+    assert classify(centre_rgb(im)) in ("red", "blue")
+
+
+# ---- Chromium ------------------------------------------------------------
+
+@pytest.fixture
+def browser():
+    """A factory of headless Chromium drivers, each with a fresh profile; all
+    quit at the end of the test."""
+    RemoteConnection.set_timeout(30)   # no WebDriver command waits longer
+    drivers, dirs = [], []
+
+    def make():
+        d = tempfile.TemporaryDirectory(prefix="mjpeg-chromium-")
+        dirs.append(d)
+        opts = webdriver.ChromeOptions()
+        opts.binary_location = CHROMIUM
+        for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                  "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync",
+                  "--user-data-dir=" + d.name, "--window-size=1280,900"):
+            opts.add_argument(a)
+        opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+        drv = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+        drivers.append(drv)
+        drv.set_window_size(1280, 900)
+        drv.set_page_load_timeout(15)
+        drv.set_script_timeout(10)
+        return drv
+
+    yield make
+    for drv in drivers:
+        try:
+            drv.quit()
+        except Exception:  # noqa: BLE001 - cleanup goes on
+            pass
+    for d in dirs:
+        d.cleanup()
+
+
+def wait_for(what, fn, timeout, period=0.1):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = fn()
+        if last:
+            return last
+        time.sleep(period)
+    pytest.fail("timed out after %s s waiting for %s (last: %r)" % (timeout, what, last))
+
+
+def img_state(drv, selector):
+    return drv.execute_script("""
+        const e = document.querySelector(arguments[0]);
+        if (!e) return null;
+        const r = e.getBoundingClientRect();
+        return {x: r.left + r.width / 2, y: r.top + r.height / 2, w: r.width, h: r.height,
+                left: r.left, top: r.top, dpr: window.devicePixelRatio,
+                naturalWidth: e.naturalWidth, naturalHeight: e.naturalHeight,
+                complete: e.complete, src: e.getAttribute('src')};""", selector)
+
+
+def picture_shown(drv, selector):
+    """img_state once the <img> has a decoded picture, else None."""
+    st = img_state(drv, selector)
+    return st if st and st["complete"] and st["naturalWidth"] > 0 else None
+
+
+def screen(drv):
+    return Image.open(io.BytesIO(drv.get_screenshot_as_png())).convert("RGB")
+
+
+def screen_colour(drv, selector, before_shot=None):
+    """What the screen shows at the centre of the element: 'red', 'blue' or
+    None.  before_shot() runs just before the screenshot is taken."""
+    st = img_state(drv, selector)
+    extra = before_shot() if before_shot else None
+    if not st or st["w"] == 0:
+        return None, extra
+    im = screen(drv)
+    return classify(centre_rgb(im, int(st["x"] * st["dpr"]), int(st["y"] * st["dpr"]))), extra
+
+
+def sample_screen(drv, selector, seconds, base=None, period=0.15, until=None):
+    """Samples (t, screen colour[, snapshot colour]) every `period` for
+    `seconds`, or until until(samples) is true.  The snapshot is fetched
+    just before the screenshot: a screenshot takes ~80 ms and captures near
+    its start, a snapshot takes a few ms."""
+    samples = []
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < seconds:
+        t = time.monotonic()
+        if base:
+            colour, snap = screen_colour(drv, selector, lambda: snapshot_colour(base))
+            samples.append((t - t0, colour, snap))
+        else:
+            samples.append((t - t0, screen_colour(drv, selector)[0]))
+        if until and until(samples):
+            break
+        time.sleep(max(0.0, period - (time.monotonic() - t)))
+    return samples
+
+
+def severe_console(drv):
+    return [e for e in drv.get_log("browser")
+            if e.get("level") == "SEVERE" and "favicon" not in e.get("message", "")]
+
+
+def test_chromium_viewer_page(stack, browser):
+    drv = browser()
+    drv.get(stack.base + "/")
+    st = wait_for("#stream-demo to show a picture", lambda: picture_shown(drv, "#stream-demo"), 10)
+    assert st["naturalWidth"] == 256 and st["naturalHeight"] == 256, st
+    assert drv.find_element(By.ID, "stream-demo").is_displayed()
+    wait_for("#client-addr to say 127.0.0.1",
+             lambda: drv.find_element(By.ID, "client-addr").text == "127.0.0.1", 6)
+    # every stream of status gets a card; with bars in, the layout is final
+    wait_for("the bars card", lambda: drv.find_elements(By.CSS_SELECTOR, "article.card#card-bars"),
+             6)
+    assert not drv.find_element(By.ID, "status-banner").is_displayed()
+
+    # What the screen shows, against the newest frame at the same moment.
+    samples = sample_screen(drv, "#stream-demo", 4.5, base=stack.base)
+    unclassified = [s for s in samples if s[1] is None]
+    assert not unclassified, "screen neither red nor blue: " + describe(samples)
+    t = alternation_at(samples)
+    assert t is not None and t <= 4.0, \
+        "no red-blue-red (or blue-red-blue) on screen within 4 s: " + describe(samples)
+    check_keeps_step(samples, "viewer page")
+
+    # The bars on screen are in the pattern's order (red left of blue).
+    bars = img_state(drv, "#stream-bars")
+    assert bars and bars["naturalWidth"] == 640, bars
+    im = screen(drv)
+    dpr = bars["dpr"]
+    y = int(bars["y"] * dpr)
+    x0, x1 = int(bars["left"] * dpr) + 2, int((bars["left"] + bars["w"]) * dpr) - 2
+    row = [im.getpixel((x, y)) for x in range(x0, x1)]
+    check_bar_order(bar_runs(row, max(4, int(bars["w"] * dpr / 8 / 4))), "Chromium screen")
+
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    drv.save_screenshot(os.path.join(ARTIFACTS, "page.png"))
+    assert not severe_console(drv), severe_console(drv)
+
+
+def ensure_vue():
+    if os.path.exists(VUE_BUILD):
+        return
+    r = run(["npm", "install", "--no-audit", "--no-fund"], timeout=180, cwd=VUE_DIR)
+    if r.returncode != 0 or not os.path.exists(VUE_BUILD):
+        pytest.fail("npm install in html/vue failed (%d), so the Vue example cannot load "
+                    "%s:\n%s\n%s" % (r.returncode, os.path.relpath(VUE_BUILD, TOP),
+                                     r.stdout[-2000:], r.stderr[-2000:]))
+
+
+def test_chromium_vue_example(stack, browser):
+    ensure_vue()
+    drv = browser()
+    drv.get(stack.base + "/vue/")
+    st = wait_for("the Vue page's <img> to show a picture",
+                  lambda: picture_shown(drv, "#stream-demo"), 10)
+    assert (st["naturalWidth"], st["naturalHeight"], st["w"], st["h"]) == (256, 256, 256, 256), st
+    assert drv.find_element(By.ID, "stream-demo").is_displayed()
+    assert drv.find_element(By.ID, "stream-demo").tag_name == "img"
+    wait_for("#client-addr to say 127.0.0.1",
+             lambda: drv.find_element(By.ID, "client-addr").text == "127.0.0.1", 6)
+
+    samples = sample_screen(drv, "#stream-demo", 4.5, base=stack.base)
+    seen = {s[1] for s in samples if s[0] <= 4.0}
+    assert {"red", "blue"} <= seen, "red and blue not both on screen within 4 s: " + \
+        describe(samples)
+    check_keeps_step(samples, "Vue example")
+
+    # Stop unmounts the component: its src="" closes the connection, and the
+    # server counts one viewer less.
+    before = stack.viewers("demo")
+    assert before >= 1
+    drv.find_element(By.ID, "toggle").click()
+    wait_for("the <img> to be removed", lambda: img_state(drv, "#stream-demo") is None, 3)
+    wait_for("the server to see the viewer leave (demo viewers below %d)" % before,
+             lambda: stack.viewers("demo") < before, 5, period=0.2)
+    # Play mounts a new one, which streams again.
+    drv.find_element(By.ID, "toggle").click()
+    wait_for("the stream to show again", lambda: screen_colour(drv, "#stream-demo")[0], 5)
+
+    assert not severe_console(drv), severe_console(drv)
+
+    # A stream that fails (404) is retried with a cache buster after a
+    # growing back-off: mount one more MjpegStream in the page.
+    log = os.path.join(TOP, "run", str(stack.port), "nginx-access.log")
+    log_start = os.path.getsize(log)
+    ok = drv.execute_async_script("""
+        const done = arguments[arguments.length - 1];
+        Promise.all([import('vue'), import('./MjpegStream.js')]).then(([vue, m]) => {
+            const el = document.createElement('div');
+            document.body.append(el);
+            window.__errors = [];
+            vue.createApp({ render: () => vue.h(m.default, {
+                src: '../stream/nosuch', id: 'stream-nosuch', reconnectMs: 200,
+                onError: (e) => window.__errors.push(e) }) }).mount(el);
+            done(true);
+        }, (e) => done(String(e)));""")
+    assert ok is True, ok
+    errors = wait_for("three failed attempts", lambda: drv.execute_script(
+        "return window.__errors.length >= 3 ? window.__errors : null"), 5)
+    assert [e["delayMs"] for e in errors[:3]] == [200, 400, 800], errors
+    # nginx saw the first request and then retries, each with a new `_`
+    with open(log, encoding="utf-8", errors="replace") as f:
+        f.seek(log_start)
+        asked = re.findall(r'"GET (/stream/nosuch\S*) HTTP', f.read())
+    assert asked[:1] == ["/stream/nosuch"], asked
+    busters = [re.fullmatch(r"/stream/nosuch\?_=(\w+)", a) for a in asked[1:]]
+    assert len(busters) >= 2 and all(busters), asked
+    assert len({b.group(1) for b in busters}) == len(busters), asked
+
+
+def test_chromium_page_survives_restart(stack, browser):
+    """make stop + make start on the same port with the page open: the page
+    notices (banner), reconnects by itself, and the demo is live again."""
+    drv = browser()
+    drv.get(stack.base + "/")
+    pre = sample_screen(drv, "#stream-demo", 6, until=lambda s: alternation_at(s) is not None)
+    assert alternation_at(pre) is not None, "not live before the restart: " + describe(pre)
+
+    r = stack.stop()
+    assert r.returncode == 0, r.stdout + r.stderr
+    t_stop = time.monotonic()
+    banner = drv.find_element(By.ID, "status-banner")
+    wait_for("#status-banner while the server is down", banner.is_displayed, 8)
+    t_banner = time.monotonic() - t_stop
+
+    stack.start()
+    t_up = time.monotonic()
+    post = sample_screen(drv, "#stream-demo", RESTART_LIMIT_S + 5,
+                         until=lambda s: live_again_at(s) is not None)
+    t_live = live_again_at(post)
+    if t_live is None or t_live > RESTART_LIMIT_S:
+        waited = time.monotonic() - t_up
+        pytest.fail("after make start the screen did not show the demo alternating again "
+                    "within %d s (measured: %s; waited %.1f s): %s" % (
+                        RESTART_LIMIT_S, "%.1f s" % t_live if t_live else "never", waited,
+                        describe(post)))
+    wait_for("#status-banner to go away", lambda: not banner.is_displayed(), 5)
+    # keeps step again
+    again = sample_screen(drv, "#stream-demo", 3, base=stack.base)
+    check_keeps_step(again, "viewer page after the restart")
+    print("restart: banner after %.1f s down; live again %.1f s after make start returned "
+          "(first new colour change at %.1f s)" % (
+              t_banner, t_live, demo_runs(post)[1][1] if len(demo_runs(post)) > 1 else -1),
+          file=sys.stderr)
