@@ -166,7 +166,10 @@ asan-integration: $(ASAN_DIR)/mjpeg-fcgi $(BIN)
 install: $(BIN)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/mjpeg-fcgi/html
 	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/mjpeg-fcgi
+	install -d $(DESTDIR)$(PREFIX)/share/mjpeg-fcgi/html/vue
 	install -m 0644 html/*.* $(DESTDIR)$(PREFIX)/share/mjpeg-fcgi/html/
+	install -m 0644 html/vue/*.js html/vue/*.html html/vue/package*.json \
+		$(DESTDIR)$(PREFIX)/share/mjpeg-fcgi/html/vue/
 
 clean:
 	rm -rf $(BIN) fcgi/*.o fcgi/*.d $(UNIT_BINS) tests/unit/*.d build
