@@ -1,6 +1,7 @@
 /* mjpeg-fcgi: serves live JPEG frames as multipart/x-mixed-replace streams
  * over FastCGI.  This file only wires the modules together: options,
  * signals, the listening socket, and the shutdown sequence. */
+#include "cgi.h"
 #include "config.h"
 #include "log.h"
 #include "producer.h"
@@ -195,6 +196,31 @@ static int serve_worker(void *arg)
 	return serve(arg);
 }
 
+/* Plain CGI: one request, then exit.  Without --config, the config file
+ * beside the script is read, so a hosting account needs no arguments. */
+static int serve_cgi(struct settings *settings, int argc)
+{
+	char path[PATH_MAX];
+	struct sigaction sa;
+
+	if (argc <= 1 && cgi_default_config(path, sizeof(path))) {
+		config_defaults(settings);
+		settings->stream_count = 0;
+		if (config_load_file(settings, path) < 0) {
+			printf("Status: 500 Internal Server Error\r\nContent-Type: text/plain\r\n\r\n"
+			       "mjpeg-fcgi: error in %s; see the server's error log\n", path);
+			return EXIT_FAILURE;
+		}
+		config_add_default_streams(settings);
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+	sa.sa_handler = on_wake_signal;
+	sigaction(PRODUCER_WAKE_SIGNAL, &sa, NULL);
+	return cgi_serve(settings);
+}
+
 int main(int argc, char **argv)
 {
 	static struct settings settings; /* large: not on the stack */
@@ -205,6 +231,8 @@ int main(int argc, char **argv)
 	if (rc != 0)
 		return rc > 0 ? EXIT_SUCCESS : 2;
 	log_set_level((enum log_level)settings.log_level);
+	if (!settings.listen[0] && cgi_detect())
+		return serve_cgi(&settings, argc);
 
 	/* Before FCGX_Init, which installs handlers of its own where none
 	 * are set. */

@@ -291,7 +291,8 @@ static void *worker_main(void *arg)
 			spawn_worker_locked(srv);
 		CHECK_ZERO(pthread_mutex_unlock(&srv->pool_lock));
 
-		set_timeouts(srv, req.ipcFd);
+		if (req.ipcFd >= 0)
+			set_timeouts(srv, req.ipcFd);
 		handle(srv, &req);
 		FCGX_Finish_r(&req);
 
@@ -399,4 +400,18 @@ void server_free(struct server *srv)
 	close(srv->wake_pipe[0]);
 	close(srv->wake_pipe[1]);
 	free(srv);
+}
+
+int server_handle_one(const struct settings *settings, struct stream_set *streams,
+		      FCGX_Request *req)
+{
+	struct server srv = {
+		.listen_fd = -1,
+		.settings = settings,
+		.streams = streams,
+		.started_mono_usec = clock_mono_usec(),
+	};
+
+	handle(&srv, req);
+	return EXIT_SUCCESS;
 }

@@ -10,6 +10,8 @@
 #include "config.h"
 #include "stream.h"
 
+#include <fcgiapp.h>
+
 struct server;
 
 /* listen_fd: a listening FastCGI socket.  NULL on failure, logged. */
@@ -21,6 +23,11 @@ struct server *server_start(int listen_fd, const struct settings *settings,
 int server_stop(struct server *server, int64_t timeout_usec);
 
 void server_free(struct server *server);
+
+/* Serves one request outside the pool (plain CGI), with no stop signal but
+ * the client leaving.  Returns an exit status. */
+int server_handle_one(const struct settings *settings, struct stream_set *streams,
+		      FCGX_Request *req);
 
 /* Threads kept for requests that end quickly (status, snapshot, errors),
  * beyond max_viewers. */

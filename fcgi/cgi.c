@@ -1,0 +1,133 @@
+#include "cgi.h"
+
+#include "log.h"
+#include "server.h"
+#include "stream.h"
+
+#include <errno.h>
+#include <fcgiapp.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Output is written when the responder flushes (after every frame), or
+ * when this much has collected. */
+#define CGI_BUFFER_BYTES (64 * 1024)
+
+extern char **environ;
+
+int cgi_detect(void)
+{
+	return FCGX_IsCGI() && getenv("GATEWAY_INTERFACE") != NULL;
+}
+
+int cgi_default_config(char *path, size_t size)
+{
+	const char *named = getenv("MJPEG_FCGI_CONFIG");
+	const char *script = getenv("SCRIPT_FILENAME");
+	struct stat st;
+	char dir[PATH_MAX];
+
+	if (named && *named) {
+		snprintf(path, size, "%s", named);
+	} else if (script && *script) {
+		snprintf(dir, sizeof(dir), "%s", script);
+		if (snprintf(path, size, "%s/mjpeg-fcgi.ini", dirname(dir)) >= (int)size)
+			return 0;
+	} else {
+		return 0;
+	}
+	return stat(path, &st) == 0;
+}
+
+struct cgi_stream {
+	FCGX_Stream stream;
+	int fd;
+	unsigned char buf[CGI_BUFFER_BYTES];
+};
+
+/* libfcgi calls this when the buffer is full and on FCGX_FFlush. */
+static void cgi_empty(FCGX_Stream *stream, int do_close)
+{
+	struct cgi_stream *s = stream->data;
+	unsigned char *p = s->buf;
+
+	(void)do_close;
+	while (p < stream->wrNext) {
+		ssize_t n = write(s->fd, p, (size_t)(stream->wrNext - p));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			/* the web server closed our stdout: the client left */
+			if (!stream->FCGI_errno)
+				stream->FCGI_errno = n < 0 ? errno : EPIPE;
+			stream->isClosed = 1;
+			break;
+		}
+		p += n;
+	}
+	stream->wrNext = s->buf;
+	stream->stop = s->buf + sizeof(s->buf);
+}
+
+/* libfcgi calls this when the reader's buffer is used up. */
+static void cgi_fill(FCGX_Stream *stream)
+{
+	struct cgi_stream *s = stream->data;
+	ssize_t n;
+
+	do {
+		n = read(s->fd, s->buf, sizeof(s->buf));
+	} while (n < 0 && errno == EINTR);
+	stream->rdNext = stream->stopUnget = s->buf;
+	stream->stop = s->buf + (n > 0 ? n : 0);
+	if (n <= 0) {
+		if (n < 0)
+			stream->FCGI_errno = errno;
+		stream->isClosed = 1;
+	}
+}
+
+static void cgi_stream_init(struct cgi_stream *s, int fd, int reader)
+{
+	memset(s, 0, sizeof(*s));
+	s->fd = fd;
+	s->stream.data = s;
+	s->stream.isReader = reader;
+	s->stream.rdNext = s->stream.wrNext = s->stream.stopUnget = s->buf;
+	/* a reader starts empty; a writer starts with the whole buffer free */
+	s->stream.stop = reader ? s->buf : s->buf + sizeof(s->buf);
+	s->stream.fillBuffProc = cgi_fill;
+	s->stream.emptyBuffProc = cgi_empty;
+}
+
+int cgi_serve(const struct settings *settings)
+{
+	static struct cgi_stream in, out; /* 64 KiB each: not on the stack */
+	struct stream_set streams = { 0 };
+	FCGX_Request req;
+	int rc;
+
+	if (streams_open(&streams, settings) < 0) {
+		/* Tell the client rather than leave the web server with a
+		 * premature end of script headers. */
+		printf("Status: 503 Service Unavailable\r\nContent-Type: text/plain\r\n\r\n"
+		       "the stream files cannot be opened; see the server's error log\n");
+		return EXIT_FAILURE;
+	}
+	cgi_stream_init(&in, STDIN_FILENO, 1);
+	cgi_stream_init(&out, STDOUT_FILENO, 0);
+	memset(&req, 0, sizeof(req));
+	req.in = &in.stream;
+	req.out = &out.stream;
+	req.envp = environ;
+	req.ipcFd = -1;
+	rc = server_handle_one(settings, &streams, &req);
+	FCGX_FFlush(req.out);
+	streams_close(&streams);
+	return rc;
+}

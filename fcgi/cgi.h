@@ -1,0 +1,27 @@
+/* cgi: plain CGI mode, for shared hosting where no daemon may run.  The web
+ * server starts the binary once per request with the request in the
+ * environment, the body on stdin and the answer expected on stdout; every
+ * viewer is its own process, and all of them share each stream's producer
+ * through the frame bus (the first process to serve a stream produces it;
+ * when it exits, a waiting one takes over).
+ *
+ * The request is served by the same code as under FastCGI: stdin and
+ * stdout are wrapped in libfcgi stream objects. */
+#ifndef MJPEG_CGI_H
+#define MJPEG_CGI_H
+
+#include "config.h"
+
+/* 1 when this process was started as a CGI program: standard input is not
+ * a socket and GATEWAY_INTERFACE is set. */
+int cgi_detect(void);
+
+/* The config file a CGI program reads when none was named: $MJPEG_FCGI_CONFIG,
+ * else mjpeg-fcgi.ini beside the script (SCRIPT_FILENAME).  Fills path
+ * (size bytes) and returns 1 if such a file exists. */
+int cgi_default_config(char *path, size_t size);
+
+/* Serves the one request; returns the exit status. */
+int cgi_serve(const struct settings *settings);
+
+#endif
