@@ -142,6 +142,13 @@ def test_producer_killed_mid_publish_is_replaced(stack):
             before = stream_of(status(stack), "bars")
             pid = before["producer_pid"]
             assert pid > 0
+            # which processes hold viewers now (each status names the
+            # process that answered it)
+            per_pid = {}
+            for _ in range(20):
+                doc = status(stack)
+                per_pid[doc["pid"]] = doc["viewers"]
+            elsewhere = sum(n for p, n in per_pid.items() if p != pid)
             os.kill(pid, signal.SIGKILL)
             killed_at = time.monotonic()
             # another process holds the lock and publishes again
@@ -151,14 +158,14 @@ def test_producer_killed_mid_publish_is_replaced(stack):
                         now["frames_published"] > before["frames_published"] + 1:
                     break
                 time.sleep(0.02)
-            takeovers.append((killed_at, time.monotonic() - killed_at))
+            takeovers.append((killed_at, time.monotonic() - killed_at, elsewhere))
             time.sleep(0.7)
     finally:
         for v in viewers:
             v.stop.set()
         for v in viewers:
             v.join(5)
-    assert max(t for _, t in takeovers) < 1.0, takeovers
+    assert max(t for _, t, _ in takeovers) < 1.0, takeovers
     for v in viewers:
         assert not v.bad, v.bad
     # viewers of the surviving processes never noticed: within one
@@ -166,7 +173,11 @@ def test_producer_killed_mid_publish_is_replaced(stack):
     gaps = [b - a for v in viewers for c in v.connections for a, b in zip(c, c[1:])]
     assert gaps and max(gaps) < 1.0, max(gaps)
     # across every kill, connections to the other processes went on
-    for killed_at, _ in takeovers:
+    # (where the kill left any: the connections' spread over processes is
+    # the kernel's choice, so require it for most kills, not all)
+    spread = [(at, n) for at, _, n in takeovers if n > 0]
+    assert len(spread) >= 3, takeovers
+    for killed_at, _ in spread:
         through = [c for v in viewers for c in v.connections
                    if c and c[0] < killed_at - 0.3 and c[-1] > killed_at + 0.3]
-        assert through, killed_at
+        assert through, (killed_at, takeovers)
