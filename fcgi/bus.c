@@ -343,6 +343,25 @@ uint64_t bus_latest(const struct bus *bus)
 	return atomic_load_explicit(&bus->hdr->latest_seq, memory_order_acquire);
 }
 
+/* Room for a frame of bytes, with headroom so that frames of a slightly
+ * varying size do not realloc every time. */
+static int grow_frame(const struct bus *bus, struct bus_frame *frame, size_t bytes)
+{
+	size_t want = bytes + bytes / 4 + 4096;
+	unsigned char *grown;
+
+	if (want > bus->frame_bytes_max)
+		want = bus->frame_bytes_max;
+	grown = realloc(frame->jpeg, want);
+	if (!grown) {
+		log_error("bus: %s: realloc(%zu) for a frame failed", bus->name, want);
+		return -1;
+	}
+	frame->jpeg = grown;
+	frame->capacity = want;
+	return 0;
+}
+
 int bus_read_latest(struct bus *bus, struct bus_frame *frame)
 {
 	struct bus_slot *slot;
@@ -361,6 +380,9 @@ int bus_read_latest(struct bus *bus, struct bus_frame *frame)
 		if (atomic_load_explicit(&slot->seq, memory_order_acquire) != seq)
 			continue; /* being rewritten: a newer frame exists */
 		bytes = slot->bytes;
+		if (frame->growable && bytes > frame->capacity && bytes <= bus->frame_bytes_max &&
+		    grow_frame(bus, frame, bytes) < 0)
+			return -1;
 		if (bytes == 0 || bytes > bus->frame_bytes_max || bytes > frame->capacity) {
 			/* Torn metadata shows up here too; re-check first. */
 			atomic_thread_fence(memory_order_acquire);

@@ -27,6 +27,10 @@ struct bus;
 struct bus_frame {
 	unsigned char *jpeg;   /* capacity bytes, owned by the caller */
 	size_t capacity;
+	/* 1: jpeg is from malloc (or NULL) and bus_read_latest may grow it
+	 * with realloc to fit a frame, so a viewer holds what its frames need
+	 * rather than frame_bytes_max. */
+	int growable;
 	size_t bytes;          /* JPEG length of the frame held */
 	uint64_t seq;          /* 1, 2, ...: 0 means no frame held */
 	int64_t publish_usec;  /* wall clock, set by the producer */
@@ -84,8 +88,8 @@ int bus_publish_shared(struct bus *bus, const void *jpeg, size_t bytes, uint32_t
 uint64_t bus_latest(const struct bus *bus);
 
 /* Copies the newest frame into frame (whose jpeg/capacity the caller set).
- * 1: a frame was copied; 0: none published yet; -1: the layout is broken
- * (logged). */
+ * 1: a frame was copied; 0: none published yet; -1: the frame does not fit
+ * a fixed buffer, memory ran out, or the layout is broken (logged). */
 int bus_read_latest(struct bus *bus, struct bus_frame *frame)
 	__attribute__((warn_unused_result));
 

@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* Longest single sleep while pacing a viewer: bounds how late a shutdown
  * is noticed. */
@@ -45,17 +46,11 @@ static int send_part(FCGX_Stream *out, const struct bus_frame *frame, const char
 	return 0;
 }
 
-static int frame_alloc(struct bus_frame *frame, const struct stream *stream)
+/* The buffer starts empty and grows to what the stream's frames need. */
+static void frame_init(struct bus_frame *frame)
 {
-	frame->capacity = bus_frame_bytes_max(stream->bus);
-	frame->jpeg = malloc(frame->capacity);
-	frame->bytes = 0;
-	frame->seq = 0;
-	if (!frame->jpeg) {
-		log_error("viewer %s: malloc(%zu) failed", stream->cfg->name, frame->capacity);
-		return -1;
-	}
-	return 0;
+	memset(frame, 0, sizeof(*frame));
+	frame->growable = 1;
 }
 
 /* Reads the newest frame, waiting up to timeout_usec for a first one.
@@ -82,10 +77,7 @@ void viewer_snapshot(FCGX_Stream *out, struct stream *stream, int head_only)
 	char head[MULTIPART_HEAD_MAX];
 	int n;
 
-	if (frame_alloc(&frame, stream) < 0) {
-		viewer_error(out, 500, NULL, "out of memory");
-		return;
-	}
+	frame_init(&frame);
 	stream_want(stream);
 	if (!first_frame(stream, &frame, stream->settings->first_frame_usec, NULL)) {
 		viewer_error(out, 503, "Retry-After: 1\r\n", "stream '%s' has no frame yet",
@@ -140,11 +132,8 @@ void viewer_stream(FCGX_Stream *out, struct stream *stream, const struct query *
 	long parts = 0;
 	int n;
 
-	frames[1].jpeg = NULL;
-	if (frame_alloc(frame, stream) < 0 || frame_alloc(spare, stream) < 0) {
-		viewer_error(out, 500, NULL, "out of memory");
-		goto out;
-	}
+	frame_init(frame);
+	frame_init(spare);
 	multipart_make_boundary(boundary);
 	n = multipart_response_head(head, sizeof(head), boundary, NULL);
 	if (n < 0)
