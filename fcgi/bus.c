@@ -213,6 +213,28 @@ const char *bus_name(const struct bus *bus)
 	return bus->name;
 }
 
+int bus_check_file(const struct bus *bus)
+{
+	struct stat at_path, mapped;
+
+	if (fstat(bus->fd, &mapped) < 0)
+		FATAL("fstat(bus %s): %s", bus->path, strerror(errno));
+	if (stat(bus->path, &at_path) < 0) {
+		log_error("bus: %s was removed while in use", bus->path);
+		return -1;
+	}
+	if (at_path.st_ino != mapped.st_ino || at_path.st_dev != mapped.st_dev) {
+		log_error("bus: %s was replaced while in use", bus->path);
+		return -1;
+	}
+	if ((size_t)mapped.st_size < bus->map_bytes) {
+		log_error("bus: %s was truncated to %lld bytes while in use", bus->path,
+			  (long long)mapped.st_size);
+		return -1;
+	}
+	return 0;
+}
+
 size_t bus_frame_bytes_max(const struct bus *bus)
 {
 	return bus->frame_bytes_max;

@@ -64,6 +64,11 @@ struct bus *bus_open(const char *dir, const char *name, size_t frame_bytes_max)
 void bus_close(struct bus *bus);
 
 const char *bus_name(const struct bus *bus);
+
+/* 0 while the file at the bus's path is still the one mapped; -1 (logged)
+ * when it was removed or replaced: this process then talks to a file no new
+ * process will open, and must restart. */
+int bus_check_file(const struct bus *bus) __attribute__((warn_unused_result));
 size_t bus_frame_bytes_max(const struct bus *bus);
 
 /* Producer election.  Blocks until this process holds the stream's lock

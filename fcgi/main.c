@@ -23,6 +23,11 @@
 
 /* How long SIGTERM waits for viewers to get their closing boundary. */
 #define SHUTDOWN_USEC (1500 * 1000LL)
+/* Exit status when a frame-bus file went away under the process. */
+#define EXIT_BUS_ERROR 75 /* EX_TEMPFAIL: a restart may succeed */
+/* How often each process checks that its frame-bus files are still the
+ * ones at their paths. */
+#define BUS_CHECK_MSEC 1000
 #define LISTEN_BACKLOG 4096 /* the kernel caps it at net.core.somaxconn */
 
 static volatile sig_atomic_t stop_signal;
@@ -37,6 +42,23 @@ static void on_stop_signal(int sig)
 		/* the pipe is full: a wake-up is already pending */
 	}
 	errno = saved;
+}
+
+/* A mapped frame-bus file that shrank under us (truncated, or /dev/shm
+ * full when a page is first touched) faults with SIGBUS.  Nothing can be
+ * recovered in this process; say why, and leave the restart to the
+ * supervisor or the service manager. */
+static void on_bus_error(int sig)
+{
+	static const char message[] =
+		"mjpeg-fcgi: SIGBUS: a frame-bus file was truncated, or its file system "
+		"(/dev/shm) is full; exiting\n";
+
+	(void)sig;
+	if (write(STDERR_FILENO, message, sizeof(message) - 1) < 0) {
+		/* nothing more to try */
+	}
+	_exit(EXIT_BUS_ERROR);
 }
 
 static void on_wake_signal(int sig)
@@ -56,6 +78,8 @@ static void install_signals(void)
 	sa.sa_handler = SIG_IGN;
 	sigaction(SIGPIPE, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
+	sa.sa_handler = on_bus_error;
+	sigaction(SIGBUS, &sa, NULL);
 	/* No SA_RESTART: it must interrupt flock() in a producer. */
 	sa.sa_handler = on_wake_signal;
 	sigaction(PRODUCER_WAKE_SIGNAL, &sa, NULL);
@@ -134,14 +158,21 @@ static int write_pid_file(const char *path)
 	return 0;
 }
 
-static void wait_for_stop_signal(void)
+/* Waits for a stop signal, checking every BUS_CHECK_MSEC that the frame-bus
+ * files are still in place.  0 on a signal, -1 when a file went away. */
+static int wait_for_stop_signal(const struct stream_set *streams)
 {
 	struct pollfd pfd = { .fd = signal_pipe[0], .events = POLLIN };
+	size_t i;
 
 	while (!stop_signal) {
-		if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
+		if (poll(&pfd, 1, BUS_CHECK_MSEC) < 0 && errno != EINTR)
 			FATAL("poll: %s", strerror(errno));
+		for (i = 0; i < streams->count; i++)
+			if (bus_check_file(streams->streams[i].bus) < 0)
+				return -1;
 	}
+	return 0;
 }
 
 /* One responder process: its streams, its thread pool, until a stop
@@ -168,13 +199,17 @@ static int serve(void *arg)
 		 streams.count == 1 ? "" : "s", settings->listen[0] ? settings->listen : "fd 0",
 		 settings->bus_dir, settings->max_viewers);
 
-	wait_for_stop_signal();
-	log_info("signal %d: ending every stream", (int)stop_signal);
+	if (wait_for_stop_signal(&streams) < 0) {
+		log_error("restarting is needed: ending every stream and exiting");
+		exit_code = EXIT_BUS_ERROR;
+	} else {
+		log_info("signal %d: ending every stream", (int)stop_signal);
+		exit_code = EXIT_SUCCESS;
+	}
 	left = server_stop(server, SHUTDOWN_USEC);
 	if (left > 0)
 		log_warn("%d request%s still running at exit", left, left == 1 ? "" : "s");
 	server_free(server);
-	exit_code = EXIT_SUCCESS;
 out:
 	/* Producers hold frame-bus locks; closing hands them over.  With
 	 * requests still running the streams stay open until exit. */
@@ -218,6 +253,8 @@ static int serve_cgi(struct settings *settings, int argc)
 	sigaction(SIGPIPE, &sa, NULL);
 	sa.sa_handler = on_wake_signal;
 	sigaction(PRODUCER_WAKE_SIGNAL, &sa, NULL);
+	sa.sa_handler = on_bus_error;
+	sigaction(SIGBUS, &sa, NULL);
 	return cgi_serve(settings);
 }
 

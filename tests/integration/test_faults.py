@@ -1,0 +1,225 @@
+"""Faults: the frame-bus file removed or truncated under running
+responders, an unusable bus directory, a full /dev/shm, and the responder
+killed behind nginx.  Each gives a clear log line and recovers, or exits
+with a clear message; none serves a corrupt frame."""
+
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+from PIL import Image
+
+TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = os.path.join(TOP, "fcgi", "mjpeg-fcgi")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make(*args):
+    return subprocess.run(["make", "-s", "-C", TOP] + list(args), capture_output=True,
+                          text=True, timeout=60)
+
+
+def get(port, path, timeout=5):
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path),
+                                    timeout=timeout) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+    except OSError:
+        return 0, b""
+
+
+class Watcher(threading.Thread):
+    """A viewer that reconnects like a browser and decodes every part."""
+
+    def __init__(self, port):
+        super().__init__(daemon=True)
+        self.port = port
+        self.stop = threading.Event()
+        self.parts, self.bad, self.times = 0, [], []
+
+    def run(self):
+        while not self.stop.is_set():
+            try:
+                self.watch()
+            except OSError:
+                time.sleep(0.1)
+
+    def watch(self):
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=2)
+        s.sendall(b"GET /stream/bars HTTP/1.0\r\n\r\n")
+        buf = b""
+        try:
+            # while no responder accepts, nginx answers 502: retry, as a
+            # page does
+            while b"\r\n\r\n" not in buf:
+                d = s.recv(1 << 16)
+                if not d:
+                    return
+                buf += d
+            if not buf.startswith(b"HTTP/1.1 200"):
+                time.sleep(0.1)
+                return
+            buf = buf[buf.index(b"\r\n\r\n") + 4:]
+            while not self.stop.is_set():
+                try:
+                    d = s.recv(1 << 16)
+                except socket.timeout:
+                    continue
+                if not d:
+                    return
+                buf += d
+                while True:
+                    i = buf.find(b"Content-Length: ")
+                    j = buf.find(b"\r\n\r\n", i) if i >= 0 else -1
+                    if j < 0:
+                        break
+                    n = int(buf[i + 16:buf.index(b"\r\n", i)])
+                    if len(buf) < j + 4 + n:
+                        break
+                    body, buf = buf[j + 4:j + 4 + n], buf[j + 4 + n:]
+                    self.parts += 1
+                    self.times.append(time.monotonic())
+                    try:
+                        Image.open(io.BytesIO(body)).load()
+                    except Exception as e:  # noqa: BLE001 - any decode failure counts
+                        self.bad.append(repr(e))
+        finally:
+            s.close()
+
+
+@pytest.fixture
+def workers_stack():
+    port = free_port()
+    r = make("start", "PORT=%d" % port, "WORKERS=2")
+    assert r.returncode == 0, r.stdout + r.stderr
+    try:
+        yield port
+    finally:
+        make("stop", "PORT=%d" % port)
+
+
+def log_of(port):
+    with open(os.path.join(TOP, "run", str(port), "mjpeg-fcgi.log"), errors="replace") as f:
+        return f.read()
+
+
+def frames_flow_again(watcher, since, timeout=8):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if sum(1 for t in watcher.times if t > since + 0.5) >= 10:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.parametrize("damage", ["remove", "truncate"])
+def test_bus_file_damaged_under_running_workers(workers_stack, damage):
+    port = workers_stack
+    w = Watcher(port)
+    w.start()
+    try:
+        time.sleep(1.5)
+        assert w.parts > 10
+        path = "/dev/shm/mjpeg-fcgi-%d/bars" % port
+        if damage == "remove":
+            os.unlink(path)
+        else:
+            os.truncate(path, 0)
+        at = time.monotonic()
+        assert frames_flow_again(w, at), "no frames after the damage"
+    finally:
+        w.stop.set()
+        w.join(5)
+    assert not w.bad, w.bad
+    log = log_of(port)
+    if damage == "remove":
+        assert "was removed while in use" in log, log[-2000:]
+    else:
+        assert ("was truncated" in log or "SIGBUS: a frame-bus file was truncated" in log), \
+            log[-2000:]
+    assert "starting another" in log  # the supervisor restarted the workers
+
+
+def test_unusable_bus_dir_is_a_clear_error(tmp_path):
+    r = subprocess.run([BIN, "--listen", "unix:%s" % (tmp_path / "s.sock"),
+                        "--bus-dir", "/etc/hostname/bus"],
+                       capture_output=True, text=True, timeout=10)
+    assert r.returncode != 0
+    assert "bus: mkdir(/etc/hostname/bus): Not a directory" in r.stderr, r.stderr
+
+
+@pytest.fixture
+def tiny_tmpfs(tmp_path):
+    mnt = tmp_path / "shm"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here: %s" % r.stderr.strip())
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+def test_full_shm_exits_with_a_clear_message(tiny_tmpfs, tmp_path):
+    """Frames larger than what the file system holds: the first page that
+    cannot be allocated faults (SIGBUS); the process says why and exits,
+    and whatever it sent before is a complete JPEG."""
+    (tmp_path / "mjpeg-fcgi.ini").write_text(
+        "[server]\nbus_dir = %s/bus\nframe_bytes_max = 8388608\n\n"
+        "[stream big]\nsource = pattern:bars\nsize = 2048x2048\nquality = 100\nfps = 30\n"
+        % tiny_tmpfs)
+    script = tmp_path / "mjpeg.cgi"
+    os.symlink(BIN, script)
+    env = dict(os.environ, GATEWAY_INTERFACE="CGI/1.1", REQUEST_METHOD="GET",
+               SCRIPT_FILENAME=str(script), PATH_INFO="/stream/big",
+               QUERY_STRING="frames=20")
+    r = subprocess.run([str(script)], env=env, stdin=subprocess.DEVNULL,
+                       capture_output=True, timeout=30)
+    assert r.returncode == 75, (r.returncode, r.stderr[-500:])
+    assert b"SIGBUS: a frame-bus file was truncated, or its file system (/dev/shm) is full" \
+        in r.stderr
+    # every part that was sent whole decodes
+    for chunk in r.stdout.split(b"Content-Length: ")[1:]:
+        n = int(chunk[:chunk.index(b"\r\n")])
+        body = chunk[chunk.index(b"\r\n\r\n") + 4:][:n]
+        if len(body) == n:
+            Image.open(io.BytesIO(body)).load()
+
+
+def test_responder_killed_behind_nginx_gives_502_then_recovers():
+    port = free_port()
+    r = make("start", "PORT=%d" % port)
+    assert r.returncode == 0, r.stdout + r.stderr
+    try:
+        with open(os.path.join(TOP, "run", str(port), "mjpeg-fcgi.pid")) as f:
+            pid = int(f.read())
+        os.kill(pid, signal.SIGKILL)
+        time.sleep(0.3)
+        status, _ = get(port, "/status")
+        assert status == 502
+        # what a user does: stop and start the stack again
+        assert make("stop", "PORT=%d" % port).returncode == 0
+        r = make("start", "PORT=%d" % port)
+        assert r.returncode == 0, r.stdout + r.stderr
+        status, body = get(port, "/snapshot/bars")
+        assert status == 200
+        Image.open(io.BytesIO(body)).load()
+    finally:
+        make("stop", "PORT=%d" % port)
