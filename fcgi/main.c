@@ -31,13 +31,20 @@
 #define LISTEN_BACKLOG 4096 /* the kernel caps it at net.core.somaxconn */
 
 static volatile sig_atomic_t stop_signal;
+static volatile sig_atomic_t reload_signal; /* SIGHUP: re-read the config */
+/* The command line, kept to read the config again on SIGHUP. */
+static int saved_argc;
+static char **saved_argv;
 static int signal_pipe[2] = { -1, -1 };
 
 static void on_stop_signal(int sig)
 {
 	int saved = errno;
 
-	stop_signal = sig;
+	if (sig == SIGHUP)
+		reload_signal = 1;
+	else
+		stop_signal = sig;
 	if (write(signal_pipe[1], "s", 1) < 0) {
 		/* the pipe is full: a wake-up is already pending */
 	}
@@ -75,9 +82,9 @@ static void install_signals(void)
 	sa.sa_handler = on_stop_signal;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
 	sa.sa_handler = SIG_IGN;
 	sigaction(SIGPIPE, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
 	sa.sa_handler = on_bus_error;
 	sigaction(SIGBUS, &sa, NULL);
 	/* No SA_RESTART: it must interrupt flock() in a producer. */
@@ -158,18 +165,47 @@ static int write_pid_file(const char *path)
 	return 0;
 }
 
-/* Waits for a stop signal, checking every BUS_CHECK_MSEC that the frame-bus
- * files are still in place.  0 on a signal, -1 when a file went away. */
-static int wait_for_stop_signal(const struct stream_set *streams)
+/* SIGHUP: reads the command line and config file again and swaps the
+ * streams; a config with errors changes nothing. */
+static void reload(struct server *server)
+{
+	struct settings *next = malloc(sizeof(*next));
+
+	if (!next) {
+		log_error("reload: out of memory; keeping the running config");
+		return;
+	}
+	if (config_from_args(next, saved_argc, saved_argv) != 0) {
+		log_error("reload: the config has errors (above); keeping the running config");
+	} else if (server_reload(server, next) < 0) {
+		log_error("reload: keeping the running config");
+	}
+	free(next);
+}
+
+/* Waits for a stop signal, reloading on SIGHUP and checking every
+ * BUS_CHECK_MSEC that the frame-bus files are still in place.  0 on a stop
+ * signal, -1 when a file went away. */
+static int wait_for_stop_signal(struct server *server, const struct stream_set *streams)
 {
 	struct pollfd pfd = { .fd = signal_pipe[0], .events = POLLIN };
+	char drain[64];
 	size_t i;
 
 	while (!stop_signal) {
 		if (poll(&pfd, 1, BUS_CHECK_MSEC) < 0 && errno != EINTR)
 			FATAL("poll: %s", strerror(errno));
+		while (read(signal_pipe[0], drain, sizeof(drain)) > 0)
+			;
+		if (reload_signal && !stop_signal) {
+			reload_signal = 0;
+			log_info("SIGHUP: reading the config again");
+			reload(server);
+		}
+		/* Only this thread swaps the set (reload, above), so it
+		 * reads it here without the server's lock. */
 		for (i = 0; i < streams->count; i++)
-			if (bus_check_file(streams->streams[i].bus) < 0)
+			if (bus_check_file(streams->streams[i]->bus) < 0)
 				return -1;
 	}
 	return 0;
@@ -199,7 +235,7 @@ static int serve(void *arg)
 		 streams.count == 1 ? "" : "s", settings->listen[0] ? settings->listen : "fd 0",
 		 settings->bus_dir, settings->max_viewers);
 
-	if (wait_for_stop_signal(&streams) < 0) {
+	if (wait_for_stop_signal(server, &streams) < 0) {
 		log_error("restarting is needed: ending every stream and exiting");
 		exit_code = EXIT_BUS_ERROR;
 	} else {
@@ -222,6 +258,7 @@ out:
  * supervisor would wake the supervisor instead. */
 static int serve_worker(void *arg)
 {
+	reload_signal = 0;
 	close(signal_pipe[0]);
 	close(signal_pipe[1]);
 	if (pipe2(signal_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
@@ -264,6 +301,8 @@ int main(int argc, char **argv)
 	struct serve_context ctx = { .settings = &settings };
 	int rc, exit_code;
 
+	saved_argc = argc;
+	saved_argv = argv;
 	rc = config_from_args(&settings, argc, argv);
 	if (rc != 0)
 		return rc > 0 ? EXIT_SUCCESS : 2;
@@ -289,7 +328,7 @@ int main(int argc, char **argv)
 		return EXIT_FAILURE;
 	if (settings.workers > 1)
 		exit_code = supervisor_run(settings.workers, serve_worker, &ctx, signal_pipe[0],
-					   &stop_signal);
+					   &stop_signal, &reload_signal);
 	else
 		exit_code = serve(&ctx);
 	if (settings.pid_file[0] && exit_code == EXIT_SUCCESS)

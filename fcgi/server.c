@@ -24,7 +24,8 @@
 struct server {
 	int listen_fd;
 	const struct settings *settings;
-	struct stream_set *streams;
+	struct stream_set *streams;  /* swapped by server_reload: hold streams_lock */
+	pthread_rwlock_t streams_lock;
 	int64_t started_mono_usec;
 	_Atomic int stopping;       /* set once by server_stop */
 	int wake_pipe[2];           /* written by server_stop to end the accept wait */
@@ -88,10 +89,12 @@ static void handle_document(struct server *srv, FCGX_Request *req, enum route_ki
 		viewer_error(req->out, 500, NULL, "out of memory");
 		return;
 	}
+	CHECK_ZERO(pthread_rwlock_rdlock(&srv->streams_lock));
 	if (kind == ROUTE_STATUS)
 		status_write_json(f, srv->streams, srv->settings, &process);
 	else
 		status_write_metrics(f, srv->streams, &process);
+	CHECK_ZERO(pthread_rwlock_unlock(&srv->streams_lock));
 	if (fclose(f) != 0) {
 		log_error("server: building %s: %s", kind == ROUTE_STATUS ? "status" : "metrics",
 			  strerror(errno));
@@ -175,7 +178,9 @@ static void handle(struct server *srv, FCGX_Request *req)
 		return;
 	}
 	if (route.kind != ROUTE_STATUS && route.kind != ROUTE_METRICS) {
-		st = streams_find(srv->streams, route.name);
+		CHECK_ZERO(pthread_rwlock_rdlock(&srv->streams_lock));
+		st = streams_get(srv->streams, route.name);
+		CHECK_ZERO(pthread_rwlock_unlock(&srv->streams_lock));
 		if (!st) {
 			viewer_error(req->out, 404, NULL, "unknown stream '%s'", route.name);
 			return;
@@ -183,7 +188,7 @@ static void handle(struct server *srv, FCGX_Request *req)
 	}
 	if (http_parse_query(param(req, "QUERY_STRING"), route.kind, &query, why, sizeof(why)) < 0) {
 		viewer_error(req->out, 400, NULL, "%s", why);
-		return;
+		goto out;
 	}
 	switch (route.kind) {
 	case ROUTE_STATUS:
@@ -205,6 +210,9 @@ static void handle(struct server *srv, FCGX_Request *req)
 	case ROUTE_NONE:
 		break;
 	}
+out:
+	if (st)
+		stream_release(st);
 }
 
 /* Waits for a connection or for server_stop, then accepts.  The listening
@@ -330,6 +338,7 @@ struct server *server_start(int listen_fd, const struct settings *settings,
 	srv->settings = settings;
 	srv->streams = streams;
 	srv->started_mono_usec = clock_mono_usec();
+	CHECK_ZERO(pthread_rwlock_init(&srv->streams_lock, NULL));
 	srv->threads_max = settings->max_viewers + SERVER_SPARE_THREADS;
 	if (pipe2(srv->wake_pipe, O_CLOEXEC) < 0) {
 		log_error("server: pipe2: %s", strerror(errno));
@@ -370,7 +379,9 @@ int server_stop(struct server *srv, int64_t timeout_usec)
 	/* The pipe stays readable: every thread that polls it wakes. */
 	if (write(srv->wake_pipe[1], "x", 1) < 0)
 		log_error("server: write(wake pipe): %s", strerror(errno));
+	CHECK_ZERO(pthread_rwlock_rdlock(&srv->streams_lock));
 	streams_wake_all(srv->streams);
+	CHECK_ZERO(pthread_rwlock_unlock(&srv->streams_lock));
 
 	CHECK_ZERO(pthread_mutex_lock(&srv->pool_lock));
 	while (srv->threads > 0) {
@@ -397,9 +408,26 @@ void server_free(struct server *srv)
 	CHECK_ZERO(pthread_mutex_destroy(&srv->accept_lock));
 	CHECK_ZERO(pthread_mutex_destroy(&srv->pool_lock));
 	CHECK_ZERO(pthread_cond_destroy(&srv->pool_empty));
+	CHECK_ZERO(pthread_rwlock_destroy(&srv->streams_lock));
 	close(srv->wake_pipe[0]);
 	close(srv->wake_pipe[1]);
 	free(srv);
+}
+
+int server_reload(struct server *srv, const struct settings *new_settings)
+{
+	struct stream_set next;
+	int rc;
+
+	/* Requests look streams up under the read lock and then hold a
+	 * reference, so swapping the set under the write lock is all it
+	 * takes. */
+	CHECK_ZERO(pthread_rwlock_wrlock(&srv->streams_lock));
+	rc = streams_reload(srv->streams, &next, srv->settings, new_settings);
+	if (rc == 0)
+		*srv->streams = next;
+	CHECK_ZERO(pthread_rwlock_unlock(&srv->streams_lock));
+	return rc;
 }
 
 int server_handle_one(const struct settings *settings, struct stream_set *streams,
@@ -412,6 +440,8 @@ int server_handle_one(const struct settings *settings, struct stream_set *stream
 		.started_mono_usec = clock_mono_usec(),
 	};
 
+	CHECK_ZERO(pthread_rwlock_init(&srv.streams_lock, NULL));
 	handle(&srv, req);
+	CHECK_ZERO(pthread_rwlock_destroy(&srv.streams_lock));
 	return EXIT_SUCCESS;
 }

@@ -24,6 +24,13 @@ int server_stop(struct server *server, int64_t timeout_usec);
 
 void server_free(struct server *server);
 
+/* Replaces the server's streams with those of new_settings (SIGHUP):
+ * unchanged streams keep their viewers, removed and changed ones end
+ * theirs.  The server-wide settings stay as they were.  -1 (logged) leaves
+ * everything as it was. */
+int server_reload(struct server *server, const struct settings *new_settings)
+	__attribute__((warn_unused_result));
+
 /* Serves one request outside the pool (plain CGI), with no stop signal but
  * the client leaving.  Returns an exit status. */
 int server_handle_one(const struct settings *settings, struct stream_set *streams,

@@ -47,7 +47,7 @@ void status_write_json(FILE *out, const struct stream_set *set, const struct set
 	fprintf(out, ",\"pid\":%ld,\"max_viewers\":%d,\"viewers\":%d,\"streams\":[",
 		(long)getpid(), settings->max_viewers, process->viewers);
 	for (i = 0; i < set->count; i++) {
-		const struct stream *st = &set->streams[i];
+		const struct stream *st = set->streams[i];
 		struct bus_stats stats;
 
 		bus_stats(st->bus, &stats);
@@ -87,12 +87,12 @@ static void metric_family(FILE *out, const struct stream_set *set, const char *n
 		struct bus_stats stats;
 		uint64_t value;
 
-		bus_stats(set->streams[i].bus, &stats);
+		bus_stats(set->streams[i]->bus, &stats);
 		if (offset == offsetof(struct bus_stats, viewers))
 			value = stats.viewers;
 		else
 			memcpy(&value, (const char *)&stats + offset, sizeof(value));
-		fprintf(out, "%s{stream=\"%s\"} %llu\n", name, set->streams[i].cfg->name,
+		fprintf(out, "%s{stream=\"%s\"} %llu\n", name, set->streams[i]->cfg->name,
 			(unsigned long long)value);
 	}
 }
@@ -132,11 +132,11 @@ void status_write_metrics(FILE *out, const struct stream_set *set,
 	      "# TYPE mjpeg_encode_seconds histogram\n",
 	      out);
 	for (i = 0; i < set->count; i++) {
-		const char *name = set->streams[i].cfg->name;
+		const char *name = set->streams[i]->cfg->name;
 		struct bus_stats stats;
 		uint64_t cumulative = 0;
 
-		bus_stats(set->streams[i].bus, &stats);
+		bus_stats(set->streams[i]->bus, &stats);
 		for (b = 0; b < BUS_ENCODE_BUCKETS; b++) {
 			cumulative += stats.encode_hist[b];
 			if (b < BUS_ENCODE_BUCKETS - 1)

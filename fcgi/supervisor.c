@@ -84,7 +84,7 @@ static int reap(struct worker *w, int workers, int stopping)
 }
 
 int supervisor_run(int workers, int (*serve)(void *ctx), void *ctx, int stop_fd,
-		   volatile sig_atomic_t *stop_flag)
+		   volatile sig_atomic_t *stop_flag, volatile sig_atomic_t *reload_flag)
 {
 	struct worker w[WORKERS_MAX] = { 0 };
 	int64_t deadline;
@@ -108,6 +108,19 @@ int supervisor_run(int workers, int (*serve)(void *ctx), void *ctx, int stop_fd,
 		}
 		if (poll(&pfd, 1, REAP_POLL_MSEC) < 0 && errno != EINTR)
 			FATAL("poll: %s", strerror(errno));
+		if (pfd.revents & POLLIN) {
+			char drain[64];
+
+			while (read(stop_fd, drain, sizeof(drain)) > 0)
+				;
+		}
+		if (*reload_flag && !*stop_flag) {
+			*reload_flag = 0;
+			log_info("supervisor: SIGHUP: passing it to every worker");
+			for (i = 0; i < workers; i++)
+				if (w[i].pid)
+					kill(w[i].pid, SIGHUP);
+		}
 	}
 
 	log_info("supervisor: signal %d: stopping %d workers", (int)*stop_flag, reap(w, workers, 1));

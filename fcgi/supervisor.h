@@ -11,11 +11,12 @@
 
 /* serve(ctx) runs in each worker and returns its exit status.  stop_fd
  * becomes readable when the supervisor should stop; *stop_flag is the
- * signal handler's flag, cleared in each new worker.  Signals handled by
+ * signal handler's flag, cleared in each new worker; when *reload_flag is
+ * set (SIGHUP), the supervisor clears it and passes SIGHUP to every worker.  Signals handled by
  * the caller are blocked around fork.  Returns the supervisor's exit
  * status. */
 int supervisor_run(int workers, int (*serve)(void *ctx), void *ctx, int stop_fd,
-		   volatile sig_atomic_t *stop_flag);
+		   volatile sig_atomic_t *stop_flag, volatile sig_atomic_t *reload_flag);
 
 #define WORKERS_MAX 64
 

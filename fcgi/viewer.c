@@ -53,6 +53,13 @@ static void frame_init(struct bus_frame *frame)
 	frame->growable = 1;
 }
 
+/* The response must end: the server stops, or a reload retired the
+ * stream. */
+static int ending(const struct stream *stream, const _Atomic int *stopping)
+{
+	return atomic_load(stopping) || atomic_load(&stream->retired);
+}
+
 /* Reads the newest frame, waiting up to timeout_usec for a first one.
  * 1: a frame is held; 0: none. */
 static int first_frame(struct stream *stream, struct bus_frame *frame, int64_t timeout_usec,
@@ -64,7 +71,7 @@ static int first_frame(struct stream *stream, struct bus_frame *frame, int64_t t
 	while ((rc = bus_read_latest(stream->bus, frame)) == 0) {
 		int64_t left = deadline - clock_mono_usec();
 
-		if (left <= 0 || (stopping && atomic_load(stopping)))
+		if (left <= 0 || (stopping && ending(stream, stopping)))
 			return 0;
 		bus_wait_newer(stream->bus, 0, left < PACE_STEP_USEC ? left : PACE_STEP_USEC);
 	}
@@ -103,17 +110,18 @@ out:
 	free(frame.jpeg);
 }
 
-/* Sleeps until mono_usec in short steps; 0, or -1 if stopping was set. */
-static int pace_until(int64_t mono_usec, const _Atomic int *stopping)
+/* Sleeps until mono_usec in short steps; 0, or -1 if the response must end. */
+static int pace_until(const struct stream *stream, int64_t mono_usec,
+		      const _Atomic int *stopping)
 {
 	int64_t left;
 
 	while ((left = mono_usec - clock_mono_usec()) > 0) {
-		if (atomic_load(stopping))
+		if (ending(stream, stopping))
 			return -1;
 		clock_sleep_usec(left < PACE_STEP_USEC ? left : PACE_STEP_USEC);
 	}
-	return atomic_load(stopping) ? -1 : 0;
+	return ending(stream, stopping) ? -1 : 0;
 }
 
 void viewer_stream(FCGX_Stream *out, struct stream *stream, const struct query *query,
@@ -145,7 +153,7 @@ void viewer_stream(FCGX_Stream *out, struct stream *stream, const struct query *
 	/* A new viewer gets the newest frame at once; with none published
 	 * yet it waits, renewing its demand so the producer starts. */
 	while (!first_frame(stream, frame, s->keepalive_usec, stopping)) {
-		if (atomic_load(stopping))
+		if (ending(stream, stopping))
 			goto out;
 		bus_demand(bus);
 	}
@@ -155,19 +163,19 @@ void viewer_stream(FCGX_Stream *out, struct stream *stream, const struct query *
 		int64_t timeout, now;
 		uint64_t held;
 
-		if (send_part(out, frame, boundary, last || atomic_load(stopping)) < 0)
+		if (send_part(out, frame, boundary, last || ending(stream, stopping)) < 0)
 			break; /* the client left */
 		parts++;
 		last_sent = clock_mono_usec();
 		bus_count_delivered(bus, frame->bytes, skipped);
 		skipped = 0;
 		bus_demand(bus);
-		if (last || atomic_load(stopping))
+		if (last || ending(stream, stopping))
 			break;
 
 		/* Pacing for ?fps=N: frames published meanwhile are skipped,
 		 * and the newest one is taken when the time comes. */
-		if (min_gap && pace_until(last_sent + min_gap, stopping) < 0)
+		if (min_gap && pace_until(stream, last_sent + min_gap, stopping) < 0)
 			continue; /* stopping: resend with the closing boundary */
 
 		/* Wait for a newer frame; if none comes, send the held one
@@ -177,12 +185,12 @@ void viewer_stream(FCGX_Stream *out, struct stream *stream, const struct query *
 		held = frame->seq;
 		for (;;) {
 			now = clock_mono_usec();
-			if (atomic_load(stopping) || now >= last_sent + timeout)
+			if (ending(stream, stopping) || now >= last_sent + timeout)
 				break;
 			if (bus_wait_newer(bus, held, last_sent + timeout - now))
 				break;
 		}
-		if (atomic_load(stopping))
+		if (ending(stream, stopping))
 			continue;
 		if (bus_latest(bus) > held && bus_read_latest(bus, spare) > 0) {
 			struct bus_frame *newer = spare;
