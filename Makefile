@@ -49,7 +49,7 @@ ASAN_UNIT_BINS := $(patsubst tests/unit/%,$(ASAN_DIR)/unit/%,$(UNIT_BINS))
 DEPS_BUILD := gcc make pkg-config libfcgi-dev libturbojpeg0-dev libinih-dev
 DEPS_RUN := curl
 DEPS_RUN_CMDS := nginx=nginx-light
-DEPS_TEST := libcmocka-dev cppcheck python3 python3-pytest python3-pil python3-numpy ffmpeg \
+DEPS_TEST := libcmocka-dev cppcheck valgrind python3 python3-pytest python3-pil python3-numpy ffmpeg \
 	python3-opencv gstreamer1.0-tools gstreamer1.0-plugins-good chromium chromium-driver \
 	python3-selenium
 DEPS_TEST_CMDS := npm=npm
