@@ -200,7 +200,7 @@ static void handle(struct server *srv, FCGX_Request *req)
 		break;
 	case ROUTE_STREAM:
 		if (viewer_admit(srv, st, req)) {
-			viewer_stream(req->out, st, &query, head_only, &srv->stopping);
+			viewer_stream(req, st, &query, head_only, &srv->stopping);
 			viewer_release(srv, st);
 		}
 		break;

@@ -3,6 +3,7 @@
 #include "clock.h"
 #include "log.h"
 #include "multipart.h"
+#include "record.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -28,17 +29,32 @@ void viewer_error(FCGX_Stream *out, int status, const char *extra_headers, const
 }
 
 /* 0, or -1 when the client is gone (the write or flush failed). */
-static int send_part(FCGX_Stream *out, const struct bus_frame *frame, const char *boundary,
+static int send_part(FCGX_Request *req, const struct bus_frame *frame, const char *boundary,
 		     int last)
 {
 	char head[MULTIPART_HEAD_MAX], tail[MULTIPART_HEAD_MAX];
 	int head_len = multipart_part_head(head, sizeof(head), frame->bytes, frame->publish_usec);
 	int tail_len = multipart_part_tail(tail, sizeof(tail), boundary, last);
+	FCGX_Stream *out = req->out;
 
 	if (head_len < 0 || tail_len < 0)
 		FATAL("multipart header overflow");
-	/* The next boundary goes out in the same flush as the frame: clients
+	/* The next boundary goes out in the same write as the frame: clients
 	 * that wait for it to show a part need no extra round. */
+	if (req->ipcFd >= 0) {
+		/* FastCGI: one writev per part, straight from the frame
+		 * buffer, once libfcgi's own buffer is out. */
+		struct iovec pieces[] = {
+			{ head, (size_t)head_len },
+			{ frame->jpeg, frame->bytes },
+			{ tail, (size_t)tail_len },
+		};
+
+		if (FCGX_FFlush(out) < 0 ||
+		    record_write_stdout(req->ipcFd, req->requestId, pieces, 3) < 0)
+			return -1;
+		return 0;
+	}
 	if (FCGX_PutStr(head, head_len, out) < 0 ||
 	    FCGX_PutStr((const char *)frame->jpeg, (int)frame->bytes, out) < 0 ||
 	    FCGX_PutStr(tail, tail_len, out) < 0 || FCGX_FFlush(out) < 0)
@@ -124,9 +140,10 @@ static int pace_until(const struct stream *stream, int64_t mono_usec,
 	return ending(stream, stopping) ? -1 : 0;
 }
 
-void viewer_stream(FCGX_Stream *out, struct stream *stream, const struct query *query,
+void viewer_stream(FCGX_Request *req, struct stream *stream, const struct query *query,
 		   int head_only, const _Atomic int *stopping)
 {
+	FCGX_Stream *out = req->out;
 	const struct settings *s = stream->settings;
 	struct bus *bus = stream->bus;
 	/* The frame being sent, and a spare that the next frame is read
@@ -163,7 +180,7 @@ void viewer_stream(FCGX_Stream *out, struct stream *stream, const struct query *
 		int64_t timeout, now;
 		uint64_t held;
 
-		if (send_part(out, frame, boundary, last || ending(stream, stopping)) < 0)
+		if (send_part(req, frame, boundary, last || ending(stream, stopping)) < 0)
 			break; /* the client left */
 		parts++;
 		last_sent = clock_mono_usec();
@@ -202,7 +219,7 @@ void viewer_stream(FCGX_Stream *out, struct stream *stream, const struct query *
 			if (newer->width != frame->width || newer->height != frame->height) {
 				log_info("viewer %s: picture size now %ux%u, ending the stream",
 					 stream->cfg->name, newer->width, newer->height);
-				send_part(out, frame, boundary, 1);
+				send_part(req, frame, boundary, 1);
 				break;
 			}
 

@@ -14,7 +14,7 @@
 /* Streams until the client leaves, query->frames parts were sent, or
  * *stopping is set (then the newest frame is sent once more with the
  * closing boundary).  head_only: answer HEAD (headers, no body). */
-void viewer_stream(FCGX_Stream *out, struct stream *stream, const struct query *query,
+void viewer_stream(FCGX_Request *req, struct stream *stream, const struct query *query,
 		   int head_only, const _Atomic int *stopping);
 
 /* Answers with the newest frame as image/jpeg, waiting up to

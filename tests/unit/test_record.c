@@ -1,0 +1,157 @@
+/* record: FastCGI stdout records written with writev, read back and parsed
+ * on the other end of a socket pair. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "record.h"
+
+#include <fastcgi.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+struct reader {
+	int fd;
+	unsigned char *got;  /* all bytes read */
+	size_t got_len;
+};
+
+static void *read_all(void *arg)
+{
+	struct reader *r = arg;
+	size_t cap = 4 << 20;
+	ssize_t n;
+
+	r->got = malloc(cap);
+	while ((n = read(r->fd, r->got + r->got_len, cap - r->got_len)) > 0)
+		r->got_len += (size_t)n;
+	return NULL;
+}
+
+/* Parses records; returns the concatenated content, checks each header. */
+static unsigned char *contents(const unsigned char *p, size_t len, int request_id,
+			       size_t *out_len, int *records)
+{
+	unsigned char *out = malloc(len);
+	size_t used = 0;
+
+	*records = 0;
+	while (len > 0) {
+		const FCGI_Header *h = (const FCGI_Header *)p;
+		size_t content = (size_t)h->contentLengthB1 << 8 | h->contentLengthB0;
+
+		assert_true(len >= sizeof(*h));
+		assert_int_equal(h->version, FCGI_VERSION_1);
+		assert_int_equal(h->type, FCGI_STDOUT);
+		assert_int_equal(h->requestIdB1 << 8 | h->requestIdB0, request_id);
+		assert_true(content > 0 && content <= RECORD_CONTENT_MAX);
+		assert_true(len >= sizeof(*h) + content + h->paddingLength);
+		memcpy(out + used, p + sizeof(*h), content);
+		used += content;
+		p += sizeof(*h) + content + h->paddingLength;
+		len -= sizeof(*h) + content + h->paddingLength;
+		(*records)++;
+	}
+	*out_len = used;
+	return out;
+}
+
+static void check_roundtrip(const size_t *sizes, int n, int request_id, int records_expected)
+{
+	struct iovec pieces[RECORD_PIECES_MAX];
+	unsigned char *expect, *got;
+	size_t total = 0, got_len, at = 0;
+	struct reader r = { 0 };
+	pthread_t thread;
+	int sv[2], i, records;
+
+	for (i = 0; i < n; i++)
+		total += sizes[i];
+	expect = malloc(total ? total : 1);
+	for (size_t k = 0; k < total; k++)
+		expect[k] = (unsigned char)(k * 7 + 3);
+	for (i = 0; i < n; i++) {
+		pieces[i].iov_base = expect + at;
+		pieces[i].iov_len = sizes[i];
+		at += sizes[i];
+	}
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	r.fd = sv[1];
+	assert_int_equal(pthread_create(&thread, NULL, read_all, &r), 0);
+	assert_int_equal(record_write_stdout(sv[0], request_id, pieces, n), 0);
+	close(sv[0]);
+	pthread_join(thread, NULL);
+	close(sv[1]);
+	got = contents(r.got, r.got_len, request_id, &got_len, &records);
+	assert_int_equal(got_len, total);
+	assert_memory_equal(got, expect, total);
+	assert_int_equal(records, records_expected);
+	free(got);
+	free(r.got);
+	free(expect);
+}
+
+static void test_one_small_part(void **state)
+{
+	const size_t sizes[] = { 90, 16000, 30 };
+
+	(void)state;
+	check_roundtrip(sizes, 3, 1, 1);
+}
+
+static void test_part_over_one_record(void **state)
+{
+	/* 200 000 bytes: four records, the first three full */
+	const size_t sizes[] = { 100, 199870, 30 };
+
+	(void)state;
+	check_roundtrip(sizes, 3, 258, 4);
+}
+
+static void test_more_than_one_call(void **state)
+{
+	/* over RECORDS_PER_CALL full records: more than one writev */
+	const size_t sizes[] = { 65535 * 20 + 5 };
+
+	(void)state;
+	check_roundtrip(sizes, 1, 7, 21);
+}
+
+static void test_empty_pieces(void **state)
+{
+	const size_t sizes[] = { 0, 10, 0, 0, 5, 0 };
+
+	(void)state;
+	check_roundtrip(sizes, 6, 1, 1);
+}
+
+static void test_peer_gone(void **state)
+{
+	struct iovec piece = { "x", 1 };
+	int sv[2];
+
+	(void)state;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	close(sv[1]);
+	signal(SIGPIPE, SIG_IGN);
+	assert_int_equal(record_write_stdout(sv[0], 1, &piece, 1), -1);
+	close(sv[0]);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_one_small_part),
+		cmocka_unit_test(test_part_over_one_record),
+		cmocka_unit_test(test_more_than_one_call),
+		cmocka_unit_test(test_empty_pieces),
+		cmocka_unit_test(test_peer_gone),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
