@@ -49,7 +49,7 @@ ASAN_UNIT_BINS := $(patsubst tests/unit/%,$(ASAN_DIR)/unit/%,$(UNIT_BINS))
 DEPS_BUILD := gcc make pkg-config libfcgi-dev libturbojpeg0-dev libinih-dev
 DEPS_RUN := curl
 DEPS_RUN_CMDS := nginx=nginx-light
-DEPS_TEST := libcmocka-dev cppcheck valgrind python3 python3-pytest python3-pil python3-numpy ffmpeg \
+DEPS_TEST := libcmocka-dev cppcheck valgrind clang libclang-rt-14-dev python3 python3-pytest python3-pil python3-numpy ffmpeg \
 	python3-opencv gstreamer1.0-tools gstreamer1.0-plugins-good chromium chromium-driver \
 	python3-selenium
 DEPS_TEST_CMDS := npm=npm
@@ -130,6 +130,7 @@ test: deps-test
 	$(Q)$(MAKE) --no-print-directory unit
 	$(Q)$(MAKE) --no-print-directory integration
 	$(Q)$(MAKE) --no-print-directory asan
+	$(Q)$(MAKE) --no-print-directory fuzz
 
 # Static analysis: any finding fails.
 lint:
@@ -175,3 +176,6 @@ clean:
 	rm -rf $(BIN) fcgi/*.o fcgi/*.d $(UNIT_BINS) tests/unit/*.d build
 
 -include $(wildcard fcgi/*.d tests/unit/*.d $(ASAN_DIR)/fcgi/*.d $(ASAN_DIR)/unit/*.d)
+
+# libFuzzer harnesses: make fuzz, make fuzz-regress
+include tests/fuzz/fuzz.mk

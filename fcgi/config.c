@@ -248,6 +248,12 @@ static const char *apply_stream_key(struct stream_settings *st, const char *key,
 	return NULL;
 }
 
+/* Debian's libinih keeps a section name in 50 bytes and silently cuts a
+ * longer one to 49 characters.  A 49-character "stream NAME" may have been
+ * cut, so names in a file stop at 41 characters; two longer names could
+ * otherwise merge into one stream. */
+#define CONFIG_SECTION_MAX 50
+
 struct ini_context {
 	struct settings *settings;
 	const char *path;
@@ -268,7 +274,10 @@ static int on_ini_key(void *user, const char *section, const char *key, const ch
 		struct stream_settings *st =
 			(struct stream_settings *)config_find_stream(ctx->settings, name);
 
-		if (!config_stream_name_valid(name))
+		if (strlen(section) >= CONFIG_SECTION_MAX - 1)
+			why = "stream names in a config file are at most 41 characters "
+			      "(longer ones would be cut by the INI reader)";
+		else if (!config_stream_name_valid(name))
 			why = "stream name must match [A-Za-z0-9_-]{1,64}";
 		else if (!st && !(st = stream_add(ctx->settings, name)))
 			why = "too many streams (at most 64)";

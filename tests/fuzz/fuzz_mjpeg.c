@@ -1,0 +1,151 @@
+/* Fuzzes the MJPEG splitter (fcgi/source_pipe.h): the same bytes fed whole
+ * and in chunks must give the same frames, each a whole JPEG (SOI to EOI) no
+ * larger than frame_bytes_max.  A broken invariant traps (__builtin_trap),
+ * which libFuzzer reports as a crash.
+ *
+ * Input: byte 0 picks frame_bytes_max (bits 6-7) and how many chunk sizes
+ * follow (bits 0-2, plus one); each of those bytes is a chunk size less
+ * one, used in turn; the rest is the stream. */
+#include "source_pipe.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define CHECK(cond)                      \
+	do {                             \
+		if (!(cond))             \
+			__builtin_trap(); \
+	} while (0)
+
+/* Largest frame the splitter keeps: 64 KiB as the brief asks, and smaller
+ * limits so that inputs of a few kB reach the oversized paths. */
+static const size_t frame_limits[] = { 64 * 1024, 4096, 512, 64 };
+#define CHUNK_SIZES_MAX 8
+
+/* Every frame one feeding produced, back to back, with their lengths. */
+struct frames {
+	unsigned char *bytes;
+	size_t used, capacity;
+	size_t *lengths;
+	size_t count, count_capacity;
+};
+
+static void frames_add(struct frames *f, const unsigned char *jpeg, size_t n)
+{
+	if (f->used + n > f->capacity) {
+		size_t capacity = f->capacity ? f->capacity : 4096;
+
+		while (capacity < f->used + n)
+			capacity *= 2;
+		f->bytes = realloc(f->bytes, capacity);
+		CHECK(f->bytes != NULL);
+		f->capacity = capacity;
+	}
+	if (f->count == f->count_capacity) {
+		f->count_capacity = f->count_capacity ? f->count_capacity * 2 : 16;
+		f->lengths = realloc(f->lengths, f->count_capacity * sizeof(*f->lengths));
+		CHECK(f->lengths != NULL);
+	}
+	memcpy(f->bytes + f->used, jpeg, n);
+	f->used += n;
+	f->lengths[f->count++] = n;
+}
+
+static void frames_free(struct frames *f)
+{
+	free(f->bytes);
+	free(f->lengths);
+	memset(f, 0, sizeof(*f));
+}
+
+/* Feeds len bytes as the header says a caller must: after a frame, again
+ * with the rest (even when empty) until a call gives no frame. */
+static void feed(struct mjpeg_splitter *s, const unsigned char *data, size_t len,
+		 struct frames *out)
+{
+	/* A frame takes at least 4 bytes (SOI, EOI), from this input or from
+	 * bytes kept to be parsed again (at most frame_bytes_max, parsed again
+	 * at most about twice): bound the loop generously, so a splitter that
+	 * never stops returning frames is caught as a bug, not a timeout. */
+	size_t calls = 0, calls_max = len + 2 * s->frame_bytes_max + 16;
+
+	for (;;) {
+		const unsigned char *jpeg;
+		size_t jpeg_bytes, used;
+
+		used = mjpeg_splitter_feed(s, data, len, &jpeg, &jpeg_bytes);
+		CHECK(used <= len);
+		CHECK(++calls <= calls_max);
+		data += used;
+		len -= used;
+		if (!jpeg) {
+			CHECK(jpeg_bytes == 0);
+			CHECK(len == 0); /* no frame: every byte consumed */
+			return;
+		}
+		CHECK(jpeg_bytes >= 4 && jpeg_bytes <= s->frame_bytes_max);
+		CHECK(jpeg[0] == 0xFF && jpeg[1] == 0xD8);
+		CHECK(jpeg[jpeg_bytes - 2] == 0xFF && jpeg[jpeg_bytes - 1] == 0xD9);
+		frames_add(out, jpeg, jpeg_bytes);
+	}
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct mjpeg_splitter whole, chunked;
+	struct frames whole_frames = { 0 }, chunked_frames = { 0 };
+	size_t chunk_sizes[CHUNK_SIZES_MAX], chunk_count, frame_bytes_max, pos, k;
+	const uint8_t *stream;
+	size_t stream_bytes;
+
+	if (size < 1)
+		return 0;
+	frame_bytes_max = frame_limits[data[0] >> 6];
+	chunk_count = (size_t)(data[0] & 7) + 1;
+	if (size < 1 + chunk_count)
+		return 0;
+	for (k = 0; k < chunk_count; k++)
+		chunk_sizes[k] = (size_t)data[1 + k] + 1;
+	stream = data + 1 + chunk_count;
+	stream_bytes = size - 1 - chunk_count;
+
+	mjpeg_splitter_init(&whole, frame_bytes_max);
+	feed(&whole, stream, stream_bytes, &whole_frames);
+
+	mjpeg_splitter_init(&chunked, frame_bytes_max);
+	for (pos = 0, k = 0; pos < stream_bytes; k = (k + 1) % chunk_count) {
+		size_t n = chunk_sizes[k] < stream_bytes - pos ? chunk_sizes[k] : stream_bytes - pos;
+
+		feed(&chunked, stream + pos, n, &chunked_frames);
+		pos += n;
+	}
+
+	/* the same frames, whatever the chunking */
+	CHECK(whole_frames.count == chunked_frames.count);
+	CHECK(whole_frames.used == chunked_frames.used);
+	CHECK(whole_frames.count == 0 ||
+	      memcmp(whole_frames.lengths, chunked_frames.lengths,
+		     whole_frames.count * sizeof(*whole_frames.lengths)) == 0);
+	CHECK(whole_frames.used == 0 ||
+	      memcmp(whole_frames.bytes, chunked_frames.bytes, whole_frames.used) == 0);
+	/* and the same account of what was dropped */
+	CHECK(whole.frames == whole_frames.count && chunked.frames == chunked_frames.count);
+	CHECK(whole.frames_oversized == chunked.frames_oversized);
+	CHECK(whole.frames_cut == chunked.frames_cut);
+	CHECK(whole.bytes_skipped == chunked.bytes_skipped);
+	CHECK(whole.capacity <= frame_bytes_max || whole.capacity == 0);
+
+	/* reset forgets the frame in progress and every byte kept */
+	mjpeg_splitter_reset(&chunked);
+	CHECK(chunked.frame_bytes == 0 && chunked.replay_start == chunked.replay_end);
+
+	mjpeg_splitter_destroy(&whole);
+	mjpeg_splitter_destroy(&chunked);
+	frames_free(&whole_frames);
+	frames_free(&chunked_frames);
+	return 0;
+}
