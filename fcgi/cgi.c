@@ -1,5 +1,6 @@
 #include "cgi.h"
 
+#include "http.h"
 #include "log.h"
 #include "server.h"
 #include "stream.h"
@@ -7,6 +8,10 @@
 #include <errno.h>
 #include <fcgiapp.h>
 #include <libgen.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +23,17 @@
 #define CGI_BUFFER_BYTES (64 * 1024)
 
 extern char **environ;
+
+/* Set by SIGTERM (the web server ends the request): the stream then ends
+ * with its closing boundary.  A lock-free atomic store is safe in a signal
+ * handler. */
+static _Atomic int cgi_stopping;
+
+static void on_term(int sig)
+{
+	(void)sig;
+	atomic_store(&cgi_stopping, 1);
+}
 
 int cgi_detect(void)
 {
@@ -46,6 +62,7 @@ int cgi_default_config(char *path, size_t size)
 struct cgi_stream {
 	FCGX_Stream stream;
 	int fd;
+	size_t read_total;  /* reader: bytes read from fd so far */
 	unsigned char buf[CGI_BUFFER_BYTES];
 };
 
@@ -85,10 +102,38 @@ static void cgi_fill(FCGX_Stream *stream)
 	} while (n < 0 && errno == EINTR);
 	stream->rdNext = stream->stopUnget = s->buf;
 	stream->stop = s->buf + (n > 0 ? n : 0);
+	if (n > 0)
+		s->read_total += (size_t)n;
 	if (n <= 0) {
 		if (n < 0)
 			stream->FCGI_errno = errno;
 		stream->isClosed = 1;
+	}
+}
+
+/* Reads what is left of the request body (CONTENT_LENGTH bytes in all).
+ * Under mod_cgid stdin and stdout are one socket, and closing it with
+ * input unread makes the kernel reset the web server's side, which loses
+ * the answer.  Waits at most timeout_ms for bytes that do not come. */
+static void drain_body(struct cgi_stream *in, int64_t timeout_ms)
+{
+	const char *length_text = getenv("CONTENT_LENGTH");
+	long length;
+	char sink[4096];
+
+	if (!length_text || http_parse_long(length_text, 0, LONG_MAX, &length) < 0)
+		return;
+	while ((long)in->read_total < length) {
+		struct pollfd pfd = { .fd = in->fd, .events = POLLIN };
+		size_t want = (size_t)length - in->read_total;
+		ssize_t n;
+
+		if (poll(&pfd, 1, (int)timeout_ms) <= 0)
+			return;
+		n = read(in->fd, sink, want < sizeof(sink) ? want : sizeof(sink));
+		if (n <= 0)
+			return;
+		in->read_total += (size_t)n;
 	}
 }
 
@@ -126,8 +171,18 @@ int cgi_serve(const struct settings *settings)
 	req.out = &out.stream;
 	req.envp = environ;
 	req.ipcFd = -1;
-	rc = server_handle_one(settings, &streams, &req);
+	{
+		struct sigaction sa;
+
+		memset(&sa, 0, sizeof(sa));
+		sigemptyset(&sa.sa_mask);
+		sa.sa_handler = on_term;
+		sigaction(SIGTERM, &sa, NULL);
+		sigaction(SIGINT, &sa, NULL);
+	}
+	rc = server_handle_one(settings, &streams, &req, &cgi_stopping);
 	FCGX_FFlush(req.out);
+	drain_body(&in, settings->ingest_usec / 1000);
 	streams_close(&streams);
 	return rc;
 }

@@ -9,6 +9,8 @@
 
 /* The longest query string accepted; longer ones get 400. */
 #define HTTP_QUERY_MAX 1024
+/* The longest request path routed; longer ones get 404. */
+#define HTTP_PATH_MAX 2048
 #define HTTP_FRAMES_MAX 1000000000L
 
 enum route_kind {

@@ -27,7 +27,8 @@ struct server {
 	struct stream_set *streams;  /* swapped by server_reload: hold streams_lock */
 	pthread_rwlock_t streams_lock;
 	int64_t started_mono_usec;
-	_Atomic int stopping;       /* set once by server_stop */
+	_Atomic int stopping_own;   /* the flag server_stop sets */
+	_Atomic int *stopping;      /* &stopping_own, or the CGI's own flag */
 	int wake_pipe[2];           /* written by server_stop to end the accept wait */
 	_Atomic int viewers;        /* stream requests being served */
 
@@ -161,11 +162,18 @@ static void handle(struct server *srv, FCGX_Request *req)
 	struct stream *st = NULL;
 	char why[160];
 
-	/* Mounted as a script (CGI, Apache) the route is in PATH_INFO; proxied
-	 * by path (nginx, lighttpd) it is the script name itself. */
-	if (!*path)
-		path = param(req, "SCRIPT_NAME");
-	http_route(path, &route);
+	char full[HTTP_PATH_MAX];
+
+	/* The request path is SCRIPT_NAME + PATH_INFO however the server
+	 * splits it (nginx: all in SCRIPT_NAME; CGI: the script, then the
+	 * route in PATH_INFO; Apache with an alias: /stream + /demo), and
+	 * routing looks only at its last segments. */
+	if (snprintf(full, sizeof(full), "%s%s", param(req, "SCRIPT_NAME"), path) >=
+	    (int)sizeof(full)) {
+		viewer_error(req->out, 404, NULL, "no such path");
+		return;
+	}
+	http_route(full, &route);
 	if (route.kind == ROUTE_NONE) {
 		viewer_error(req->out, 404, NULL, "no such path");
 		return;
@@ -200,7 +208,7 @@ static void handle(struct server *srv, FCGX_Request *req)
 		break;
 	case ROUTE_STREAM:
 		if (viewer_admit(srv, st, req)) {
-			viewer_stream(req, st, &query, head_only, &srv->stopping);
+			viewer_stream(req, st, &query, head_only, srv->stopping);
 			viewer_release(srv, st);
 		}
 		break;
@@ -229,14 +237,14 @@ static int accept_request(struct server *srv, FCGX_Request *req)
 		};
 		int rc;
 
-		if (atomic_load(&srv->stopping))
+		if (atomic_load(srv->stopping))
 			return -1;
 		if (poll(fds, 2, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			FATAL("poll: %s", strerror(errno));
 		}
-		if (atomic_load(&srv->stopping))
+		if (atomic_load(srv->stopping))
 			return -1;
 		if (!(fds[0].revents & POLLIN))
 			continue;
@@ -318,7 +326,7 @@ static void *worker_main(void *arg)
 	srv->threads--;
 	if (srv->threads == 0)
 		CHECK_ZERO(pthread_cond_broadcast(&srv->pool_empty));
-	else if (srv->idle == 0 && !atomic_load(&srv->stopping))
+	else if (srv->idle == 0 && !atomic_load(srv->stopping))
 		spawn_worker_locked(srv); /* an accept error must not leave nobody accepting */
 	CHECK_ZERO(pthread_mutex_unlock(&srv->pool_lock));
 	return NULL;
@@ -338,6 +346,7 @@ struct server *server_start(int listen_fd, const struct settings *settings,
 	srv->settings = settings;
 	srv->streams = streams;
 	srv->started_mono_usec = clock_mono_usec();
+	srv->stopping = &srv->stopping_own;
 	CHECK_ZERO(pthread_rwlock_init(&srv->streams_lock, NULL));
 	srv->threads_max = settings->max_viewers + SERVER_SPARE_THREADS;
 	if (pipe2(srv->wake_pipe, O_CLOEXEC) < 0) {
@@ -375,7 +384,7 @@ int server_stop(struct server *srv, int64_t timeout_usec)
 	};
 	int left;
 
-	atomic_store(&srv->stopping, 1);
+	atomic_store(srv->stopping, 1);
 	/* The pipe stays readable: every thread that polls it wakes. */
 	if (write(srv->wake_pipe[1], "x", 1) < 0)
 		log_error("server: write(wake pipe): %s", strerror(errno));
@@ -431,13 +440,14 @@ int server_reload(struct server *srv, const struct settings *new_settings)
 }
 
 int server_handle_one(const struct settings *settings, struct stream_set *streams,
-		      FCGX_Request *req)
+		      FCGX_Request *req, _Atomic int *stopping)
 {
 	struct server srv = {
 		.listen_fd = -1,
 		.settings = settings,
 		.streams = streams,
 		.started_mono_usec = clock_mono_usec(),
+		.stopping = stopping,
 	};
 
 	CHECK_ZERO(pthread_rwlock_init(&srv.streams_lock, NULL));

@@ -11,6 +11,7 @@
 #include "stream.h"
 
 #include <fcgiapp.h>
+#include <stdatomic.h>
 
 struct server;
 
@@ -31,10 +32,10 @@ void server_free(struct server *server);
 int server_reload(struct server *server, const struct settings *new_settings)
 	__attribute__((warn_unused_result));
 
-/* Serves one request outside the pool (plain CGI), with no stop signal but
- * the client leaving.  Returns an exit status. */
+/* Serves one request outside the pool (plain CGI); a stream ends with its
+ * closing boundary once *stopping is set.  Returns an exit status. */
 int server_handle_one(const struct settings *settings, struct stream_set *streams,
-		      FCGX_Request *req);
+		      FCGX_Request *req, _Atomic int *stopping);
 
 /* Threads kept for requests that end quickly (status, snapshot, errors),
  * beyond max_viewers. */

@@ -94,6 +94,15 @@ static int first_frame(struct stream *stream, struct bus_frame *frame, int64_t t
 	return rc > 0;
 }
 
+/* How old a snapshot may be before it is taken afresh: two frame
+ * intervals, at least the keepalive second. */
+static int64_t snapshot_stale_usec(const struct stream_settings *cfg)
+{
+	int64_t two_frames = (int64_t)(2 * USEC_PER_SEC / cfg->fps);
+
+	return two_frames > USEC_PER_SEC ? two_frames : USEC_PER_SEC;
+}
+
 void viewer_snapshot(FCGX_Stream *out, struct stream *stream, int head_only)
 {
 	struct bus_frame frame;
@@ -105,6 +114,16 @@ void viewer_snapshot(FCGX_Stream *out, struct stream *stream, int head_only)
 	if (!first_frame(stream, &frame, stream->settings->first_frame_usec, NULL)) {
 		viewer_error(out, 503, "Retry-After: 1\r\n", "stream '%s' has no frame yet",
 			     stream->cfg->name);
+		goto out;
+	}
+	/* A frame left from before the producer paused is not "now": wait
+	 * (up to first_frame_usec) for the producer, just woken, to publish.
+	 * Ingest streams publish when their clients do; theirs is current. */
+	if (stream->cfg->kind != SOURCE_INGEST &&
+	    clock_wall_usec() - frame.publish_usec > snapshot_stale_usec(stream->cfg) &&
+	    bus_wait_newer(stream->bus, frame.seq, stream->settings->first_frame_usec) &&
+	    bus_read_latest(stream->bus, &frame) < 0) {
+		viewer_error(out, 500, NULL, "could not read the frame");
 		goto out;
 	}
 	n = snprintf(head, sizeof(head),
