@@ -17,6 +17,9 @@ PREFIX ?= /usr/local
 PORT ?= 8080
 CONFIG ?=
 WORKERS ?=
+# Which web server the stack puts in front: nginx (default), lighttpd,
+# apache (plain CGI, as on shared hosting), apache-fcgid, apache-proxy.
+SERVER ?=
 PYTHON := /usr/bin/python3
 # The responder the stack runs: the sanitizer run points it elsewhere.
 RESPONDER ?= $(abspath $(BIN))
@@ -51,7 +54,7 @@ DEPS_RUN := curl
 DEPS_RUN_CMDS := nginx=nginx-light
 DEPS_TEST := libcmocka-dev cppcheck valgrind clang libclang-rt-14-dev python3 python3-pytest python3-pil python3-numpy ffmpeg \
 	python3-opencv gstreamer1.0-tools gstreamer1.0-plugins-good chromium chromium-driver \
-	python3-selenium
+	python3-selenium lighttpd apache2 libapache2-mod-fcgid spawn-fcgi
 DEPS_TEST_CMDS := npm=npm
 
 .PHONY: all deps deps-test run start stop test unit integration clean install asan \
@@ -116,10 +119,10 @@ deps-test: deps
 	$(call install_missing,$(DEPS_TEST),$(DEPS_TEST_CMDS))
 
 run: deps $(BIN)
-	BIN=$(RESPONDER) WORKERS=$(WORKERS) conf/stack.sh run $(PORT) $(CONFIG)
+	SERVER=$(SERVER) BIN=$(RESPONDER) WORKERS=$(WORKERS) conf/stack.sh run $(PORT) $(CONFIG)
 
 start: deps $(BIN)
-	BIN=$(RESPONDER) WORKERS=$(WORKERS) conf/stack.sh start $(PORT) $(CONFIG)
+	SERVER=$(SERVER) BIN=$(RESPONDER) WORKERS=$(WORKERS) conf/stack.sh start $(PORT) $(CONFIG)
 
 stop:
 	conf/stack.sh stop $(PORT)
@@ -157,7 +160,7 @@ asan-unit: $(ASAN_UNIT_BINS)
 
 asan-integration: $(ASAN_DIR)/mjpeg-fcgi $(BIN)
 	$(Q)rm -rf $(ASAN_LOGS) && mkdir -p $(ASAN_LOGS)
-	$(Q)RESPONDER=$(abspath $(ASAN_DIR)/mjpeg-fcgi) \
+	$(Q)MJPEG_TEST_SERVERS=nginx RESPONDER=$(abspath $(ASAN_DIR)/mjpeg-fcgi) \
 	ASAN_OPTIONS=detect_leaks=1:log_path=$(ASAN_LOGS)/asan \
 	UBSAN_OPTIONS=print_stacktrace=1:log_path=$(ASAN_LOGS)/ubsan \
 		$(PYTHON) -m pytest -q -p no:cacheprovider $(ASAN_TESTS)

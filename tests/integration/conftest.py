@@ -1,5 +1,10 @@
-"""Fixtures for the integration tests: the nginx + mjpeg-fcgi stack of
-`make start`, on a free port, stopped again at the end of the session."""
+"""Fixtures for the integration tests: the mjpeg-fcgi stack of `make start`
+behind each web server (SERVER=nginx, lighttpd, apache (CGI), apache-fcgid,
+apache-proxy (mod_proxy_fcgi)), on a free port, stopped again at the end of
+the session.
+
+MJPEG_TEST_SERVERS (comma-separated) narrows the servers the `stack` and
+`server` fixtures run over, e.g. MJPEG_TEST_SERVERS=nginx."""
 
 import http.client
 import os
@@ -11,6 +16,9 @@ import pytest
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MAKE_TIMEOUT = 180        # start builds the responder first when needed
 HTTP_TIMEOUT = 5.0        # every single network operation
+ALL_SERVERS = ["nginx", "lighttpd", "apache", "apache-fcgid", "apache-proxy"]
+SERVERS = [s.strip() for s in os.environ.get("MJPEG_TEST_SERVERS", ",".join(ALL_SERVERS))
+           .split(",") if s.strip()]
 
 
 def free_port():
@@ -33,10 +41,11 @@ def make(*args):
 
 
 class Stack:
-    """A running stack: port, base URL and small HTTP helpers."""
+    """A running stack: port, server, base URL and small HTTP helpers."""
 
-    def __init__(self, port):
+    def __init__(self, port, server="nginx"):
         self.port = port
+        self.server = server
         self.base = "http://127.0.0.1:%d/" % port
         self.run_dir = os.path.join(TOP, "run", str(port))
         self.stopped = False
@@ -67,7 +76,11 @@ class Stack:
         assert r.returncode == 0, "make stop PORT=%d failed:\n%s\n%s" % (
             self.port, r.stdout, r.stderr)
 
-    def log_tail(self, name="mjpeg-fcgi.log", lines=30):
+    def log_tail(self, name=None, lines=30):
+        """The end of the responder's log (Apache: its error log, which
+        takes the responders' standard error)."""
+        if name is None:
+            name = "apache-error.log" if self.server.startswith("apache") else "mjpeg-fcgi.log"
         try:
             with open(os.path.join(self.run_dir, name), errors="replace") as f:
                 return "".join(f.readlines()[-lines:])
@@ -75,24 +88,36 @@ class Stack:
             return "(%s)" % e
 
 
-def start_stack(port, config=None):
-    """`make start PORT=port [CONFIG=config]`; fails the test with make's
-    output (after stopping whatever half started)."""
-    args = ["start", "PORT=%d" % port]
+def start_stack(port, config=None, server="nginx", workers=None):
+    """`make start PORT=port SERVER=server [CONFIG=config] [WORKERS=n]`;
+    fails the test with make's output (after stopping whatever half
+    started)."""
+    args = ["start", "PORT=%d" % port, "SERVER=%s" % server]
     if config:
         args.append("CONFIG=%s" % config)
+    if workers:
+        args.append("WORKERS=%d" % workers)
     r = make(*args)
     if r.returncode != 0:
         make("stop", "PORT=%d" % port)
         pytest.fail("make %s failed (exit %s):\n%s\n%s"
                     % (" ".join(args), r.returncode, r.stdout, r.stderr), pytrace=False)
-    return Stack(port)
+    return Stack(port, server)
+
+
+@pytest.fixture(scope="session", params=SERVERS)
+def server(request):
+    """The web server of this run of a test: every test that uses `stack`,
+    `stack_factory` or this fixture runs once per server (ids by name)."""
+    return request.param
 
 
 @pytest.fixture(scope="session")
-def stack():
-    """The default stack (no config file: streams demo and bars)."""
-    st = start_stack(free_port())
+def stack(server):
+    """The default stack behind SERVER (no config file: streams demo and
+    bars). One per server, kept for the whole session; pytest runs the tests
+    server by server, so only one of them runs at a time."""
+    st = start_stack(free_port(), server=server)
     try:
         yield st
     finally:
@@ -100,13 +125,14 @@ def stack():
 
 
 @pytest.fixture
-def stack_factory():
-    """start(config_path) -> a Stack of its own on another free port; every
-    stack started this way is stopped at the end of the test at the latest."""
+def stack_factory(server):
+    """start(config_path) -> a Stack of its own behind the same SERVER, on
+    another free port; every stack started this way is stopped at the end of
+    the test at the latest."""
     started = []
 
     def start(config=None):
-        st = start_stack(free_port(), config)
+        st = start_stack(free_port(), config, server=server)
         started.append(st)
         return st
 
