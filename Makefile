@@ -182,3 +182,6 @@ clean:
 
 # libFuzzer harnesses: make fuzz, make fuzz-regress
 include tests/fuzz/fuzz.mk
+
+# The benchmark: make bench (BENCH_ARGS=--quick for a smoke run)
+include tests/bench/bench.mk

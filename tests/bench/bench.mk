@@ -1,0 +1,45 @@
+# make bench: the load benchmark (tests/bench/, see run.py).
+#
+# Included at the end of the top-level Makefile (after `all`, so that the
+# default goal stays `all`; it uses BIN, PYTHON, CC, WARNINGS, LDFLAGS, Q and
+# install_missing from there):
+#
+#   include tests/bench/bench.mk
+#
+#   make bench                      every scenario, table + build/bench/results.json
+#   make bench BENCH_ARGS=--quick   shorter windows, for a smoke run
+#   make bench BENCH_ARGS=--perf    also perf-record the stack at 500 viewers
+
+BENCH_DIR := build/bench
+# Debian packages the bench needs beyond DEPS_BUILD and DEPS_RUN (nginx,
+# curl, gcc, make): the FastAPI baseline. perf is optional (--perf).
+BENCH_DEPS := python3 python3-fastapi python3-uvicorn
+BENCH_DEPS_OPTIONAL := linux-perf
+BENCH_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARNINGS) -O2 -g
+BENCH_TOOLS := $(BENCH_DIR)/loadclient $(BENCH_DIR)/baseline_raw
+BENCH_ARGS ?=
+# When make bench starts (before anything is built): run.py reports the
+# whole time against the 10-minute target.
+ifneq ($(filter bench,$(MAKECMDGOALS)),)
+BENCH_T0 := $(shell date +%s)
+endif
+
+.PHONY: bench deps-bench bench-tools
+
+deps-bench: deps
+	$(call install_missing,$(BENCH_DEPS),)
+
+bench-tools: $(BENCH_TOOLS)
+
+bench: deps-bench $(BIN) $(BENCH_TOOLS)
+	BENCH_T0=$(BENCH_T0) $(PYTHON) tests/bench/run.py $(BENCH_ARGS)
+
+$(BENCH_DIR)/loadclient: tests/bench/loadclient.c
+	@mkdir -p $(@D)
+	@echo "  CC    $@"
+	$(Q)$(CC) $(BENCH_CFLAGS) $(LDFLAGS) -o $@ $< -pthread -lm
+
+$(BENCH_DIR)/baseline_raw: tests/bench/baseline_raw.c
+	@mkdir -p $(@D)
+	@echo "  CC    $@"
+	$(Q)$(CC) $(BENCH_CFLAGS) $(LDFLAGS) -o $@ $<
