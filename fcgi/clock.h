@@ -7,6 +7,7 @@
 #ifndef MJPEG_CLOCK_H
 #define MJPEG_CLOCK_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 #define USEC_PER_SEC 1000000LL
@@ -18,5 +19,23 @@ int64_t clock_wall_usec(void);
 int64_t clock_mono_usec(void);
 /* sleep for usec microseconds, resuming after signals */
 void clock_sleep_usec(int64_t usec);
+
+/* Sleeps usec microseconds in steps of at most step_usec, giving up as
+ * soon as *stop is set.  0, or -1 when stopped. */
+int clock_sleep_unless(int64_t usec, const _Atomic int *stop, int64_t step_usec);
+
+/* A fixed-rate schedule (frames of a paced source).  The next tick is due
+ * one interval after the last one, so the rate holds whatever each frame
+ * took; after a stall (a pause for lack of viewers, a suspended machine)
+ * it starts afresh instead of bursting to catch up.  Owned by one thread. */
+struct clock_pace {
+	int64_t due_usec;      /* monotonic time the next tick is due */
+	int64_t interval_usec;
+};
+
+void clock_pace_init(struct clock_pace *pace, int64_t interval_usec);
+/* Sleeps until the next tick (as clock_sleep_unless).  0, or -1 when
+ * stopped. */
+int clock_pace_wait(struct clock_pace *pace, const _Atomic int *stop, int64_t step_usec);
 
 #endif

@@ -73,23 +73,33 @@ static void on_wake_signal(int sig)
 	(void)sig; /* only interrupts a blocking call */
 }
 
-static void install_signals(void)
+static void set_handler(int sig, void (*handler)(int))
 {
 	struct sigaction sa;
 
+	/* No SA_RESTART: the wake signal must interrupt flock() in a
+	 * producer, and a stop must interrupt poll(). */
 	memset(&sa, 0, sizeof(sa));
 	sigemptyset(&sa.sa_mask);
-	sa.sa_handler = on_stop_signal;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-	sa.sa_handler = SIG_IGN;
-	sigaction(SIGPIPE, &sa, NULL);
-	sa.sa_handler = on_bus_error;
-	sigaction(SIGBUS, &sa, NULL);
-	/* No SA_RESTART: it must interrupt flock() in a producer. */
-	sa.sa_handler = on_wake_signal;
-	sigaction(PRODUCER_WAKE_SIGNAL, &sa, NULL);
+	sa.sa_handler = handler;
+	sigaction(sig, &sa, NULL);
+}
+
+/* What every mode needs: writes to a departed client fail instead of
+ * killing us, a vanished bus file is reported, producers can be woken. */
+static void install_fault_signals(void)
+{
+	set_handler(SIGPIPE, SIG_IGN);
+	set_handler(SIGBUS, on_bus_error);
+	set_handler(PRODUCER_WAKE_SIGNAL, on_wake_signal);
+}
+
+static void install_signals(void)
+{
+	set_handler(SIGTERM, on_stop_signal);
+	set_handler(SIGINT, on_stop_signal);
+	set_handler(SIGHUP, on_stop_signal);
+	install_fault_signals();
 }
 
 /* A unix socket left by a process that died: remove it, but never one that
@@ -273,7 +283,6 @@ static int serve_worker(void *arg)
 static int serve_cgi(struct settings *settings, int argc)
 {
 	char path[PATH_MAX];
-	struct sigaction sa;
 
 	if (argc <= 1 && cgi_default_config(path, sizeof(path))) {
 		config_defaults(settings);
@@ -285,13 +294,8 @@ static int serve_cgi(struct settings *settings, int argc)
 		}
 		config_add_default_streams(settings);
 	}
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = SIG_IGN;
-	sigaction(SIGPIPE, &sa, NULL);
-	sa.sa_handler = on_wake_signal;
-	sigaction(PRODUCER_WAKE_SIGNAL, &sa, NULL);
-	sa.sa_handler = on_bus_error;
-	sigaction(SIGBUS, &sa, NULL);
+	/* SIGTERM is cgi_serve's own: it ends the one stream. */
+	install_fault_signals();
 	return cgi_serve(settings);
 }
 

@@ -25,8 +25,7 @@ struct source {
 	const struct stream_settings *stream;
 	size_t frame_bytes_max;
 	int64_t start_usec;    /* monotonic, for redblue's seconds */
-	int64_t due_usec;      /* monotonic time the next paced frame is due */
-	int64_t interval_usec;
+	struct clock_pace pace;
 	uint64_t frame_number;
 
 	unsigned char *rgb;    /* pattern: the picture, width*height*3 */
@@ -56,8 +55,8 @@ struct source *source_open(const struct stream_settings *stream, size_t frame_by
 	}
 	src->stream = stream;
 	src->frame_bytes_max = frame_bytes_max;
-	src->start_usec = src->due_usec = clock_mono_usec();
-	src->interval_usec = (int64_t)(USEC_PER_SEC / stream->fps);
+	src->start_usec = clock_mono_usec();
+	clock_pace_init(&src->pace, (int64_t)(USEC_PER_SEC / stream->fps));
 	switch (stream->kind) {
 	case SOURCE_PATTERN_REDBLUE:
 	case SOURCE_PATTERN_BARS:
@@ -137,26 +136,6 @@ void source_close(struct source *src)
 	free(src->jpeg);
 	free(src->rgb);
 	free(src);
-}
-
-/* Sleeps until the next frame is due.  0, or -1 if stopping was set. */
-static int wait_due(struct source *src, const _Atomic int *stopping)
-{
-	int64_t now = clock_mono_usec();
-
-	while (src->due_usec > now) {
-		if (atomic_load(stopping))
-			return -1;
-		clock_sleep_usec(src->due_usec - now < SOURCE_POLL_USEC ? src->due_usec - now
-									 : SOURCE_POLL_USEC);
-		now = clock_mono_usec();
-	}
-	/* A fixed schedule keeps the rate; after a stall (a pause for lack of
-	 * viewers, a suspended machine) start afresh instead of bursting. */
-	src->due_usec += src->interval_usec;
-	if (src->due_usec < now)
-		src->due_usec = now + src->interval_usec;
-	return atomic_load(stopping) ? -1 : 0;
 }
 
 static int has_jpeg_suffix(const char *name)
@@ -301,7 +280,7 @@ int source_next(struct source *src, struct source_frame *frame, const _Atomic in
 	memset(frame, 0, sizeof(*frame));
 	if (src->pipe)
 		return pipe_source_next(src->pipe, frame, stopping);
-	if (wait_due(src, stopping) < 0)
+	if (clock_pace_wait(&src->pace, stopping, SOURCE_POLL_USEC) < 0)
 		return 0;
 	switch (st->kind) {
 	case SOURCE_PATTERN_REDBLUE:

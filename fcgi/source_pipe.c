@@ -417,8 +417,7 @@ struct pipe_source {
 	int frame_pending;       /* the splitter gave a frame: feed it again before reading */
 	uint64_t seen_oversized, seen_cut, seen_skipped; /* splitter counts taken into problems */
 
-	int64_t interval_usec;   /* between a file's frames, from the stream's fps */
-	int64_t due_usec;        /* monotonic time a file's next frame is due */
+	struct clock_pace pace;  /* a file's frames, at the stream's fps */
 
 	struct pipe_problems problems;
 	int64_t report_usec;     /* monotonic time the next report may be logged */
@@ -435,35 +434,6 @@ static int stopping_set(const _Atomic int *stopping)
 {
 	/* A plain flag: nothing else is published with it. */
 	return atomic_load_explicit(stopping, memory_order_relaxed);
-}
-
-/* Sleeps usec, in steps short enough to notice a stop.  -1 if stopping. */
-static int sleep_unless_stopping(int64_t usec, const _Atomic int *stopping)
-{
-	int64_t end = clock_mono_usec() + usec, now;
-
-	while ((now = clock_mono_usec()) < end) {
-		if (stopping_set(stopping))
-			return -1;
-		clock_sleep_usec(end - now < PIPE_POLL_USEC ? end - now : PIPE_POLL_USEC);
-	}
-	return stopping_set(stopping) ? -1 : 0;
-}
-
-/* Files: sleeps until the next frame is due.  0, or -1 if stopping. */
-static int wait_due(struct pipe_source *src, const _Atomic int *stopping)
-{
-	int64_t now = clock_mono_usec();
-
-	if (src->due_usec > now && sleep_unless_stopping(src->due_usec - now, stopping) < 0)
-		return -1;
-	now = clock_mono_usec();
-	/* A fixed schedule keeps the rate; after a stall start afresh
-	 * instead of bursting to catch up. */
-	src->due_usec += src->interval_usec;
-	if (src->due_usec < now)
-		src->due_usec = now + src->interval_usec;
-	return 0;
 }
 
 /* 1 when a limited line may be logged now (and takes the slot). */
@@ -688,7 +658,7 @@ static int input_ended(struct pipe_source *src, const _Atomic int *stopping)
 		return -1;
 	case PIPE_FIFO:
 		if (src->bytes_since_open == 0) {
-			if (sleep_unless_stopping(PIPE_EMPTY_EOF_USEC, stopping) < 0)
+			if (clock_sleep_unless(PIPE_EMPTY_EOF_USEC, stopping, PIPE_POLL_USEC) < 0)
 				return 0;
 		} else if (log_slot(&src->writer_log_usec)) {
 			log_info("source %s: the writer of %s went away, waiting for a new one",
@@ -701,7 +671,7 @@ static int input_ended(struct pipe_source *src, const _Atomic int *stopping)
 				log_warn("source %s: no complete frame in %s; reading it again "
 					 "every second", st->name, st->path);
 			src->passes++;
-			if (sleep_unless_stopping(PIPE_RETRY_USEC, stopping) < 0)
+			if (clock_sleep_unless(PIPE_RETRY_USEC, stopping, PIPE_POLL_USEC) < 0)
 				return 0;
 		} else {
 			src->passes++;
@@ -735,7 +705,7 @@ static int next_raw(struct pipe_source *src, struct source_frame *frame,
 	}
 	src->frame_used = 0; /* the next call reads over it */
 	src->frames_since_open++;
-	if (src->paced && wait_due(src, stopping) < 0)
+	if (src->paced && clock_pace_wait(&src->pace, stopping, PIPE_POLL_USEC) < 0)
 		return 0;
 	frame->pixels = src->frame;
 	frame->format = st->format;
@@ -785,7 +755,7 @@ static int next_mjpeg(struct pipe_source *src, struct source_frame *frame,
 			return 0;
 		}
 		src->frames_since_open++;
-		if (src->paced && wait_due(src, stopping) < 0)
+		if (src->paced && clock_pace_wait(&src->pace, stopping, PIPE_POLL_USEC) < 0)
 			return 0;
 		frame->jpeg = jpeg;
 		frame->jpeg_bytes = jpeg_bytes;
@@ -801,7 +771,7 @@ int pipe_source_next(struct pipe_source *src, struct source_frame *frame,
 		return -1;
 	report_problems(src, 0); /* counts held back by the rate limit */
 	if (src->fd < 0 && reopen_input(src) < 0) {
-		(void)sleep_unless_stopping(PIPE_RETRY_USEC, stopping);
+		(void)clock_sleep_unless(PIPE_RETRY_USEC, stopping, PIPE_POLL_USEC);
 		return 0;
 	}
 	if (src->stream->kind == SOURCE_RAW)
@@ -846,8 +816,7 @@ struct pipe_source *pipe_source_open(const struct stream_settings *stream, size_
 	src->stream = stream;
 	src->fd = -1;
 	mjpeg_splitter_init(&src->splitter, frame_bytes_max);
-	src->interval_usec = stream->fps > 0 ? (int64_t)(USEC_PER_SEC / stream->fps) : 0;
-	src->due_usec = clock_mono_usec();
+	clock_pace_init(&src->pace, stream->fps > 0 ? (int64_t)(USEC_PER_SEC / stream->fps) : 0);
 	switch (stream->kind) {
 	case SOURCE_RAW: {
 		size_t pixel_bytes = encode_pixel_bytes(stream->format);
