@@ -8,10 +8,10 @@ MJPEG_TEST_SERVERS (comma-separated) narrows the servers the `stack` and
 
 import http.client
 import os
-import socket
 import subprocess
 
 import pytest
+from stacks import free_port
 
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MAKE_TIMEOUT = 180        # start builds the responder first when needed
@@ -19,13 +19,6 @@ HTTP_TIMEOUT = 5.0        # every single network operation
 ALL_SERVERS = ["nginx", "lighttpd", "apache", "apache-fcgid", "apache-proxy"]
 SERVERS = [s.strip() for s in os.environ.get("MJPEG_TEST_SERVERS", ",".join(ALL_SERVERS))
            .split(",") if s.strip()]
-
-
-def free_port():
-    """A TCP port on 127.0.0.1 that nobody listened on a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def make(*args):

@@ -12,6 +12,7 @@ import time
 import urllib.request
 
 import pytest
+from stacks import free_port
 
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONNECTIONS = 10000
@@ -19,12 +20,6 @@ PARALLEL = 32
 # RSS may settle a little higher after the first burst (allocator arenas,
 # thread stacks kept for reuse); more than this is a leak.
 RSS_GROWTH_MAX_KIB = 8 * 1024
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def proc_figures(pid):

@@ -4,7 +4,6 @@ killed behind nginx.  Each gives a clear log line and recovers, or exits
 with a clear message; none serves a corrupt frame."""
 
 import io
-import json
 import os
 import signal
 import socket
@@ -16,15 +15,10 @@ import urllib.request
 
 import pytest
 from PIL import Image
+from stacks import free_port
 
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.join(TOP, "fcgi", "mjpeg-fcgi")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def make(*args):

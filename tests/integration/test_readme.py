@@ -6,7 +6,6 @@ import io
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ import urllib.request
 
 import pytest
 from PIL import Image
+from stacks import free_port
 
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -25,12 +25,6 @@ def snippets():
     assert {"ingest-config", "ingest-python", "raw-config", "raw-ffmpeg", "mjpeg-config",
             "mjpeg-ffmpeg", "opencv-config", "opencv-python"} <= set(found), found.keys()
     return found
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ import urllib.error
 import urllib.request
 
 import pytest
+from stacks import free_port
 
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -38,12 +39,6 @@ fps = 10
 source = pattern:bars
 size = 160x120
 """
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Viewer(threading.Thread):

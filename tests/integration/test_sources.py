@@ -4,7 +4,6 @@ file is started for the module."""
 
 import io
 import os
-import socket
 import subprocess
 import threading
 import time
@@ -13,17 +12,12 @@ import urllib.request
 
 import pytest
 from PIL import Image
+from stacks import free_port
 
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TOKEN = "s3cret-token-0123456789abcdef"
 RAW_W, RAW_H = 64, 48
 FRAME_BYTES_MAX = 200000
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def jpeg_of(colour, size=(96, 64), quality=90):

@@ -3,7 +3,6 @@
 import io
 import json
 import os
-import socket
 import subprocess
 import threading
 import time
@@ -11,16 +10,11 @@ import urllib.request
 
 import pytest
 from PIL import Image
+from stacks import free_port
 
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SIZES = [(160, 120), (320, 240), (640, 480), (256, 256), (200, 100),
          (96, 96), (480, 270), (64, 48), (800, 600), (128, 512)]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -13,15 +13,10 @@ import urllib.request
 
 import pytest
 from PIL import Image
+from stacks import free_port
 
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 WORKERS = 3
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Viewer(threading.Thread):
