@@ -498,12 +498,12 @@ void bus_viewer_leave(struct bus *bus)
 	atomic_fetch_sub_explicit(&bus->hdr->viewers, 1, memory_order_relaxed);
 }
 
-void bus_count_delivered(struct bus *bus, size_t bytes, uint64_t skipped)
+void bus_count_delivered(struct bus *bus, uint64_t frames, uint64_t bytes, uint64_t skipped)
 {
 	struct bus_header *hdr = bus->hdr;
 
 	/* Counters only: no ordering with anything else is needed. */
-	atomic_fetch_add_explicit(&hdr->frames_delivered, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&hdr->frames_delivered, frames, memory_order_relaxed);
 	atomic_fetch_add_explicit(&hdr->bytes_sent, bytes, memory_order_relaxed);
 	if (skipped)
 		atomic_fetch_add_explicit(&hdr->frames_dropped, skipped, memory_order_relaxed);

@@ -116,7 +116,9 @@ int bus_wait_demand(struct bus *bus, int64_t idle_usec, int64_t timeout_usec);
 
 void bus_viewer_enter(struct bus *bus);
 void bus_viewer_leave(struct bus *bus);
-void bus_count_delivered(struct bus *bus, size_t bytes, uint64_t skipped);
+/* frames parts of bytes in all went out; skipped newer frames were not
+ * sent to slow viewers.  Writer threads add up many parts per call. */
+void bus_count_delivered(struct bus *bus, uint64_t frames, uint64_t bytes, uint64_t skipped);
 
 void bus_stats(const struct bus *bus, struct bus_stats *stats);
 

@@ -3,95 +3,147 @@
 #include <errno.h>
 #include <fastcgi.h>
 #include <string.h>
+#include <sys/socket.h>
 
-/* Each record: its 8-byte header, then slices of the pieces (a record may
- * span piece boundaries).  Up to RECORDS_PER_CALL records (1 MiB) go in
- * one writev; longer data takes more calls. */
+/* Up to RECORDS_PER_CALL records (1 MiB) go in one sendmsg; longer data
+ * takes more calls.  Each record: its 8-byte header, then slices of the
+ * pieces (a record may span piece boundaries). */
 #define RECORDS_PER_CALL 16
-#define IOV_PER_CALL (RECORDS_PER_CALL * (1 + RECORD_PIECES_MAX))
+#define IOV_PER_CALL (RECORDS_PER_CALL * (1 + RECORD_PIECES_MAX) + 2)
+/* A full record on the wire. */
+#define RECORD_FULL_BYTES (sizeof(FCGI_Header) + RECORD_CONTENT_MAX)
+/* The empty stdout record and FCGI_END_REQUEST. */
+#define RECORD_END_BYTES (sizeof(FCGI_Header) + sizeof(FCGI_EndRequestRecord))
 
-static void make_header(FCGI_Header *h, int request_id, size_t content)
+struct end_records {
+	FCGI_Header stdout_end;
+	FCGI_EndRequestRecord end_request;
+};
+
+static void make_header(FCGI_Header *h, int type, int request_id, size_t content)
 {
+	memset(h, 0, sizeof(*h));
 	h->version = FCGI_VERSION_1;
-	h->type = FCGI_STDOUT;
+	h->type = (unsigned char)type;
 	h->requestIdB1 = (unsigned char)((request_id >> 8) & 0xff);
 	h->requestIdB0 = (unsigned char)(request_id & 0xff);
 	h->contentLengthB1 = (unsigned char)((content >> 8) & 0xff);
 	h->contentLengthB0 = (unsigned char)(content & 0xff);
-	h->paddingLength = 0; /* padding is optional (FastCGI 1.0, 3.3) */
-	h->reserved = 0;
+	/* no padding: it is optional (FastCGI 1.0, 3.3) */
 }
 
-/* Writes all of iov, resuming after short writes. */
-static int writev_all(int fd, struct iovec *iov, int count)
+static size_t records_for(size_t content)
 {
-	while (count > 0) {
-		ssize_t n = writev(fd, iov, count);
+	return (content + RECORD_CONTENT_MAX - 1) / RECORD_CONTENT_MAX;
+}
 
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		while (count > 0 && (size_t)n >= iov->iov_len) {
-			n -= (ssize_t)iov->iov_len;
-			iov++;
-			count--;
-		}
-		if (count > 0) {
-			iov->iov_base = (char *)iov->iov_base + n;
-			iov->iov_len -= (size_t)n;
+size_t record_wire_bytes(size_t content, int end)
+{
+	return records_for(content) * sizeof(FCGI_Header) + content + (end ? RECORD_END_BYTES : 0);
+}
+
+/* Fills iov with the wire bytes from record first on: up to
+ * RECORDS_PER_CALL records, then the end records if they are reached.
+ * Returns the entries used. */
+static int build(struct iovec *iov, FCGI_Header *headers, struct end_records *end_rec,
+		 int request_id, const struct iovec *pieces, int n, size_t content, int end,
+		 size_t first)
+{
+	size_t records = records_for(content), k, offset = first * RECORD_CONTENT_MAX;
+	int piece = 0, count = 0;
+
+	/* Find where record first's content starts among the pieces. */
+	while (piece < n && offset >= pieces[piece].iov_len) {
+		offset -= pieces[piece].iov_len;
+		piece++;
+	}
+	for (k = first; k < records && k < first + RECORDS_PER_CALL; k++) {
+		size_t want = k + 1 < records ? RECORD_CONTENT_MAX : content - k * RECORD_CONTENT_MAX;
+
+		make_header(&headers[k - first], FCGI_STDOUT, request_id, want);
+		iov[count].iov_base = &headers[k - first];
+		iov[count++].iov_len = sizeof(FCGI_Header);
+		while (want > 0) {
+			size_t take = pieces[piece].iov_len - offset;
+
+			if (take > want)
+				take = want;
+			if (take) {
+				iov[count].iov_base = (char *)pieces[piece].iov_base + offset;
+				iov[count++].iov_len = take;
+			}
+			want -= take;
+			offset += take;
+			if (offset == pieces[piece].iov_len) {
+				piece++;
+				offset = 0;
+			}
 		}
 	}
-	return 0;
+	if (end && k == records) {
+		make_header(&end_rec->stdout_end, FCGI_STDOUT, request_id, 0);
+		make_header(&end_rec->end_request.header, FCGI_END_REQUEST, request_id,
+			    sizeof(end_rec->end_request.body));
+		memset(&end_rec->end_request.body, 0, sizeof(end_rec->end_request.body));
+		end_rec->end_request.body.protocolStatus = FCGI_REQUEST_COMPLETE;
+		iov[count].iov_base = end_rec;
+		iov[count++].iov_len = RECORD_END_BYTES;
+	}
+	return count;
 }
 
-int record_write_stdout(int fd, int request_id, const struct iovec *pieces, int n)
+int record_send(int fd, int request_id, const struct iovec *pieces, int n, int end, size_t *sent,
+		int flags)
 {
 	FCGI_Header headers[RECORDS_PER_CALL];
+	struct end_records end_rec;
 	struct iovec iov[IOV_PER_CALL];
-	size_t offset = 0; /* into pieces[piece] */
-	int piece = 0;
+	size_t content = 0, total;
+	int i;
 
 	if (n > RECORD_PIECES_MAX) {
 		errno = EINVAL;
 		return -1;
 	}
-	while (piece < n) {
-		int records = 0, count = 0;
+	for (i = 0; i < n; i++)
+		content += pieces[i].iov_len;
+	total = record_wire_bytes(content, end);
+	while (*sent < total) {
+		/* Every record but the last is full, so record first starts
+		 * at first * RECORD_FULL_BYTES; from there, skip what went
+		 * out already (the end records are shorter than a record). */
+		size_t first = *sent / RECORD_FULL_BYTES, skip = *sent - first * RECORD_FULL_BYTES;
+		struct msghdr msg = { .msg_iov = iov };
+		struct iovec *at = iov;
+		int count;
+		ssize_t done;
 
-		while (piece < n && records < RECORDS_PER_CALL) {
-			size_t content = 0;
-			int header_at = count++;
-
-			while (piece < n && content < RECORD_CONTENT_MAX) {
-				size_t take = pieces[piece].iov_len - offset;
-
-				if (take > RECORD_CONTENT_MAX - content)
-					take = RECORD_CONTENT_MAX - content;
-				if (take) {
-					iov[count].iov_base = (char *)pieces[piece].iov_base + offset;
-					iov[count].iov_len = take;
-					count++;
-				}
-				content += take;
-				offset += take;
-				if (offset == pieces[piece].iov_len) {
-					piece++;
-					offset = 0;
-				}
-			}
-			if (content == 0) { /* only empty pieces were left */
-				count--;
-				break;
-			}
-			make_header(&headers[records], request_id, content);
-			iov[header_at].iov_base = &headers[records];
-			iov[header_at].iov_len = sizeof(headers[records]);
-			records++;
+		count = build(iov, headers, &end_rec, request_id, pieces, n, content, end, first);
+		while (skip > 0 && skip >= at->iov_len) {
+			skip -= at->iov_len;
+			at++;
+			count--;
 		}
-		if (count && writev_all(fd, iov, count) < 0)
+		at->iov_base = (char *)at->iov_base + skip;
+		at->iov_len -= skip;
+		msg.msg_iov = at;
+		msg.msg_iovlen = (size_t)count;
+		done = sendmsg(fd, &msg, flags | MSG_NOSIGNAL);
+		if (done < 0) {
+			if (errno == EINTR)
+				continue;
+			if ((errno == EAGAIN || errno == EWOULDBLOCK) && (flags & MSG_DONTWAIT))
+				return 0;
 			return -1;
+		}
+		*sent += (size_t)done;
 	}
-	return 0;
+	return 1;
+}
+
+int record_write_stdout(int fd, int request_id, const struct iovec *pieces, int n)
+{
+	size_t sent = 0;
+
+	return record_send(fd, request_id, pieces, n, 0, &sent, 0) < 0 ? -1 : 0;
 }

@@ -1,9 +1,11 @@
 #include "server.h"
 
 #include "clock.h"
+#include "fanout.h"
 #include "http.h"
 #include "ingest.h"
 #include "log.h"
+#include "record.h"
 #include "status.h"
 #include "viewer.h"
 
@@ -31,6 +33,7 @@ struct server {
 	_Atomic int *stopping;      /* &stopping_own, or the CGI's own flag */
 	int wake_pipe[2];           /* written by server_stop to end the accept wait */
 	_Atomic int viewers;        /* stream requests being served */
+	struct fanout *fanout;      /* writer threads: stream viewers once their head is out */
 
 	pthread_mutex_t accept_lock; /* one thread in FCGX_Accept_r at a time */
 	pthread_mutex_t pool_lock;   /* guards the three fields below */
@@ -41,6 +44,19 @@ struct server {
 };
 
 static void *worker_main(void *arg);
+
+/* Blocks the signals the main thread handles (stop, reload) in the
+ * calling thread, saving its mask in saved. */
+static void block_process_signals(sigset_t *saved)
+{
+	sigset_t block;
+
+	sigemptyset(&block);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGHUP);
+	CHECK_ZERO(pthread_sigmask(SIG_BLOCK, &block, saved));
+}
 
 /* Starts one worker; call with pool_lock held.  -1 if it could not. */
 static int spawn_worker_locked(struct server *srv)
@@ -152,6 +168,42 @@ static void viewer_release(struct server *srv, struct stream *st)
 	atomic_fetch_sub(&srv->viewers, 1);
 }
 
+/* Hands an admitted viewer to the writer threads (fanout.c): this thread
+ * sends the response head, then libfcgi lets go of the connection (no end
+ * records, no close), and the request thread is free for the next request.
+ * 1: the viewer, its admission and its reference to st are the fanout's;
+ * 0: the response is over here (the client left, or we are stopping). */
+static int hand_over(struct server *srv, FCGX_Request *req, struct stream *st,
+		     const struct query *query)
+{
+	char boundary[MULTIPART_BOUNDARY_LEN + 1];
+	int fd, request_id = req->requestId;
+	size_t sent = 0;
+
+	if (viewer_stream_head(req->out, boundary) < 0)
+		return 0;
+	stream_want(st);
+	FCGX_Free(req, 0);
+	fd = req->ipcFd;
+	req->ipcFd = -1; /* FCGX_Finish_r and FCGX_Accept_r now skip it */
+	if (fanout_add(srv->fanout, fd, request_id, st, query, boundary) == 0)
+		return 1;
+	/* Stopping: end the request (records, then close) ourselves. */
+	if (record_send(fd, request_id, NULL, 0, 1, &sent, MSG_DONTWAIT) < 0)
+		log_info("server: ending request on fd %d: %s", fd, strerror(errno));
+	close(fd);
+	return 0;
+}
+
+/* A stream response goes to the writer threads when it is FastCGI (a
+ * socket of our own) for one request only: a plain CGI response goes to
+ * stdout, and a connection the server wants kept (FCGI_KEEP_CONN) must
+ * return to libfcgi afterwards; those keep this thread. */
+static int can_hand_over(const struct server *srv, const FCGX_Request *req, int head_only)
+{
+	return srv->fanout && req->ipcFd >= 0 && !req->keepConnection && !head_only;
+}
+
 static void handle(struct server *srv, FCGX_Request *req)
 {
 	const char *method = param(req, "REQUEST_METHOD");
@@ -207,10 +259,17 @@ static void handle(struct server *srv, FCGX_Request *req)
 		viewer_snapshot(req->out, st, head_only);
 		break;
 	case ROUTE_STREAM:
-		if (viewer_admit(srv, st, req)) {
+		if (!viewer_admit(srv, st, req))
+			break;
+		if (can_hand_over(srv, req, head_only)) {
+			if (hand_over(srv, req, st, &query)) {
+				st = NULL; /* the fanout's now */
+				break;
+			}
+		} else {
 			viewer_stream(req, st, &query, head_only, srv->stopping);
-			viewer_release(srv, st);
 		}
+		viewer_release(srv, st);
 		break;
 	case ROUTE_INGEST:
 		ingest_handle(req, st, &query);
@@ -281,14 +340,6 @@ static void *worker_main(void *arg)
 {
 	struct server *srv = arg;
 	FCGX_Request req;
-	sigset_t block;
-
-	/* Process signals go to the main thread. */
-	sigemptyset(&block);
-	sigaddset(&block, SIGTERM);
-	sigaddset(&block, SIGINT);
-	sigaddset(&block, SIGHUP);
-	CHECK_ZERO(pthread_sigmask(SIG_BLOCK, &block, NULL));
 
 	if (FCGX_InitRequest(&req, srv->listen_fd, 0) != 0)
 		FATAL("FCGX_InitRequest failed");
@@ -336,6 +387,7 @@ struct server *server_start(int listen_fd, const struct settings *settings,
 			    struct stream_set *streams)
 {
 	struct server *srv = calloc(1, sizeof(*srv));
+	sigset_t saved;
 	int rc, flags;
 
 	if (!srv) {
@@ -365,10 +417,18 @@ struct server *server_start(int listen_fd, const struct settings *settings,
 	CHECK_ZERO(pthread_mutex_init(&srv->accept_lock, NULL));
 	CHECK_ZERO(pthread_mutex_init(&srv->pool_lock, NULL));
 	CHECK_ZERO(pthread_cond_init(&srv->pool_empty, NULL));
+	/* Threads started here inherit the blocked process signals, which
+	 * go to the main thread. */
+	block_process_signals(&saved);
+	srv->fanout = fanout_start(fanout_writers_default(), settings, srv->stopping,
+				   &srv->viewers);
 	CHECK_ZERO(pthread_mutex_lock(&srv->pool_lock));
-	rc = spawn_worker_locked(srv);
+	rc = srv->fanout ? spawn_worker_locked(srv) : -1;
 	CHECK_ZERO(pthread_mutex_unlock(&srv->pool_lock));
+	CHECK_ZERO(pthread_sigmask(SIG_SETMASK, &saved, NULL));
 	if (rc < 0) {
+		if (srv->fanout)
+			fanout_stop(srv->fanout, USEC_PER_SEC);
 		server_free(srv);
 		return NULL;
 	}
@@ -403,6 +463,9 @@ int server_stop(struct server *srv, int64_t timeout_usec)
 	}
 	left = srv->threads;
 	CHECK_ZERO(pthread_mutex_unlock(&srv->pool_lock));
+	/* Request threads hand no more viewers over once they are gone; the
+	 * writers end theirs with the closing boundary. */
+	left += fanout_stop(srv->fanout, deadline_usec - clock_wall_usec());
 	return left;
 }
 
@@ -414,6 +477,7 @@ void server_free(struct server *srv)
 	 * them to process exit rather than free them under their feet. */
 	if (srv->threads > 0)
 		return;
+	fanout_free(srv->fanout);
 	CHECK_ZERO(pthread_mutex_destroy(&srv->accept_lock));
 	CHECK_ZERO(pthread_mutex_destroy(&srv->pool_lock));
 	CHECK_ZERO(pthread_cond_destroy(&srv->pool_empty));

@@ -140,23 +140,36 @@ void viewer_snapshot(FCGX_Stream *out, struct stream *stream, int head_only)
 	if (FCGX_PutStr(head, n, out) < 0)
 		goto out;
 	if (!head_only && FCGX_PutStr((const char *)frame.jpeg, (int)frame.bytes, out) >= 0)
-		bus_count_delivered(stream->bus, frame.bytes, 0);
+		bus_count_delivered(stream->bus, 1, frame.bytes, 0);
 out:
 	free(frame.jpeg);
 }
 
-/* Sleeps until mono_usec in short steps; 0, or -1 if the response must end. */
-static int pace_until(const struct stream *stream, int64_t mono_usec,
-		      const _Atomic int *stopping)
+enum viewer_step viewer_next(const struct viewer_pace *pace, int newer, int64_t now_usec,
+			     int64_t *wake_usec)
 {
-	int64_t left;
+	int64_t due = pace->last_sent_usec +
+		      (newer ? pace->min_gap_usec
+			     : pace->repeated ? pace->keepalive_usec : pace->repeat_usec);
 
-	while ((left = mono_usec - clock_mono_usec()) > 0) {
-		if (ending(stream, stopping))
-			return -1;
-		clock_sleep_usec(left < PACE_STEP_USEC ? left : PACE_STEP_USEC);
-	}
-	return ending(stream, stopping) ? -1 : 0;
+	if (now_usec >= due)
+		return newer ? VIEWER_SEND_NEWER : VIEWER_RESEND;
+	*wake_usec = due;
+	return VIEWER_WAIT;
+}
+
+int viewer_stream_head(FCGX_Stream *out, char *boundary)
+{
+	char head[MULTIPART_HEAD_MAX];
+	int n;
+
+	multipart_make_boundary(boundary);
+	n = multipart_response_head(head, sizeof(head), boundary, NULL);
+	if (n < 0)
+		FATAL("multipart head overflow");
+	if (FCGX_PutStr(head, n, out) < 0 || FCGX_FFlush(out) < 0)
+		return -1;
+	return 0;
 }
 
 void viewer_stream(FCGX_Request *req, struct stream *stream, const struct query *query,
@@ -168,21 +181,19 @@ void viewer_stream(FCGX_Request *req, struct stream *stream, const struct query 
 	/* The frame being sent, and a spare that the next frame is read
 	 * into: a read that fails half-way must never touch the held one. */
 	struct bus_frame frames[2], *frame = &frames[0], *spare = &frames[1];
-	char boundary[MULTIPART_BOUNDARY_LEN + 1], head[MULTIPART_HEAD_MAX];
-	int64_t min_gap = query->fps > 0 ? (int64_t)(USEC_PER_SEC / query->fps) : 0;
-	int64_t last_sent = 0;  /* monotonic time of the last part sent */
-	int repeated = 0;       /* the frame held was already sent again */
+	char boundary[MULTIPART_BOUNDARY_LEN + 1];
+	struct viewer_pace pace = {
+		.min_gap_usec = query->fps > 0 ? (int64_t)(USEC_PER_SEC / query->fps) : 0,
+		.repeat_usec = s->repeat_usec,
+		.keepalive_usec = s->keepalive_usec,
+	};
 	uint64_t skipped = 0;   /* frames published but not sent before the held one */
 	long parts = 0;
-	int n;
+	enum viewer_step step = VIEWER_WAIT;
 
 	frame_init(frame);
 	frame_init(spare);
-	multipart_make_boundary(boundary);
-	n = multipart_response_head(head, sizeof(head), boundary, NULL);
-	if (n < 0)
-		FATAL("multipart head overflow");
-	if (FCGX_PutStr(head, n, out) < 0 || FCGX_FFlush(out) < 0 || head_only)
+	if (viewer_stream_head(out, boundary) < 0 || head_only)
 		goto out;
 
 	stream_want(stream);
@@ -196,40 +207,40 @@ void viewer_stream(FCGX_Request *req, struct stream *stream, const struct query 
 
 	for (;;) {
 		int last = query->frames && parts + 1 == query->frames;
-		int64_t timeout, now;
-		uint64_t held;
 
 		if (send_part(req, frame, boundary, last || ending(stream, stopping)) < 0)
 			break; /* the client left */
 		parts++;
-		last_sent = clock_mono_usec();
-		bus_count_delivered(bus, frame->bytes, skipped);
+		pace.last_sent_usec = clock_mono_usec();
+		bus_count_delivered(bus, 1, frame->bytes, skipped);
 		skipped = 0;
 		bus_demand(bus);
 		if (last || ending(stream, stopping))
 			break;
 
-		/* Pacing for ?fps=N: frames published meanwhile are skipped,
-		 * and the newest one is taken when the time comes. */
-		if (min_gap && pace_until(stream, last_sent + min_gap, stopping) < 0)
-			continue; /* stopping: resend with the closing boundary */
-
-		/* Wait for a newer frame; if none comes, send the held one
-		 * again: after repeat_usec once (browsers show a part only
-		 * when the next begins), then every keepalive_usec. */
-		timeout = repeated ? s->keepalive_usec : s->repeat_usec;
-		held = frame->seq;
+		/* Wait, in short steps (a shutdown is noticed within one),
+		 * until it is time for the next part. */
 		for (;;) {
-			now = clock_mono_usec();
-			if (ending(stream, stopping) || now >= last_sent + timeout)
+			int64_t now = clock_mono_usec(), wake;
+			int newer = bus_latest(bus) > frame->seq;
+
+			if (ending(stream, stopping))
 				break;
-			if (bus_wait_newer(bus, held, last_sent + timeout - now))
+			step = viewer_next(&pace, newer, now, &wake);
+			if (step != VIEWER_WAIT)
 				break;
+			if (wake - now > PACE_STEP_USEC)
+				wake = now + PACE_STEP_USEC;
+			if (newer)
+				clock_sleep_usec(wake - now);
+			else
+				bus_wait_newer(bus, frame->seq, wake - now);
 		}
 		if (ending(stream, stopping))
-			continue;
-		if (bus_latest(bus) > held && bus_read_latest(bus, spare) > 0) {
+			continue; /* the held frame again, with the closing boundary */
+		if (step == VIEWER_SEND_NEWER && bus_read_latest(bus, spare) > 0) {
 			struct bus_frame *newer = spare;
+			uint64_t held = frame->seq;
 
 			/* Clients fix the picture size at the first part: on a
 			 * new size, end this response properly (the held frame
@@ -245,9 +256,9 @@ void viewer_stream(FCGX_Request *req, struct stream *stream, const struct query 
 			spare = frame;
 			frame = newer;
 			skipped = frame->seq - held - 1;
-			repeated = 0;
+			pace.repeated = 0;
 		} else {
-			repeated = 1;
+			pace.repeated = 1;
 		}
 	}
 out:

@@ -456,8 +456,8 @@ static void test_stats(void **state)
 	assert_int_equal(stats.height, 40);
 	assert_int_equal(stats.last_publish_usec, 4000);
 
-	bus_count_delivered(f->bus, 1000, 0);
-	bus_count_delivered(f->bus, 500, 3);
+	bus_count_delivered(f->bus, 1, 1000, 0);
+	bus_count_delivered(f->bus, 1, 500, 3);
 	bus_viewer_enter(f->bus);
 	bus_viewer_enter(f->bus);
 	bus_viewer_enter(f->bus);

@@ -130,6 +130,75 @@ static void test_empty_pieces(void **state)
 	check_roundtrip(sizes, 6, 1, 1);
 }
 
+/* Sends with MSG_DONTWAIT into a small socket buffer, reading a little
+ * whenever it is full: the send resumes where it stopped, and the request
+ * ends with an empty stdout record and FCGI_END_REQUEST. */
+static void test_resume_when_full_and_end(void **state)
+{
+	const size_t total = 65535 * 3 + 1000;
+	unsigned char *expect = malloc(total), *wire = malloc(total + 4096), *got;
+	struct iovec pieces[2] = { { expect, 100 }, { expect + 100, total - 100 } };
+	size_t sent = 0, wire_len = 0, got_len, body;
+	int sv[2], rc, records, buf = 4096, fulls = 0;
+	const FCGI_EndRequestRecord *end;
+
+	(void)state;
+	for (size_t k = 0; k < total; k++)
+		expect[k] = (unsigned char)(k * 13 + 1);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	assert_int_equal(setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &buf, sizeof(buf)), 0);
+	while ((rc = record_send(sv[0], 9, pieces, 2, 1, &sent, MSG_DONTWAIT)) == 0) {
+		ssize_t n = read(sv[1], wire + wire_len, 3000);
+
+		assert_true(n > 0);
+		wire_len += (size_t)n;
+		fulls++;
+	}
+	assert_int_equal(rc, 1);
+	assert_true(fulls > 10); /* it did stop and resume */
+	assert_int_equal(sent, record_wire_bytes(total, 1));
+	close(sv[0]);
+	for (ssize_t n; (n = read(sv[1], wire + wire_len, 65536)) > 0;)
+		wire_len += (size_t)n;
+	close(sv[1]);
+	assert_int_equal(wire_len, sent);
+
+	/* the end: empty FCGI_STDOUT, then FCGI_END_REQUEST, complete */
+	body = wire_len - sizeof(FCGI_Header) - sizeof(FCGI_EndRequestRecord);
+	end = (const FCGI_EndRequestRecord *)(wire + body + sizeof(FCGI_Header));
+	assert_int_equal(wire[body + 1], FCGI_STDOUT);
+	assert_int_equal(wire[body + 4] << 8 | wire[body + 5], 0);
+	assert_int_equal(end->header.type, FCGI_END_REQUEST);
+	assert_int_equal(end->header.requestIdB0, 9);
+	assert_int_equal(end->body.protocolStatus, FCGI_REQUEST_COMPLETE);
+
+	got = contents(wire, body, 9, &got_len, &records);
+	assert_int_equal(records, 4);
+	assert_int_equal(got_len, total);
+	assert_memory_equal(got, expect, total);
+	free(got);
+	free(wire);
+	free(expect);
+}
+
+/* A request with no content still ends properly. */
+static void test_end_only(void **state)
+{
+	unsigned char wire[64];
+	size_t sent = 0;
+	int sv[2];
+
+	(void)state;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	assert_int_equal(record_send(sv[0], 1, NULL, 0, 1, &sent, MSG_DONTWAIT), 1);
+	assert_int_equal(sent, 24);
+	assert_int_equal(read(sv[1], wire, sizeof(wire)), 24);
+	assert_int_equal(wire[1], FCGI_STDOUT);
+	assert_int_equal(wire[9], FCGI_END_REQUEST);
+	close(sv[0]);
+	close(sv[1]);
+}
+
 static void test_peer_gone(void **state)
 {
 	struct iovec piece = { "x", 1 };
@@ -150,6 +219,8 @@ int main(void)
 		cmocka_unit_test(test_part_over_one_record),
 		cmocka_unit_test(test_more_than_one_call),
 		cmocka_unit_test(test_empty_pieces),
+		cmocka_unit_test(test_resume_when_full_and_end),
+		cmocka_unit_test(test_end_only),
 		cmocka_unit_test(test_peer_gone),
 	};
 
