@@ -12,11 +12,15 @@
 
 BENCH_DIR := build/bench
 # Debian packages the bench needs beyond DEPS_BUILD and DEPS_RUN (nginx,
-# curl, gcc, make): the FastAPI baseline. perf is optional (--perf).
-BENCH_DEPS := python3 python3-fastapi python3-uvicorn
+# curl, gcc, make): the FastAPI baseline, and tjbench (libjpeg-turbo-progs)
+# for the encode figure. perf is optional (--perf).
+BENCH_DEPS := python3 python3-fastapi python3-uvicorn libjpeg-turbo-progs
 BENCH_DEPS_OPTIONAL := linux-perf
 BENCH_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARNINGS) -O2 -g
-BENCH_TOOLS := $(BENCH_DIR)/loadclient $(BENCH_DIR)/baseline_raw
+BENCH_TOOLS := $(BENCH_DIR)/loadclient $(BENCH_DIR)/baseline_raw $(BENCH_DIR)/encodebench
+# What encodebench links: the responder's encoder and test pattern, and what
+# those need.
+ENCODEBENCH_OBJS := fcgi/encode.o fcgi/source_pattern.o fcgi/clock.o fcgi/log.o
 BENCH_ARGS ?=
 # When make bench starts (before anything is built): run.py reports the
 # whole time against the 10-minute target.
@@ -43,3 +47,10 @@ $(BENCH_DIR)/baseline_raw: tests/bench/baseline_raw.c
 	@mkdir -p $(@D)
 	@echo "  CC    $@"
 	$(Q)$(CC) $(BENCH_CFLAGS) $(LDFLAGS) -o $@ $<
+
+$(BENCH_DIR)/encodebench: tests/bench/encodebench.c $(ENCODEBENCH_OBJS)
+	@mkdir -p $(@D)
+	@echo "  CC    $@"
+	$(Q)$(CC) $(CPPFLAGS) -Ifcgi $(BENCH_CFLAGS) -pthread $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+-include $(BENCH_DIR)/encodebench.d

@@ -15,6 +15,12 @@ Scenarios: idle CPU (no viewers), 1 viewer (memory base), 500 viewers (fps,
 starvation, memory), 100 viewers (publish-to-arrival delay), a ramp
 (the most viewers all held at >= 29 fps), encodes per published frame.
 
+Encode time: encodebench (encodebench.c: the responder's own encode_frame()
+on one 640x480 bars frame) against tjbench (libjpeg-turbo's benchmark) on the
+same picture, quality, 4:2:0 subsampling and fast DCT, alternated and the
+best of each taken; the responder's own mean encode time under load (from
+/metrics) is reported beside them.
+
 Server CPU per delivered frame = utime+stime (from /proc/PID/stat) of the
 server's processes (responder and its children, nginx master and workers;
 uvicorn; baseline_raw) over the client's measurement window, divided by the
@@ -53,9 +59,6 @@ BUILD = os.path.join(TOP, "build", "bench")
 WORK = tempfile.mkdtemp(prefix="mjpeg-bench-")
 FRAMES_DIR = os.path.join(WORK, "frames")
 PYTHON = "/usr/bin/python3"
-CC = os.environ.get("CC", "cc")
-CFLAGS = ["-std=c11", "-O2", "-g", "-Wall", "-Wextra", "-Wshadow", "-Wformat=2",
-          "-Wstrict-prototypes", "-Wmissing-prototypes", "-Wpointer-arith", "-Wvla"]
 
 STREAM = "bars"          # 640x480, 30 fps: the built-in test stream
 FPS = 30.0
@@ -70,6 +73,9 @@ MAX_VIEWERS = 4000       # the responder's max_viewers for the bench (default 50
 RAMP_STEPS = [25, 50, 100, 200, 400, 500, 600, 800, 1000, 1200, 1400, 1600, 1800, 2000,
               2400, 2800, 3200, 3600, 4000]
 SETTLE_S = 1.0           # pause after a run before the next one starts
+ENCODE_TARGET = 1.10     # encode_frame() may take at most 10% longer than tjbench
+ENCODE_ROUNDS = 2        # encodebench and tjbench alternate; the best of each counts
+ENCODE_WARMUP_S = 0.5    # untimed encoding before each timed window
 TIME_BUDGET_S = 540      # make bench must end within 10 minutes, build included
 
 
@@ -292,17 +298,12 @@ def fmt(v, digits=2):
 # --- building -----------------------------------------------------------------
 
 def build():
-    say("building the responder (make) and the bench tools")
-    subprocess.run(["make", "-C", TOP, "--no-print-directory", "all"], check=True)
-    os.makedirs(BUILD, exist_ok=True)
-    for name, libs in (("loadclient", ["-pthread", "-lm"]), ("baseline_raw", [])):
-        src = os.path.join(HERE, name + ".c")
-        dst = os.path.join(BUILD, name)
-        if os.path.exists(dst) and os.path.getmtime(dst) >= os.path.getmtime(src):
-            continue
-        subprocess.run([CC, "-D_GNU_SOURCE", *CFLAGS, "-o", dst, src, *libs], check=True)
+    say("building the responder and the bench tools (make all bench-tools)")
+    # bench.mk builds the tools: encodebench links the responder's objects
+    subprocess.run(["make", "-C", TOP, "--no-print-directory", "all", "bench-tools"],
+                   check=True)
     os.makedirs(os.path.join(WORK, "clients"))
-    for name in ("loadclient", "baseline_raw"):
+    for name in ("loadclient", "baseline_raw", "encodebench"):
         shutil.copy2(os.path.join(BUILD, name), os.path.join(WORK, name))
 
 
@@ -382,19 +383,22 @@ class Stack:
         for s in doc["streams"]:
             if s["name"] == STREAM:
                 s["t"] = time.monotonic()
-                s["encode_seconds"] = self.encode_seconds()
+                s["encode_seconds"], s["encode_count"] = self.encode_metrics()
                 return s
         raise RuntimeError(f"/status has no stream {STREAM}")
 
-    def encode_seconds(self):
-        """mjpeg_encode_seconds_sum of the stream, from /metrics (or None)."""
+    def encode_metrics(self):
+        """mjpeg_encode_seconds_sum and _count of the stream, from one read of
+        /metrics, so that they agree (None where missing)."""
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as r:
             text = r.read().decode()
-        prefix = f'mjpeg_encode_seconds_sum{{stream="{STREAM}"}} '
-        for line in text.splitlines():
-            if line.startswith(prefix):
-                return float(line[len(prefix):])
-        return None
+        found = {}
+        for key in ("sum", "count"):
+            prefix = f'mjpeg_encode_seconds_{key}{{stream="{STREAM}"}} '
+            for line in text.splitlines():
+                if line.startswith(prefix):
+                    found[key] = float(line[len(prefix):])
+        return found.get("sum"), found.get("count")
 
 
 def capture_frames(port):
@@ -426,6 +430,90 @@ def capture_frames(port):
     if n < CAPTURE_FRAMES:
         raise RuntimeError(f"captured only {n} frames")
     return sizes
+
+
+def encode_usec_mean(a, b):
+    """The responder's own mean encode time between two /status samples, in
+    microseconds (None when /metrics lacks it or nothing was encoded)."""
+    if None in (a["encode_seconds"], b["encode_seconds"], a["encode_count"],
+                b["encode_count"]) or b["encode_count"] == a["encode_count"]:
+        return None
+    return 1e6 * (b["encode_seconds"] - a["encode_seconds"]) / (
+        b["encode_count"] - a["encode_count"])
+
+
+# --- encode time against tjbench ----------------------------------------------
+
+def parse_tjbench(text):
+    """Picture size, JPEG bytes and compression throughput from tjbench's
+    verbose output (libjpeg-turbo 2.1):
+
+        Image size: 640 x 480
+        Compress      --> Frame rate:         2607.715249 fps
+                          Output image size:  15518 bytes
+                          ...
+                          Throughput:         801.090124 Megapixels/sec
+    """
+    out = {}
+    compress = False
+    for line in text.splitlines():
+        words = line.split()
+        if line.startswith("Image size:"):
+            out["width"], out["height"] = int(words[2]), int(words[4])
+        elif line.startswith("Compress"):
+            compress = True
+        elif line.startswith("Decomp") or line.startswith("Transform"):
+            compress = False
+        elif compress and "Output image size:" in line:
+            out["jpeg_bytes"] = int(words[3])
+        elif compress and "Throughput:" in line and words[-1] == "Megapixels/sec":
+            out["mpixels_per_s"] = float(words[1])
+    if len(out) != 4 or out["mpixels_per_s"] <= 0:
+        raise ValueError(f"tjbench output not understood: {text!r}")
+    # Megapixels per second to microseconds per picture
+    out["encode_usec_mean"] = out["width"] * out["height"] / out["mpixels_per_s"]
+    return out
+
+
+def encode_bench(quality, seconds):
+    """encodebench and tjbench on the same bars frame, quality, 4:2:0 and fast
+    DCT, alternating ENCODE_ROUNDS times.  The best of each counts: other
+    work on the machine can only slow a run down."""
+    ppm = os.path.join(WORK, "bars.ppm")
+    out = {"quality": quality, "seconds": seconds, "rounds": ENCODE_ROUNDS,
+           "encodebench": [], "tjbench": []}
+    tjbench = shutil.which("tjbench")
+    if not tjbench:
+        out["error"] = "tjbench not installed (Debian libjpeg-turbo-progs)"
+        return out
+    # -rgb: tjbench reads the PPM into RGB, the producer's pixel format
+    tj_cmd = [tjbench, ppm, str(quality), "-rgb", "-subsamp", "420", "-fastdct",
+              "-componly", "-nowrite", "-warmup", str(ENCODE_WARMUP_S),
+              "-benchtime", str(seconds)]
+    out["tjbench_command"] = " ".join(tj_cmd)
+    try:
+        for n in range(ENCODE_ROUNDS):
+            cmd = [os.path.join(WORK, "encodebench"), "--quality", str(quality),
+                   "--seconds", str(seconds), "--warmup", str(ENCODE_WARMUP_S)]
+            if n == 0:  # the picture tjbench reads
+                cmd += ["--ppm", ppm]
+            r = subprocess.run(cmd, capture_output=True, text=True, check=True)
+            out["encodebench"].append(json.loads(r.stdout))
+            r = subprocess.run(tj_cmd, capture_output=True, text=True, check=True, cwd=WORK)
+            out["tjbench"].append(parse_tjbench(r.stdout))
+    except (subprocess.CalledProcessError, ValueError) as e:
+        detail = getattr(e, "stderr", None) or ""
+        out["error"] = f"{e} {detail}".strip()
+        return out
+    ours = min(r["encode_usec_mean"] for r in out["encodebench"])
+    theirs = min(r["encode_usec_mean"] for r in out["tjbench"])
+    out["encode_usec"] = ours
+    out["tjbench_usec"] = theirs
+    out["ratio"] = ours / theirs
+    # the same JPEG size says that both encoded the same picture the same way
+    out["same_jpeg_bytes"] = (out["encodebench"][0]["jpeg_bytes"] ==
+                              out["tjbench"][0]["jpeg_bytes"])
+    return out
 
 
 # --- scenarios ----------------------------------------------------------------
@@ -533,10 +621,12 @@ class Bench:
             out["encode_windows"] = {
                 "v500": {"published": s2["frames_published"] - s1["frames_published"],
                          "encoded": s2["frames_encoded"] - s1["frames_encoded"],
-                         "seconds": s2["t"] - s1["t"]},
+                         "seconds": s2["t"] - s1["t"],
+                         "encode_usec_mean": encode_usec_mean(s1, s2)},
                 "v100": {"published": s3["frames_published"] - s2["frames_published"],
                          "encoded": s3["frames_encoded"] - s2["frames_encoded"],
-                         "seconds": s3["t"] - s2["t"]},
+                         "seconds": s3["t"] - s2["t"],
+                         "encode_usec_mean": encode_usec_mean(s2, s3)},
             }
             if self.args.perf and full:
                 out["perf"] = self.perf_profile(stack, server)
@@ -716,6 +806,7 @@ def derive(r, frame_bytes):
             w["encoded"] == w["published"] for w in r["encode_windows"].values())
         w = r["encode_windows"]["v500"]
         f["published_fps_500"] = w["published"] / w["seconds"]
+        f["encode_load_us_500"] = w.get("encode_usec_mean")
     return f
 
 
@@ -764,6 +855,13 @@ ROWS = [
     ("encodes_per_frame", "encodes per published frame (/status)", "", "exactly 1",
      lambda v, fa: None, False),  # checked with encodes_exact in print_table
     ("published_fps_500", "500 viewers: frames published per second", "fps", "", None, False),
+    ("encode_ratio", "JPEG encode time / tjbench's (same frame and settings)", "",
+     f"<= {ENCODE_TARGET:.2f}", lambda v, fa: v <= ENCODE_TARGET, False),
+    ("encode_us", "  encode_frame(), one bars frame (encodebench)", "us", "", None, False),
+    ("encode_tjbench_us", "  tjbench, the same frame, quality, 4:2:0, fast DCT", "us", "",
+     None, False),
+    ("encode_load_us_500", "500 viewers: the responder's mean encode (/metrics)", "us", "",
+     None, False),
     ("rss_one_mib", "responder RSS, 1 viewer", "MiB", "", None, True),
     ("rss_500_mib", "responder RSS, 500 viewers", "MiB", "", None, True),
     ("rss_growth_kib", "responder RSS growth per viewer", "KiB", "", None, True),
@@ -906,10 +1004,33 @@ def main():
     try:
         port = free_port(port)
         say(f"stack (nginx + responder, WORKERS=1) on port {port}")
-        stack1 = bench.stack_run(port, 1, config, full=True, reserve_s=200)
+        encode_s = 1.0 if args.quick else 2.0
+        encode_cost_s = ENCODE_ROUNDS * 2 * (encode_s + ENCODE_WARMUP_S + 0.3)
+        stack1 = bench.stack_run(port, 1, config, full=True, reserve_s=200 + encode_cost_s)
         results["stack"] = stack1
         frame_bytes = sum(stack1["frame_sizes"]) / len(stack1["frame_sizes"])
         meta["mean_frame_bytes"] = frame_bytes
+
+        # the quality the stack's bars stream encodes at (its /status)
+        quality = stack1["status_start"]["quality"]
+        say(f"encode time: encodebench against tjbench (quality {quality}, "
+            f"{ENCODE_ROUNDS} x {encode_s:g} s each)")
+        results["encode"] = enc = encode_bench(quality, encode_s)
+        if "error" in enc:
+            say(f"encode time: {enc['error']}")
+        else:
+            say(f"encode time: encode_frame() {enc['encode_usec']:.1f} us, tjbench "
+                f"{enc['tjbench_usec']:.1f} us per frame (best of {ENCODE_ROUNDS}), ratio "
+                f"{enc['ratio']:.3f}")
+            if not enc["same_jpeg_bytes"]:
+                say("encode time: warning: the two JPEGs differ in size: not the same "
+                    "picture or settings")
+            status = stack1["status_start"]
+            ours = enc["encodebench"][0]
+            if (status["width"], status["height"]) != (ours["width"], ours["height"]):
+                say(f"encode time: warning: encodebench encodes {ours['width']}x"
+                    f"{ours['height']}, the stack's {STREAM} stream is {status['width']}x"
+                    f"{status['height']}")
 
         port = free_port(port + 1)
         say(f"FastAPI baseline (uvicorn, no proxy) on port {port}")
@@ -936,6 +1057,11 @@ def main():
 
     frame_bytes = meta["mean_frame_bytes"]
     figs = derive(results["stack"], frame_bytes)
+    enc = results.get("encode", {})
+    if "ratio" in enc:
+        figs["encode_ratio"] = enc["ratio"]
+        figs["encode_us"] = enc["encode_usec"]
+        figs["encode_tjbench_us"] = enc["tjbench_usec"]
     fa = derive(results["fastapi"], frame_bytes)
     raw = derive(results["raw"], frame_bytes)
     results["figures"] = {"stack": figs, "fastapi": fa, "raw": raw}
@@ -991,6 +1117,8 @@ def main():
           f"(target < 600 s: {'yes' if total < 600 else 'NO'})")
     if total >= 600:
         missed.append("make bench under 10 minutes")
+    if "error" in enc:
+        missed.append(f"encode time against tjbench ({enc['error']})")
     if missed:
         print("targets missed: " + "; ".join(missed))
     else:

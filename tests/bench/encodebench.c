@@ -1,0 +1,191 @@
+/*
+ * encodebench: how long the responder takes to encode one frame of its
+ * pattern:bars stream, measured on the responder's own code.
+ *
+ *   encodebench [--quality Q] [--seconds S] [--warmup S] [--ppm PATH]
+ *
+ * Renders one 640x480 bars frame with pattern_bars() (source_pattern.o, as
+ * the pattern:bars source does), writes it to PATH as a binary PPM (P6)
+ * when asked, so that tjbench can encode the same picture, then calls
+ * encode_frame() (encode.o: the producer's call, RGB24 in, TurboJPEG with
+ * 4:2:0 and the fast DCT) on it again and again: --warmup seconds untimed,
+ * then --seconds timed.  One thread, like one producer.
+ *
+ * The result is one JSON line on standard output:
+ *
+ *   {"width":640,"height":480,"quality":80,"frames":N,"seconds":S,
+ *    "encode_usec_mean":M,"encode_usec_min":m,"jpeg_bytes":B}
+ *
+ * encode_usec_mean is the timed window divided by the frames encoded in it,
+ * as tjbench computes its throughput; encode_usec_min the fastest single
+ * call.
+ */
+#include "clock.h"
+#include "encode.h"
+#include "source_pattern.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The size config.c gives a pattern:bars stream that does not set one. */
+#define BARS_WIDTH 640
+#define BARS_HEIGHT 480
+/* Every run encodes the same picture: a fixed frame number and time for
+ * the text the pattern draws (2024-01-01 12:34:56.789 UTC). */
+#define BARS_FRAME_NUMBER 1234
+#define BARS_WALL_USEC (1704112496LL * USEC_PER_SEC + 789 * USEC_PER_MSEC)
+#define SECONDS_DEFAULT 2.0
+#define WARMUP_DEFAULT 0.5
+#define SECONDS_MAX 600.0
+
+struct timing {
+	uint64_t frames;
+	int64_t window_usec;   /* the whole timed loop */
+	int64_t fastest_usec;  /* one encode_frame() call */
+	size_t jpeg_bytes;     /* of the last frame */
+};
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: encodebench [--quality 1-100] [--seconds S] [--warmup S] "
+			"[--ppm PATH]\n");
+	exit(2);
+}
+
+static int parse_seconds(const char *text, double *seconds)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(text, &end);
+	if (errno || end == text || *end || !(v >= 0 && v <= SECONDS_MAX))
+		return -1;
+	*seconds = v;
+	return 0;
+}
+
+static int parse_quality(const char *text, int *quality)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(text, &end, 10);
+	if (errno || end == text || *end || v < 1 || v > 100)
+		return -1;
+	*quality = (int)v;
+	return 0;
+}
+
+static int write_ppm(const char *path, const unsigned char *rgb, uint32_t width,
+		     uint32_t height)
+{
+	size_t bytes = (size_t)width * height * 3;
+	FILE *f = fopen(path, "wb");
+	int rc = -1;
+
+	if (!f) {
+		fprintf(stderr, "encodebench: fopen(%s): %s\n", path, strerror(errno));
+		return -1;
+	}
+	if (fprintf(f, "P6\n%u %u\n255\n", width, height) < 0 ||
+	    fwrite(rgb, 1, bytes, f) != bytes) {
+		fprintf(stderr, "encodebench: write(%s): %s\n", path, strerror(errno));
+		goto out;
+	}
+	rc = 0;
+out:
+	if (fclose(f) != 0 && rc == 0) {
+		fprintf(stderr, "encodebench: fclose(%s): %s\n", path, strerror(errno));
+		rc = -1;
+	}
+	return rc;
+}
+
+/* Encodes rgb until usec microseconds have passed; the timing is filled
+ * in.  -1 if an encode failed (logged by encode_frame). */
+static int encode_for(struct encoder *enc, const unsigned char *rgb, int quality,
+		      int64_t usec, struct timing *t)
+{
+	int64_t start = clock_mono_usec(), now = start;
+
+	memset(t, 0, sizeof(*t));
+	t->fastest_usec = INT64_MAX;
+	do {
+		const unsigned char *jpeg;
+		int64_t call_start = now;
+
+		if (encode_frame(enc, rgb, PIXEL_RGB24, BARS_WIDTH, BARS_HEIGHT, quality, &jpeg,
+				 &t->jpeg_bytes) < 0)
+			return -1;
+		now = clock_mono_usec();
+		if (now - call_start < t->fastest_usec)
+			t->fastest_usec = now - call_start;
+		t->frames++;
+	} while (now - start < usec);
+	t->window_usec = now - start;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	int quality = ENCODE_QUALITY_DEFAULT;
+	double seconds = SECONDS_DEFAULT, warmup = WARMUP_DEFAULT;
+	const char *ppm = NULL;
+	unsigned char *rgb = NULL;
+	struct encoder *enc = NULL;
+	struct timing t;
+	int i, rc = 1;
+
+	if (argc % 2 == 0) /* every option takes a value */
+		usage();
+	for (i = 1; i < argc; i += 2) {
+		const char *value = argv[i + 1];
+
+		if (strcmp(argv[i], "--quality") == 0) {
+			if (parse_quality(value, &quality) < 0)
+				usage();
+		} else if (strcmp(argv[i], "--seconds") == 0) {
+			if (parse_seconds(value, &seconds) < 0 || seconds <= 0)
+				usage();
+		} else if (strcmp(argv[i], "--warmup") == 0) {
+			if (parse_seconds(value, &warmup) < 0)
+				usage();
+		} else if (strcmp(argv[i], "--ppm") == 0) {
+			ppm = value;
+		} else {
+			usage();
+		}
+	}
+
+	rgb = malloc((size_t)BARS_WIDTH * BARS_HEIGHT * 3);
+	if (!rgb) {
+		fprintf(stderr, "encodebench: malloc failed\n");
+		goto out;
+	}
+	pattern_bars(rgb, BARS_WIDTH, BARS_HEIGHT, BARS_FRAME_NUMBER, BARS_WALL_USEC);
+	if (ppm && write_ppm(ppm, rgb, BARS_WIDTH, BARS_HEIGHT) < 0)
+		goto out;
+	enc = encode_open();
+	if (!enc)
+		goto out;
+	/* The warm-up also lets TurboJPEG grow its output buffer, as the
+	 * producer's first frames do. */
+	if (encode_for(enc, rgb, quality, (int64_t)(warmup * USEC_PER_SEC), &t) < 0 ||
+	    encode_for(enc, rgb, quality, (int64_t)(seconds * USEC_PER_SEC), &t) < 0)
+		goto out;
+	printf("{\"width\":%d,\"height\":%d,\"quality\":%d,\"frames\":%llu,\"seconds\":%.3f,"
+	       "\"encode_usec_mean\":%.2f,\"encode_usec_min\":%lld,\"jpeg_bytes\":%zu}\n",
+	       BARS_WIDTH, BARS_HEIGHT, quality, (unsigned long long)t.frames,
+	       (double)t.window_usec / USEC_PER_SEC, (double)t.window_usec / (double)t.frames,
+	       (long long)t.fastest_usec, t.jpeg_bytes);
+	rc = fflush(stdout) == 0 ? 0 : 1;
+out:
+	encode_close(enc);
+	free(rgb);
+	return rc;
+}
