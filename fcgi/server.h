@@ -1,6 +1,9 @@
 /* server: the FastCGI side.  A pool of threads, each blocked in
- * FCGX_Accept_r or serving one request; it grows on demand up to
- * max_viewers plus a few threads for short requests, and shrinks when idle.
+ * FCGX_Accept_r or serving one request; it grows on demand and shrinks when
+ * idle.  A stream request is handed to the writer threads (fanout.c) once
+ * its head is out; only plain CGI and FCGI_KEEP_CONN connections keep their
+ * thread for the whole stream, which is why the pool may grow up to
+ * max_viewers plus a few threads for short requests.
  *
  * Threads: server_run and server_stop belong to the main thread; workers
  * are the pool's own. */

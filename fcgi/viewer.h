@@ -1,7 +1,8 @@
 /* viewer: one request's worth of frames: a multipart stream or a snapshot.
  *
- * Runs in the request's own thread and holds at most one frame (its own
- * copy).  A slow viewer skips frames; it never makes anyone else wait. */
+ * viewer_stream runs in the request's own thread (plain CGI, FCGI_KEEP_CONN;
+ * other stream requests go to fanout.c) and holds at most one frame (its
+ * own copy).  A slow viewer skips frames; it never makes anyone else wait. */
 #ifndef MJPEG_VIEWER_H
 #define MJPEG_VIEWER_H
 
