@@ -133,7 +133,8 @@ static void wake_all(struct fanout *fo)
 
 static int ending(const struct fanout *fo, const struct stream *stream)
 {
-	return atomic_load(fo->stopping) || atomic_load(&stream->retired);
+	return atomic_load(fo->stopping) || atomic_load(&fo->closed) ||
+	       atomic_load(&stream->retired);
 }
 
 static void *watcher_main(void *arg)
@@ -141,7 +142,9 @@ static void *watcher_main(void *arg)
 	struct watcher *wt = arg;
 	struct fanout *fo = wt->fanout;
 	struct bus *bus = wt->stream->bus;
-	uint64_t seen = bus_latest(bus);
+	/* Not bus_latest(): a frame published after the writer's last look
+	 * and before this thread runs would go unannounced. */
+	uint64_t seen = 0;
 
 	for (;;) {
 		int end;
@@ -335,7 +338,11 @@ static void viewer_free(struct writer *w, struct viewer *v)
 	struct fanout *fo = w->fanout;
 	struct feed *feed = v->feed;
 
-	close(v->fd); /* also takes it out of the epoll set */
+	/* Out of the epoll set first: close() alone would leave it there if
+	 * the socket had another descriptor. */
+	if (epoll_ctl(w->epoll_fd, EPOLL_CTL_DEL, v->fd, NULL) < 0 && errno != ENOENT)
+		log_warn("fanout: epoll_ctl(del fd %d): %s", v->fd, strerror(errno));
+	close(v->fd);
 	frame_put(w, v->held);
 	if (feed && --feed->viewers == 0) {
 		struct feed **link = &w->feeds;
@@ -457,9 +464,9 @@ static void on_event(struct viewer *v, uint32_t events)
 		v->writable = 1;
 }
 
-/* Decides and does a viewer's next step; lowers *wake_usec to when it
- * wants to be looked at again. */
-static void step(struct writer *w, struct viewer *v, int64_t now, int64_t *wake_usec)
+/* Takes a viewer's next step: more of the part in flight, a new part, or
+ * the end. */
+static void step(struct writer *w, struct viewer *v, int64_t now)
 {
 	const struct settings *s = w->fanout->settings;
 	struct feed *feed = v->feed;
@@ -468,23 +475,14 @@ static void step(struct writer *w, struct viewer *v, int64_t now, int64_t *wake_
 	int last;
 
 	if (v->busy) {
-		if (v->writable && send_more(w, v, now) < 0) {
+		if (v->writable && send_more(w, v, now) < 0)
 			v->done = 1;
-			return;
-		}
-		if (v->busy) {
-			if (now - v->progress_usec >= s->stall_usec) {
-				v->done = 1; /* takes no bytes: dropped (stall_ms) */
-				return;
-			}
-			if (v->progress_usec + s->stall_usec < *wake_usec)
-				*wake_usec = v->progress_usec + s->stall_usec;
-			return;
-		}
-		if (v->last) {
+		else if (v->busy && now - v->progress_usec >= s->stall_usec)
+			v->done = 1; /* takes no bytes: dropped (stall_ms) */
+		else if (!v->busy && v->last)
 			v->done = 1;
+		if (v->busy || v->done)
 			return;
-		}
 	}
 	if (!v->held) {
 		/* Waiting for a first frame: the watcher wakes us. */
@@ -501,8 +499,6 @@ static void step(struct writer *w, struct viewer *v, int64_t now, int64_t *wake_
 	last = v->parts_max && v->parts + 1 == v->parts_max;
 	switch (viewer_next(&v->pace, newest && newest->frame.seq > v->held->frame.seq, now, &at)) {
 	case VIEWER_WAIT:
-		if (at < *wake_usec)
-			*wake_usec = at;
 		break;
 	case VIEWER_SEND_NEWER:
 		/* Clients fix the picture size at the first part: on a new
@@ -521,6 +517,28 @@ static void step(struct writer *w, struct viewer *v, int64_t now, int64_t *wake_
 		start_part(w, v, v->held, last, now);
 		break;
 	}
+}
+
+/* Lowers *wake_usec to when a viewer wants its next step at the latest: its
+ * stall deadline while a part waits for room, else its next repeat or paced
+ * part.  A new frame or a socket event wakes the writer anyway. */
+static void schedule(const struct writer *w, const struct viewer *v, int64_t now,
+		     int64_t *wake_usec)
+{
+	const struct frame_ref *newest = v->feed->newest;
+	int64_t at;
+
+	if (v->done)
+		return;
+	if (v->busy)
+		at = v->progress_usec + w->fanout->settings->stall_usec;
+	else if (!v->held)
+		return; /* waiting for a first frame */
+	else if (viewer_next(&v->pace, newest && newest->frame.seq > v->held->frame.seq, now,
+			     &at) != VIEWER_WAIT)
+		at = now;
+	if (at < *wake_usec)
+		*wake_usec = at;
 }
 
 /* Moves the viewers of the inbox into the writer.  A viewer that cannot be
@@ -587,7 +605,8 @@ static int64_t pass(struct writer *w)
 		struct viewer *v = w->viewers[i];
 
 		if (!v->done)
-			step(w, v, now, &wake_usec);
+			step(w, v, now);
+		schedule(w, v, now, &wake_usec);
 		if (v->done)
 			viewer_free(w, v);
 		else
