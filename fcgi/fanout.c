@@ -477,8 +477,11 @@ static void step(struct writer *w, struct viewer *v, int64_t now)
 	if (v->busy) {
 		if (v->writable && send_more(w, v, now) < 0)
 			v->done = 1;
-		else if (v->busy && now - v->progress_usec >= s->stall_usec)
-			v->done = 1; /* takes no bytes: dropped (stall_ms) */
+		else if (v->busy && now - v->progress_usec >= s->stall_usec) {
+			log_info("viewer %s: took no bytes for %lld ms (stall_ms), dropped",
+				 v->stream->cfg->name, (long long)(s->stall_usec / USEC_PER_MSEC));
+			v->done = 1;
+		}
 		else if (!v->busy && v->last)
 			v->done = 1;
 		if (v->busy || v->done)
