@@ -535,8 +535,8 @@ static void schedule(const struct writer *w, const struct viewer *v, int64_t now
 		return;
 	if (v->busy)
 		at = v->progress_usec + w->fanout->settings->stall_usec;
-	else if (!v->held)
-		return; /* waiting for a first frame */
+	else if (!v->held) /* waiting for a first frame: renew the demand that wakes a producer */
+		at = now + w->fanout->settings->keepalive_usec;
 	else if (viewer_next(&v->pace, newest && newest->frame.seq > v->held->frame.seq, now,
 			     &at) != VIEWER_WAIT)
 		at = now;
