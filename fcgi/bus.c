@@ -16,6 +16,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <signal.h>
 #include <unistd.h>
 
 /* The file layout.  Everything in it is shared between processes; the
@@ -36,6 +37,12 @@ struct bus_slot {
 	unsigned char pad[BUS_ALIGN - 32];
 };
 
+/* One process's viewers of the stream (see bus_viewer_enter). */
+struct bus_viewer_slot {
+	_Atomic int32_t pid;      /* 0: free; a dead process's slot is free too */
+	_Atomic uint32_t viewers;
+};
+
 struct bus_header {
 	_Atomic uint32_t magic; /* stored last, with release, by the producer */
 	uint32_t version;
@@ -50,7 +57,7 @@ struct bus_header {
 	_Atomic uint32_t producer_paused; /* 1 while the producer sleeps for lack of viewers */
 	_Atomic int64_t demand_usec;      /* monotonic time a viewer last wanted frames */
 	_Atomic int32_t producer_pid;
-	_Atomic uint32_t viewers;
+	_Atomic uint32_t viewers_shared;  /* of processes that found no slot */
 
 	_Atomic uint64_t frames_published;
 	_Atomic uint64_t frames_encoded;
@@ -61,6 +68,7 @@ struct bus_header {
 	_Atomic uint64_t encode_hist[BUS_ENCODE_BUCKETS];
 	_Atomic int64_t last_publish_usec;
 	_Atomic uint32_t width, height;
+	struct bus_viewer_slot viewer_slots[BUS_VIEWER_SLOTS];
 };
 
 _Static_assert(sizeof(struct bus_header) <= BUS_HEADER_BYTES, "bus header too large");
@@ -78,7 +86,16 @@ struct bus {
 	/* Ingest: serialises this process's publishing threads; flock alone
 	 * does not, as they share one open file description. */
 	pthread_mutex_t publish_lock;
+	/* This process's viewer slot: an index into viewer_slots,
+	 * VIEWERS_SHARED when none was free, or VIEWERS_UNCLAIMED; valid for
+	 * slot_pid only (a forked child claims its own).  viewer_lock. */
+	pthread_mutex_t viewer_lock;
+	int viewer_slot;
+	pid_t slot_pid;
 };
+
+#define VIEWERS_UNCLAIMED (-1)
+#define VIEWERS_SHARED (-2)
 
 /* Demand is refreshed at most this often per viewer: each refresh is a store
  * to a cache line shared by every viewer of the stream. */
@@ -137,7 +154,9 @@ struct bus *bus_open(const char *dir, const char *name, size_t frame_bytes_max)
 		return NULL;
 	}
 	bus->fd = -1;
+	bus->viewer_slot = VIEWERS_UNCLAIMED;
 	CHECK_ZERO(pthread_mutex_init(&bus->publish_lock, NULL));
+	CHECK_ZERO(pthread_mutex_init(&bus->viewer_lock, NULL));
 	snprintf(bus->name, sizeof(bus->name), "%s", name);
 	n = snprintf(bus->path, sizeof(bus->path), "%s/%s", dir, name);
 	if (n < 0 || (size_t)n >= sizeof(bus->path)) {
@@ -200,11 +219,20 @@ void bus_close(struct bus *bus)
 {
 	if (!bus)
 		return;
+	if (bus->map && bus->viewer_slot >= 0 && bus->slot_pid == getpid()) {
+		struct bus_viewer_slot *slot = &bus->hdr->viewer_slots[bus->viewer_slot];
+		int32_t me = (int32_t)bus->slot_pid;
+
+		/* Free the slot for others, unless viewers still count in it. */
+		if (atomic_load(&slot->viewers) == 0)
+			atomic_compare_exchange_strong(&slot->pid, &me, 0);
+	}
 	if (bus->map)
 		munmap(bus->map, bus->map_bytes);
 	if (bus->fd >= 0)
 		close(bus->fd);
 	CHECK_ZERO(pthread_mutex_destroy(&bus->publish_lock));
+	CHECK_ZERO(pthread_mutex_destroy(&bus->viewer_lock));
 	free(bus);
 }
 
@@ -488,14 +516,75 @@ int bus_wait_demand(struct bus *bus, int64_t idle_usec, int64_t timeout_usec)
 	return wanted;
 }
 
+/* 1 while process pid exists (or may: another user's). */
+static int process_alive(pid_t pid)
+{
+	return kill(pid, 0) == 0 || errno == EPERM;
+}
+
+/* This process's viewer count: its slot, claimed the first time (a free
+ * slot, or one whose process died, whose count is then dropped), or the
+ * shared count when every slot belongs to a live process.  Call with
+ * viewer_lock held. */
+static _Atomic uint32_t *viewer_count_locked(struct bus *bus)
+{
+	struct bus_header *hdr = bus->hdr;
+	pid_t me = getpid();
+	int i;
+
+	if (bus->slot_pid != me) {
+		bus->slot_pid = me;
+		bus->viewer_slot = VIEWERS_UNCLAIMED;
+	}
+	for (i = 0; bus->viewer_slot == VIEWERS_UNCLAIMED && i < BUS_VIEWER_SLOTS; i++) {
+		struct bus_viewer_slot *slot = &hdr->viewer_slots[i];
+		int32_t pid = atomic_load(&slot->pid);
+
+		if (pid != 0 && (pid == me || process_alive(pid)))
+			continue;
+		/* seq_cst: whoever wins the slot then resets its count. */
+		if (atomic_compare_exchange_strong(&slot->pid, &pid, (int32_t)me)) {
+			atomic_store(&slot->viewers, 0);
+			bus->viewer_slot = i;
+		}
+	}
+	if (bus->viewer_slot == VIEWERS_UNCLAIMED)
+		bus->viewer_slot = VIEWERS_SHARED;
+	if (bus->viewer_slot == VIEWERS_SHARED)
+		return &hdr->viewers_shared;
+	return &hdr->viewer_slots[bus->viewer_slot].viewers;
+}
+
 void bus_viewer_enter(struct bus *bus)
 {
-	atomic_fetch_add_explicit(&bus->hdr->viewers, 1, memory_order_relaxed);
+	CHECK_ZERO(pthread_mutex_lock(&bus->viewer_lock));
+	atomic_fetch_add_explicit(viewer_count_locked(bus), 1, memory_order_relaxed);
+	CHECK_ZERO(pthread_mutex_unlock(&bus->viewer_lock));
 }
 
 void bus_viewer_leave(struct bus *bus)
 {
-	atomic_fetch_sub_explicit(&bus->hdr->viewers, 1, memory_order_relaxed);
+	CHECK_ZERO(pthread_mutex_lock(&bus->viewer_lock));
+	atomic_fetch_sub_explicit(viewer_count_locked(bus), 1, memory_order_relaxed);
+	CHECK_ZERO(pthread_mutex_unlock(&bus->viewer_lock));
+}
+
+/* The viewers of every live process, and the shared count. */
+static uint32_t viewers_total(const struct bus *bus)
+{
+	const struct bus_header *hdr = bus->hdr;
+	uint32_t total = atomic_load_explicit(&hdr->viewers_shared, memory_order_relaxed);
+	pid_t me = getpid();
+
+	for (int i = 0; i < BUS_VIEWER_SLOTS; i++) {
+		const struct bus_viewer_slot *slot = &hdr->viewer_slots[i];
+		int32_t pid = atomic_load_explicit(&slot->pid, memory_order_relaxed);
+		uint32_t n = atomic_load_explicit(&slot->viewers, memory_order_relaxed);
+
+		if (pid != 0 && n != 0 && (pid == me || process_alive(pid)))
+			total += n;
+	}
+	return total;
 }
 
 void bus_count_delivered(struct bus *bus, uint64_t frames, uint64_t bytes, uint64_t skipped)
@@ -521,7 +610,7 @@ void bus_stats(const struct bus *bus, struct bus_stats *stats)
 	stats->encode_usec_total = atomic_load_explicit(&hdr->encode_usec_total, memory_order_relaxed);
 	for (size_t i = 0; i < BUS_ENCODE_BUCKETS; i++)
 		stats->encode_hist[i] = atomic_load_explicit(&hdr->encode_hist[i], memory_order_relaxed);
-	stats->viewers = atomic_load_explicit(&hdr->viewers, memory_order_relaxed);
+	stats->viewers = viewers_total(bus);
 	stats->producer_pid = atomic_load_explicit(&hdr->producer_pid, memory_order_relaxed);
 	stats->width = atomic_load_explicit(&hdr->width, memory_order_relaxed);
 	stats->height = atomic_load_explicit(&hdr->height, memory_order_relaxed);

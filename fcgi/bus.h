@@ -18,7 +18,7 @@
 #include <sys/types.h>
 
 #define BUS_MAGIC 0x4d4a5046u /* "MJPF" */
-#define BUS_VERSION 1u
+#define BUS_VERSION 2u
 #define BUS_SLOTS 4u
 
 struct bus;
@@ -51,7 +51,7 @@ struct bus_stats {
 	uint64_t frames_dropped;  /* newer frames a viewer skipped */
 	uint64_t bytes_sent;
 	uint64_t encode_usec_total;
-	uint32_t viewers;
+	uint32_t viewers;         /* of live processes (and the shared count) */
 	int32_t producer_pid;     /* 0 when no producer has run yet */
 	uint32_t width, height;
 	int64_t last_publish_usec;
@@ -114,6 +114,12 @@ void bus_demand(struct bus *bus);
  * timeout_usec passes.  1: demand is current; 0: still idle. */
 int bus_wait_demand(struct bus *bus, int64_t idle_usec, int64_t timeout_usec);
 
+/* Viewers are counted per process, in a slot of the file that the process
+ * claims at its first viewer: the viewers of a process that died (SIGKILL,
+ * a crash) stop counting as soon as it is gone.  Beyond BUS_VIEWER_SLOTS
+ * live processes, viewers go to one shared count, which a process that dies
+ * leaves behind.  Call leave from the process that called enter. */
+#define BUS_VIEWER_SLOTS 256
 void bus_viewer_enter(struct bus *bus);
 void bus_viewer_leave(struct bus *bus);
 /* frames parts of bytes in all went out; skipped newer frames were not

@@ -163,6 +163,13 @@ def test_producer_killed_mid_publish_is_replaced(stack):
     assert max(t for _, t, _ in takeovers) < 1.0, takeovers
     for v in viewers:
         assert not v.bad, v.bad
+    # the viewers of the killed processes stopped counting with them: with
+    # every viewer gone, the stream counts none (each process counts its
+    # own viewers in the bus, and a dead process's count is dropped)
+    deadline = time.monotonic() + 3
+    while stream_of(status(stack), "bars")["viewers"] != 0:
+        assert time.monotonic() < deadline, stream_of(status(stack), "bars")
+        time.sleep(0.05)
     # viewers of the surviving processes never noticed: within one
     # connection no gap reached a second
     gaps = [b - a for v in viewers for c in v.connections for a, b in zip(c, c[1:])]

@@ -769,6 +769,118 @@ static void test_cross_process_wake(void **state)
 		fail_msg("child exited with %d (see enum child_exit)", WEXITSTATUS(status));
 }
 
+/* A child process that counts `viewers` viewers of the bus, tells the
+ * parent through ready, then waits until the parent closes go[1] and exits
+ * without leaving: as a process killed with viewers does.  Returns its
+ * pid. */
+static pid_t child_with_viewers(struct bus *bus, int viewers, int ready, const int go[2])
+{
+	pid_t pid = fork();
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		char c = 'r';
+
+		close(go[1]); /* else its own copy keeps go open */
+		for (int i = 0; i < viewers; i++)
+			bus_viewer_enter(bus);
+		if (write(ready, &c, 1) != 1 || read(go[0], &c, 1) < 0)
+			_exit(1);
+		_exit(0);
+	}
+	return pid;
+}
+
+static uint32_t viewers_now(struct bus *bus)
+{
+	struct bus_stats stats;
+
+	bus_stats(bus, &stats);
+	return stats.viewers;
+}
+
+static void reap(pid_t pid)
+{
+	int status;
+
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+/* Viewers of a process that died without leaving stop counting. */
+static void test_viewers_of_a_dead_process_stop_counting(void **state)
+{
+	struct fixture *f = *state;
+	int ready[2], go[2];
+	char c;
+	pid_t pid;
+
+	assert_int_equal(pipe(ready), 0);
+	assert_int_equal(pipe(go), 0);
+	bus_viewer_enter(f->bus);
+	pid = child_with_viewers(f->bus, 3, ready[1], go);
+	assert_int_equal(read(ready[0], &c, 1), 1);
+	assert_int_equal(viewers_now(f->bus), 4);
+	close(go[1]);
+	reap(pid);
+	assert_int_equal(viewers_now(f->bus), 1);
+	bus_viewer_leave(f->bus);
+	assert_int_equal(viewers_now(f->bus), 0);
+	close(ready[0]);
+	close(ready[1]);
+	close(go[0]);
+}
+
+/* More dead processes than slots: their slots are taken again, so the
+ * last one's viewers still stop counting when it dies. */
+static void test_slots_of_dead_processes_are_reused(void **state)
+{
+	struct fixture *f = *state;
+	int ready[2], go[2];
+	char c;
+
+	assert_int_equal(pipe(ready), 0);
+	for (int i = 0; i < BUS_VIEWER_SLOTS + 20; i++) {
+		pid_t pid;
+
+		assert_int_equal(pipe(go), 0);
+		pid = child_with_viewers(f->bus, 1, ready[1], go);
+		assert_int_equal(read(ready[0], &c, 1), 1);
+		assert_int_equal(viewers_now(f->bus), 1);
+		close(go[1]);
+		reap(pid);
+		close(go[0]);
+		assert_int_equal(viewers_now(f->bus), 0);
+	}
+	close(ready[0]);
+	close(ready[1]);
+}
+
+/* With every slot held by a live process, viewers go to the shared count:
+ * still counted, but left behind by a process that dies. */
+static void test_viewers_beyond_the_slots_share_one_count(void **state)
+{
+	struct fixture *f = *state;
+	pid_t pids[BUS_VIEWER_SLOTS + 1];
+	int ready[2], go[2];
+	char c;
+
+	assert_int_equal(pipe(ready), 0);
+	assert_int_equal(pipe(go), 0);
+	for (int i = 0; i <= BUS_VIEWER_SLOTS; i++) {
+		pids[i] = child_with_viewers(f->bus, 1, ready[1], go);
+		assert_int_equal(read(ready[0], &c, 1), 1);
+	}
+	assert_int_equal(viewers_now(f->bus), BUS_VIEWER_SLOTS + 1);
+	close(go[1]);
+	for (int i = 0; i <= BUS_VIEWER_SLOTS; i++)
+		reap(pids[i]);
+	assert_int_equal(viewers_now(f->bus), 1); /* the shared one */
+	close(ready[0]);
+	close(ready[1]);
+	close(go[0]);
+}
+
 #define BUS_TEST(fn) cmocka_unit_test_setup_teardown(fn, bus_setup, teardown)
 
 int main(void)
@@ -796,6 +908,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_concurrent_readers_never_see_torn_frames, setup,
 						teardown),
 		BUS_TEST(test_cross_process_wake),
+		BUS_TEST(test_viewers_of_a_dead_process_stop_counting),
+		BUS_TEST(test_slots_of_dead_processes_are_reused),
+		BUS_TEST(test_viewers_beyond_the_slots_share_one_count),
 	};
 
 	return cmocka_run_group_tests_name("bus", tests, NULL, NULL);
