@@ -581,7 +581,10 @@ static uint32_t viewers_total(const struct bus *bus)
 		int32_t pid = atomic_load_explicit(&slot->pid, memory_order_relaxed);
 		uint32_t n = atomic_load_explicit(&slot->viewers, memory_order_relaxed);
 
-		if (pid != 0 && n != 0 && (pid == me || process_alive(pid)))
+		/* n above INT32_MAX is a count that went below 0 (a slot taken
+		 * over from a process we could not see, in another pid
+		 * namespace): ignored rather than read as four billion. */
+		if (pid != 0 && n != 0 && n <= INT32_MAX && (pid == me || process_alive(pid)))
 			total += n;
 	}
 	return total;

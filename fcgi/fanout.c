@@ -16,6 +16,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+/* While stopping or retiring, how long a viewer whose socket is full may
+ * hold up the end: stall_ms is far longer than a shutdown may take. */
+#define STOP_STALL_USEC (500 * USEC_PER_MSEC)
 /* Events taken per epoll_wait. */
 #define EVENTS_PER_WAIT 64
 /* Unused frame copies a writer keeps for the next frames. */
@@ -87,7 +90,9 @@ struct writer {
 /* Waits on one stream's bus and wakes the writers on each publish. */
 struct watcher {
 	struct fanout *fanout;
-	struct stream *stream;     /* a reference of its own */
+	struct stream *stream;     /* a reference of its own, released by the
+				    * thread as it ends (done): compared, never
+				    * dereferenced, after that */
 	pthread_t thread;
 	int viewers;               /* this process's viewers of the stream: fanout lock */
 	int done;                  /* set by the watcher as it ends: fanout lock */
@@ -167,6 +172,11 @@ static void *watcher_main(void *arg)
 		}
 		CHECK_ZERO(pthread_mutex_unlock(&fo->lock));
 	}
+	/* Now, not when reaped: a retired stream's producer holds the
+	 * stream's flock until its last reference goes, and its
+	 * replacement's producer waits for it.  Outside the lock: freeing a
+	 * stream joins its producer thread. */
+	stream_release(wt->stream);
 	return NULL;
 }
 
@@ -183,8 +193,7 @@ static void reap_watchers_locked(struct fanout *fo)
 			continue;
 		}
 		*link = wt->next;
-		CHECK_ZERO(pthread_join(wt->thread, NULL));
-		stream_release(wt->stream);
+		CHECK_ZERO(pthread_join(wt->thread, NULL)); /* it released its stream */
 		free(wt);
 	}
 }
@@ -477,6 +486,8 @@ static void step(struct writer *w, struct viewer *v, int64_t now)
 	if (v->busy) {
 		if (v->writable && send_more(w, v, now) < 0)
 			v->done = 1;
+		else if (v->busy && feed->ending && now - v->progress_usec >= STOP_STALL_USEC)
+			v->done = 1; /* no room for its closing part: the stop goes on */
 		else if (v->busy && now - v->progress_usec >= s->stall_usec) {
 			log_info("viewer %s: took no bytes for %lld ms (stall_ms), dropped",
 				 v->stream->cfg->name, (long long)(s->stall_usec / USEC_PER_MSEC));
@@ -534,7 +545,8 @@ static void schedule(const struct writer *w, const struct viewer *v, int64_t now
 	if (v->done)
 		return;
 	if (v->busy)
-		at = v->progress_usec + w->fanout->settings->stall_usec;
+		at = v->progress_usec + (v->feed->ending ? STOP_STALL_USEC
+							  : w->fanout->settings->stall_usec);
 	else if (!v->held) /* waiting for a first frame: renew the demand that wakes a producer */
 		at = now + w->fanout->settings->keepalive_usec;
 	else if (viewer_next(&v->pace, newest && newest->frame.seq > v->held->frame.seq, now,
@@ -669,14 +681,15 @@ static void *writer_main(void *arg)
 struct fanout *fanout_start(int writers, const struct settings *settings,
 			    const _Atomic int *stopping, _Atomic int *viewer_count)
 {
-	struct fanout *fo = calloc(1, sizeof(*fo));
+	struct fanout *fo;
 
+	if (writers < 1 || writers > FANOUT_WRITERS_MAX)
+		FATAL("fanout: %d writers", writers);
+	fo = calloc(1, sizeof(*fo));
 	if (!fo) {
 		log_error("fanout: calloc failed");
 		return NULL;
 	}
-	if (writers < 1 || writers > FANOUT_WRITERS_MAX)
-		FATAL("fanout: %d writers", writers);
 	fo->settings = settings;
 	fo->stopping = stopping;
 	fo->viewer_count = viewer_count;
@@ -790,11 +803,9 @@ void fanout_free(struct fanout *fo)
 		struct watcher *wt = fo->watchers;
 
 		CHECK_ZERO(pthread_mutex_unlock(&fo->lock));
-		bus_wake_all(wt->stream->bus);
-		CHECK_ZERO(pthread_join(wt->thread, NULL));
+		CHECK_ZERO(pthread_join(wt->thread, NULL)); /* it released its stream */
 		CHECK_ZERO(pthread_mutex_lock(&fo->lock));
 		fo->watchers = wt->next;
-		stream_release(wt->stream);
 		free(wt);
 	}
 	CHECK_ZERO(pthread_mutex_unlock(&fo->lock));

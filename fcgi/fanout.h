@@ -33,8 +33,10 @@ struct fanout;
 #define FANOUT_WRITERS_MAX 8
 int fanout_writers_default(void);
 
-/* Starts writers threads.  Viewers end, each with its closing boundary,
- * once *stopping is set; viewer_count is decremented as each viewer ends.
+/* Starts writer threads.  Viewers end once *stopping is set: each gets the
+ * held frame once more with the closing boundary (one that got no frame
+ * yet: the end of the request only); viewer_count is decremented as each
+ * viewer ends.
  * NULL on failure, logged. */
 struct fanout *fanout_start(int writers, const struct settings *settings,
 			    const _Atomic int *stopping, _Atomic int *viewer_count)
@@ -50,7 +52,8 @@ int fanout_add(struct fanout *fanout, int fd, int request_id, struct stream *str
 	       const struct query *query, const char *boundary)
 	__attribute__((warn_unused_result));
 
-/* Ends every viewer (the held frame once more with the closing boundary),
+/* Ends every viewer (the held frame once more with the closing boundary;
+ * a viewer whose socket stays full is dropped after half a second),
  * accepts no more, and waits up to timeout_usec for the threads.  Returns
  * the number of writer threads still running. */
 int fanout_stop(struct fanout *fanout, int64_t timeout_usec);

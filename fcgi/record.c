@@ -111,8 +111,18 @@ int record_send(int fd, int request_id, const struct iovec *pieces, int n, int e
 	while (*sent < total) {
 		/* Every record but the last is full, so record first starts
 		 * at first * RECORD_FULL_BYTES; from there, skip what went
-		 * out already (the end records are shorter than a record). */
-		size_t first = *sent / RECORD_FULL_BYTES, skip = *sent - first * RECORD_FULL_BYTES;
+		 * out already.  Past the records (inside the end records,
+		 * which may start anywhere in a would-be full record), start
+		 * from the end records themselves. */
+		size_t records_bytes = record_wire_bytes(content, 0), first, skip;
+
+		if (*sent >= records_bytes) {
+			first = records_for(content);
+			skip = *sent - records_bytes;
+		} else {
+			first = *sent / RECORD_FULL_BYTES;
+			skip = *sent - first * RECORD_FULL_BYTES;
+		}
 		struct msghdr msg = { .msg_iov = iov };
 		struct iovec *at = iov;
 		int count;

@@ -133,6 +133,9 @@ def test_sighup_adds_removes_and_keeps(stack):
     for name in ("old", "bars"):
         assert viewers[name].ended.wait(5), name
         assert viewers[name].closed_properly(), name
+    # the changed stream's new producer runs at once: nothing keeps the
+    # retired stream (and its producer's lock) alive once its viewers left
+    assert code(port, "/snapshot/bars") == 200
     # the unchanged stream's viewer goes on, on the same connection
     before = viewers["demo"].parts()
     time.sleep(2.2)

@@ -181,6 +181,51 @@ static void test_resume_when_full_and_end(void **state)
 	free(expect);
 }
 
+/* Sends pieces (with the end records) from *sent on into a fresh socket
+ * pair and reads back what went out.  Returns the byte count. */
+static size_t send_from(const struct iovec *pieces, int n, size_t *sent, unsigned char *wire,
+			size_t size)
+{
+	size_t len = 0;
+	ssize_t got;
+	int sv[2];
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	/* well under the socket's default buffer: never blocks */
+	assert_int_equal(record_send(sv[0], 5, pieces, n, 1, sent, 0), 1);
+	close(sv[0]);
+	while ((got = read(sv[1], wire + len, size - len)) > 0)
+		len += (size_t)got;
+	close(sv[1]);
+	return len;
+}
+
+/* A send resumed at any byte near the end goes on at exactly that byte,
+ * for content sizes where the end records start late in what would be a
+ * full record (content % 65535 from 65512 to 65534). */
+static void test_resume_at_every_byte_near_the_end(void **state)
+{
+	static const size_t sizes[] = { 65510, 65512, 65520, 65534, 65535, 65536, 131069 };
+	static unsigned char data[131072], whole[140000], tail[140000];
+
+	(void)state;
+	for (size_t k = 0; k < sizeof(data); k++)
+		data[k] = (unsigned char)(k * 31 + 7);
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		size_t content = sizes[i], total = record_wire_bytes(content, 1), sent = 0;
+		struct iovec pieces[2] = { { data, 10 }, { data + 10, content - 10 } };
+
+		assert_int_equal(send_from(pieces, 2, &sent, whole, sizeof(whole)), total);
+		for (size_t start = total - 80; start < total; start++) {
+			sent = start;
+			assert_int_equal(send_from(pieces, 2, &sent, tail, sizeof(tail)),
+					 total - start);
+			assert_int_equal(sent, total);
+			assert_memory_equal(tail, whole + start, total - start);
+		}
+	}
+}
+
 /* A request with no content still ends properly. */
 static void test_end_only(void **state)
 {
@@ -220,6 +265,7 @@ int main(void)
 		cmocka_unit_test(test_more_than_one_call),
 		cmocka_unit_test(test_empty_pieces),
 		cmocka_unit_test(test_resume_when_full_and_end),
+		cmocka_unit_test(test_resume_at_every_byte_near_the_end),
 		cmocka_unit_test(test_end_only),
 		cmocka_unit_test(test_peer_gone),
 	};
