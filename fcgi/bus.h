@@ -58,7 +58,12 @@ struct bus_stats {
 };
 
 /* Opens (creating when missing) the file DIR/NAME sized for frames of up to
- * frame_bytes_max bytes.  NULL on failure, logged. */
+ * frame_bytes_max bytes.  DIR (created 0700 when missing) must be a real
+ * directory of this process's effective user that group and others cannot
+ * write to; DIR/NAME (created 0600 when missing) a regular file of that
+ * user, mode 0600, with one link.  Anything else (another user's, a
+ * symbolic link, a hard link, a FIFO, a directory) is refused, untouched.
+ * NULL on failure, logged with the path and what is wrong. */
 struct bus *bus_open(const char *dir, const char *name, size_t frame_bytes_max)
 	__attribute__((warn_unused_result));
 void bus_close(struct bus *bus);
@@ -84,10 +89,17 @@ int bus_publish(struct bus *bus, const void *jpeg, size_t bytes,
 		int64_t encode_usec) __attribute__((warn_unused_result));
 
 /* Any process, any thread: publish one frame to a stream that has no
- * producer (ingest), taking the file's lock for just this frame. */
+ * producer (ingest), taking the file's lock for just this frame.  Waits
+ * for the lock at most BUS_PUBLISH_WAIT_USEC, and stops waiting when
+ * *cancel (may be NULL) is set.  Returns one of: */
+#define BUS_PUBLISHED 0
+#define BUS_PUBLISH_ERROR (-1)     /* too large, or the layout changed: logged */
+#define BUS_PUBLISH_BUSY (-2)      /* another writer (a producer) kept the lock */
+#define BUS_PUBLISH_CANCELLED (-3) /* *cancel was set: nothing published */
+#define BUS_PUBLISH_WAIT_USEC (2 * 1000 * 1000LL)
 int bus_publish_shared(struct bus *bus, const void *jpeg, size_t bytes, uint32_t width,
-		       uint32_t height, int64_t publish_usec, int64_t encode_usec)
-	__attribute__((warn_unused_result));
+		       uint32_t height, int64_t publish_usec, int64_t encode_usec,
+		       const _Atomic int *cancel) __attribute__((warn_unused_result));
 
 /* Sequence number of the newest frame, 0 if none yet. */
 uint64_t bus_latest(const struct bus *bus);

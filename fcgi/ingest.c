@@ -153,8 +153,24 @@ void ingest_handle(FCGX_Request *req, struct stream *stream, const struct query 
 			     bus_frame_bytes_max(stream->bus));
 		goto out;
 	}
-	if (bus_publish_shared(stream->bus, jpeg, jpeg_bytes, width, height, clock_wall_usec(),
-			       encode_usec) < 0) {
+	/* A reload may have made the stream another kind while the body
+	 * arrived: its new producer then holds the bus for good. */
+	switch (bus_publish_shared(stream->bus, jpeg, jpeg_bytes, width, height, clock_wall_usec(),
+				   encode_usec, &stream->retired)) {
+	case BUS_PUBLISHED:
+		break;
+	case BUS_PUBLISH_CANCELLED:
+		viewer_error(req->out, 409, NULL,
+			     "stream '%s' changed (config reload) while the frame arrived; "
+			     "not published", st->name);
+		goto out;
+	case BUS_PUBLISH_BUSY:
+		viewer_error(req->out, 503, "Retry-After: 1\r\n",
+			     "stream '%s' is held by another writer (a producer of another "
+			     "config?) for over %lld ms; not published", st->name,
+			     (long long)(BUS_PUBLISH_WAIT_USEC / USEC_PER_MSEC));
+		goto out;
+	default:
 		viewer_error(req->out, 500, NULL, "could not publish the frame");
 		goto out;
 	}

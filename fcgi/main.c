@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -29,6 +30,8 @@
  * ones at their paths. */
 #define BUS_CHECK_MSEC 1000
 #define LISTEN_BACKLOG 4096 /* the kernel caps it at net.core.somaxconn */
+/* Bits always taken off a unix socket's mode: others may not connect. */
+#define SOCKET_UMASK_MIN 0117
 
 static volatile sig_atomic_t stop_signal;
 static volatile sig_atomic_t reload_signal; /* SIGHUP: re-read the config */
@@ -103,22 +106,38 @@ static void install_signals(void)
 }
 
 /* A unix socket left by a process that died: remove it, but never one that
- * a live process still answers on. */
+ * a live process still answers on, and never anything that is not a
+ * socket (a mistyped path must not cost a file). */
 static int remove_stale_socket(const char *path)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct stat st;
 	int fd, rc;
 
-	if (access(path, F_OK) < 0)
-		return 0;
 	if (strlen(path) >= sizeof(sa.sun_path)) {
-		fprintf(stderr, "mjpeg-fcgi: socket path %s too long\n", path);
+		fprintf(stderr, "mjpeg-fcgi: socket path %s too long (at most %zu bytes)\n", path,
+			sizeof(sa.sun_path) - 1);
+		return -1;
+	}
+	if (lstat(path, &st) < 0) {
+		if (errno == ENOENT)
+			return 0;
+		fprintf(stderr, "mjpeg-fcgi: lstat(%s): %s\n", path, strerror(errno));
+		return -1;
+	}
+	if (!S_ISSOCK(st.st_mode)) {
+		fprintf(stderr, "mjpeg-fcgi: %s exists and is %s, not a socket; not removing it "
+			"(choose another --listen path)\n", path,
+			S_ISLNK(st.st_mode) ? "a symbolic link" : S_ISDIR(st.st_mode) ? "a directory"
+				: S_ISREG(st.st_mode) ? "a regular file" : "another kind of file");
 		return -1;
 	}
 	memcpy(sa.sun_path, path, strlen(path) + 1);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
+	if (fd < 0) {
+		fprintf(stderr, "mjpeg-fcgi: socket: %s\n", strerror(errno));
 		return -1;
+	}
 	rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
 	close(fd);
 	if (rc == 0) {
@@ -132,12 +151,17 @@ static int remove_stale_socket(const char *path)
 	return 0;
 }
 
+/* The socket file bound at start-up (st_dev, st_ino), so that exit removes
+ * that socket and nothing that may have taken its place. */
+static struct stat bound_socket;
+
 /* The listening socket: fd 0 as spawn-fcgi and web servers hand it over,
  * or our own from --listen.  -1 with a message when there is none. */
 static int open_listener(const struct settings *settings)
 {
 	const char *where = settings->listen;
-	int fd;
+	int fd, is_unix = 0;
+	mode_t umask_was = 0;
 
 	if (!*where) {
 		if (FCGX_IsCGI()) {
@@ -151,28 +175,77 @@ static int open_listener(const struct settings *settings)
 	}
 	if (strncmp(where, "unix:", 5) == 0) {
 		where += 5;
+		is_unix = 1;
 		if (remove_stale_socket(where) < 0)
 			return -1;
+		/* Connecting takes write access to the socket file: the
+		 * user and its group (the web server's) may, others never,
+		 * whatever the umask lets through. */
+		umask_was = umask(SOCKET_UMASK_MIN);
+		umask(umask_was | SOCKET_UMASK_MIN);
 	}
 	fd = FCGX_OpenSocket(where, LISTEN_BACKLOG);
+	if (is_unix)
+		umask(umask_was);
 	if (fd < 0) {
 		fprintf(stderr, "mjpeg-fcgi: cannot listen on %s: %s\n", settings->listen,
 			errno ? strerror(errno) : "bad address");
 		return -1;
 	}
+	if (is_unix && lstat(where, &bound_socket) < 0)
+		memset(&bound_socket, 0, sizeof(bound_socket));
 	fcntl(fd, F_SETFD, FD_CLOEXEC);
 	return fd;
 }
 
+/* At exit: removes the socket file if it is still the one we bound. */
+static void remove_own_socket(const char *path)
+{
+	struct stat st;
+
+	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_ino == bound_socket.st_ino &&
+	    st.st_dev == bound_socket.st_dev)
+		unlink(path);
+}
+
+/* Writes our pid.  A file already there is rewritten only if it is a
+ * regular file of our user with no other name: a symbolic or hard link
+ * planted at the path must not make us overwrite another file. */
 static int write_pid_file(const char *path)
 {
-	FILE *f = fopen(path, "w");
+	char text[32];
+	struct stat st;
+	int fd, n, rc = -1;
 
-	if (!f || fprintf(f, "%ld\n", (long)getpid()) < 0 || fclose(f) != 0) {
-		fprintf(stderr, "mjpeg-fcgi: %s: %s\n", path, strerror(errno));
+	fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, 0644);
+	if (fd < 0) {
+		if (errno == ELOOP)
+			fprintf(stderr, "mjpeg-fcgi: pid file %s is a symbolic link; not writing "
+				"through it (remove it)\n", path);
+		else
+			fprintf(stderr, "mjpeg-fcgi: pid file %s: %s\n", path, strerror(errno));
 		return -1;
 	}
-	return 0;
+	if (fstat(fd, &st) < 0)
+		FATAL("fstat(pid file %s): %s", path, strerror(errno));
+	if (!S_ISREG(st.st_mode) || st.st_uid != geteuid() || st.st_nlink != 1) {
+		fprintf(stderr, "mjpeg-fcgi: pid file %s is not a regular file of uid %lu with "
+			"one link (uid %lu, %lu links); not writing to it (remove it)\n", path,
+			(unsigned long)geteuid(), (unsigned long)st.st_uid,
+			(unsigned long)st.st_nlink);
+		goto out;
+	}
+	n = snprintf(text, sizeof(text), "%ld\n", (long)getpid());
+	if (n < 0 || (size_t)n >= sizeof(text))
+		FATAL("pid of %d characters", n);
+	if (ftruncate(fd, 0) < 0 || write(fd, text, (size_t)n) != n) {
+		fprintf(stderr, "mjpeg-fcgi: pid file %s: %s\n", path, strerror(errno));
+		goto out;
+	}
+	rc = 0;
+out:
+	close(fd);
+	return rc;
 }
 
 /* SIGHUP: reads the command line and config file again and swaps the
@@ -303,6 +376,7 @@ int main(int argc, char **argv)
 {
 	static struct settings settings; /* large: not on the stack */
 	struct serve_context ctx = { .settings = &settings };
+	struct stream_set check;
 	int rc, exit_code;
 
 	saved_argc = argc;
@@ -325,6 +399,15 @@ int main(int argc, char **argv)
 		fprintf(stderr, "mjpeg-fcgi: FCGX_Init failed\n");
 		return EXIT_FAILURE;
 	}
+	/* A bus directory or stream file that is not ours is refused here,
+	 * once, before any socket or pid file exists, rather than by every
+	 * worker again. */
+	if (streams_open(&check, &settings) < 0) {
+		fprintf(stderr, "mjpeg-fcgi: cannot use the frame bus in %s (see above); exiting\n",
+			settings.bus_dir);
+		return EXIT_FAILURE;
+	}
+	streams_close(&check);
 	ctx.listen_fd = open_listener(&settings);
 	if (ctx.listen_fd < 0)
 		return EXIT_FAILURE;
@@ -338,6 +421,6 @@ int main(int argc, char **argv)
 	if (settings.pid_file[0] && exit_code == EXIT_SUCCESS)
 		unlink(settings.pid_file);
 	if (strncmp(settings.listen, "unix:", 5) == 0)
-		unlink(settings.listen + 5);
+		remove_own_socket(settings.listen + 5);
 	return exit_code;
 }

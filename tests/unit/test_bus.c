@@ -9,6 +9,7 @@
 #include "bus.h"
 #include "clock.h"
 
+#include <ftw.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -19,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -68,25 +70,24 @@ static int bus_setup(void **state)
 	return f->bus ? 0 : -1;
 }
 
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	if (flag == FTW_DP)
+		rmdir(path);
+	else
+		unlink(path);
+	return 0;
+}
+
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
-	struct dirent *entry;
-	char path[PATH_MAX + 256];
-	DIR *dir;
 
 	bus_close(f->bus);
-	dir = opendir(f->dir);
-	if (dir) {
-		while ((entry = readdir(dir))) {
-			if (strcmp(entry->d_name, ".") == 0 || strcmp(entry->d_name, "..") == 0)
-				continue;
-			snprintf(path, sizeof(path), "%s/%s", f->dir, entry->d_name);
-			unlink(path);
-		}
-		closedir(dir);
-	}
-	rmdir(f->dir);
+	/* FTW_PHYS: the tests plant symbolic links; never follow them */
+	nftw(f->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 	free(f->frame.jpeg);
 	free(f);
 	return 0;
@@ -406,8 +407,8 @@ static void test_publish_shared(void **state)
 	unsigned char *jpeg = make_frame(500, 6);
 	struct bus_stats stats;
 
-	assert_int_equal(bus_publish_shared(f->bus, jpeg, 500, 32, 16, 66, -1), 0);
-	assert_int_equal(bus_publish_shared(f->bus, jpeg, 500, 32, 16, 67, -1), 0);
+	assert_int_equal(bus_publish_shared(f->bus, jpeg, 500, 32, 16, 66, -1, NULL), 0);
+	assert_int_equal(bus_publish_shared(f->bus, jpeg, 500, 32, 16, 67, -1, NULL), 0);
 	assert_int_equal(bus_latest(f->bus), 2);
 	assert_int_equal(bus_read_latest(f->bus, &f->frame), 1);
 	assert_int_equal(f->frame.publish_usec, 67);
@@ -416,12 +417,66 @@ static void test_publish_shared(void **state)
 	bus_stats(f->bus, &stats);
 	assert_int_equal(stats.frames_published, 2);
 	assert_int_equal(stats.frames_encoded, 0);
-	assert_int_equal(bus_publish_shared(f->bus, jpeg, FRAME_MAX + 1, 32, 16, 68, -1), -1);
+	assert_int_equal(bus_publish_shared(f->bus, jpeg, FRAME_MAX + 1, 32, 16, 68, -1, NULL), -1);
 	assert_int_equal(bus_latest(f->bus), 2);
 	free(jpeg);
 }
 
 /* ---- counters ----------------------------------------------------------- */
+
+/* A producer holds the stream's lock for as long as it runs (a reload made
+ * an ingest stream into another kind): an ingest publish gives up after
+ * BUS_PUBLISH_WAIT_USEC instead of blocking for ever, publishing nothing. */
+static void test_publish_shared_gives_up_on_a_producer(void **state)
+{
+	struct fixture *f = *state;
+	unsigned char *jpeg = make_frame(500, 6);
+	struct bus *producer = bus_open(f->dir, STREAM, FRAME_MAX);
+	_Atomic int never = 0;
+	int64_t start, waited;
+
+	assert_non_null(producer);
+	assert_int_equal(bus_lock_producer(producer, &f->cancel), 0);
+	start = clock_mono_usec();
+	assert_int_equal(bus_publish_shared(f->bus, jpeg, 500, 32, 16, 66, -1, &never),
+			 BUS_PUBLISH_BUSY);
+	waited = clock_mono_usec() - start;
+	/* a lower bound only: how much longer it took depends on the machine */
+	assert_true(waited >= BUS_PUBLISH_WAIT_USEC - EARLY_SLACK_USEC);
+	assert_int_equal(bus_latest(f->bus), 0);
+	/* once the producer is gone the lock is free again */
+	bus_close(producer);
+	assert_int_equal(bus_publish_shared(f->bus, jpeg, 500, 32, 16, 67, -1, &never),
+			 BUS_PUBLISHED);
+	assert_int_equal(bus_latest(f->bus), 1);
+	free(jpeg);
+}
+
+/* A set cancel flag (the stream was retired) publishes nothing, whether
+ * the lock is free or held. */
+static void test_publish_shared_cancelled(void **state)
+{
+	struct fixture *f = *state;
+	unsigned char *jpeg = make_frame(500, 6);
+	struct bus *producer = bus_open(f->dir, STREAM, FRAME_MAX);
+	_Atomic int retired = 1;
+	int64_t start;
+
+	assert_non_null(producer);
+	assert_int_equal(bus_publish_shared(f->bus, jpeg, 500, 32, 16, 66, -1, &retired),
+			 BUS_PUBLISH_CANCELLED);
+	assert_int_equal(bus_latest(f->bus), 0);
+	assert_int_equal(bus_lock_producer(producer, &f->cancel), 0);
+	start = clock_mono_usec();
+	assert_int_equal(bus_publish_shared(f->bus, jpeg, 500, 32, 16, 67, -1, &retired),
+			 BUS_PUBLISH_CANCELLED);
+	/* it did not sit out the wait: the flag is looked at between tries
+	 * (the margin is the whole wait, which no slow machine takes) */
+	assert_true(clock_mono_usec() - start < BUS_PUBLISH_WAIT_USEC);
+	assert_int_equal(bus_latest(f->bus), 0);
+	bus_close(producer);
+	free(jpeg);
+}
 
 static void test_stats(void **state)
 {
@@ -518,6 +573,260 @@ static void test_demand_wakes_paused_producer(void **state)
 	assert_true(dt < 2 * USEC_PER_SEC);
 }
 
+/* ---- files that are not ours ------------------------------------------- */
+
+/* What a second local user plants, and what the bus must refuse without
+ * touching it.  Files of "another user" are chowned to OTHER_UID, which
+ * needs root; as another user those tests are skipped. */
+#define OTHER_UID 65534 /* nobody */
+#define PLANTED "planted by another user\n"
+
+/* bus_open with its log (stderr) captured into log, NUL-terminated. */
+static struct bus *open_logged(const char *dir, const char *name, char *log, size_t size)
+{
+	char tmpl[] = "/tmp/mjpeg-fcgi-test-log-XXXXXX";
+	int fd = mkstemp(tmpl), saved = dup(STDERR_FILENO);
+	struct bus *bus;
+	ssize_t got;
+
+	assert_true(fd >= 0 && saved >= 0);
+	unlink(tmpl);
+	assert_int_equal(dup2(fd, STDERR_FILENO), STDERR_FILENO);
+	bus = bus_open(dir, name, FRAME_MAX);
+	assert_int_equal(dup2(saved, STDERR_FILENO), STDERR_FILENO);
+	close(saved);
+	got = pread(fd, log, size - 1, 0);
+	close(fd);
+	log[got > 0 ? got : 0] = '\0';
+	return bus;
+}
+
+/* bus_open must fail, saying path and words. */
+static void assert_refused(const char *dir, const char *name, const char *path,
+			   const char *words)
+{
+	char log[4096];
+	struct bus *bus = open_logged(dir, name, log, sizeof(log));
+
+	if (bus)
+		bus_close(bus);
+	assert_null(bus);
+	if (!strstr(log, path) || !strstr(log, words))
+		fail_msg("log should name %s and say '%s', was: %s", path, words, log);
+}
+
+static void write_file(const char *path, const char *text, mode_t mode)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, mode);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	assert_int_equal(chmod(path, mode), 0);
+}
+
+/* The file at path still holds exactly text. */
+static void assert_file_holds(const char *path, const char *text)
+{
+	char buf[256];
+	int fd = open(path, O_RDONLY);
+	ssize_t got;
+
+	assert_true(fd >= 0);
+	got = read(fd, buf, sizeof(buf));
+	close(fd);
+	assert_int_equal(got, (ssize_t)strlen(text));
+	assert_memory_equal(buf, text, strlen(text));
+}
+
+static int entries_in(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int n = 0;
+
+	assert_non_null(d);
+	while ((e = readdir(d)))
+		n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+	closedir(d);
+	return n;
+}
+
+static int skip_unless_root(void)
+{
+	if (geteuid() == 0)
+		return 0;
+	skip();
+	return 1;
+}
+
+static void test_refuses_dir_of_another_user(void **state)
+{
+	struct fixture *f = *state;
+	char bus_dir[PATH_MAX + 16];
+
+	if (skip_unless_root())
+		return;
+	snprintf(bus_dir, sizeof(bus_dir), "%s/bus", f->dir);
+	assert_int_equal(mkdir(bus_dir, 0700), 0);
+	assert_int_equal(chown(bus_dir, OTHER_UID, OTHER_UID), 0);
+	assert_refused(bus_dir, STREAM, bus_dir, "is owned by uid 65534");
+	assert_int_equal(entries_in(bus_dir), 0);
+}
+
+static void test_refuses_dir_others_may_write(void **state)
+{
+	struct fixture *f = *state;
+	static const mode_t modes[] = { 0777, 0775, 0730, 0702, 01777 };
+	char bus_dir[PATH_MAX + 16], expect[32];
+	struct bus *bus;
+
+	snprintf(bus_dir, sizeof(bus_dir), "%s/bus", f->dir);
+	assert_int_equal(mkdir(bus_dir, 0700), 0);
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		assert_int_equal(chmod(bus_dir, modes[i]), 0);
+		snprintf(expect, sizeof(expect), "has mode %04o", (unsigned)modes[i]);
+		assert_refused(bus_dir, STREAM, bus_dir, expect);
+		assert_int_equal(entries_in(bus_dir), 0);
+	}
+	/* others may look in (0755): the files themselves are 0600 */
+	assert_int_equal(chmod(bus_dir, 0755), 0);
+	bus = bus_open(bus_dir, STREAM, FRAME_MAX);
+	assert_non_null(bus);
+	bus_close(bus);
+}
+
+static void test_refuses_symlinked_dir(void **state)
+{
+	struct fixture *f = *state;
+	char target[PATH_MAX + 16], link_path[PATH_MAX + 16];
+
+	snprintf(target, sizeof(target), "%s/elsewhere", f->dir);
+	snprintf(link_path, sizeof(link_path), "%s/bus", f->dir);
+	assert_int_equal(mkdir(target, 0700), 0);
+	assert_int_equal(symlink(target, link_path), 0);
+	assert_refused(link_path, STREAM, link_path, "is a symbolic link, not a directory");
+	assert_int_equal(entries_in(target), 0);
+	/* a symbolic link to a file, too */
+	unlink(link_path);
+	snprintf(target, sizeof(target), "%s/file", f->dir);
+	write_file(target, PLANTED, 0600);
+	assert_int_equal(symlink(target, link_path), 0);
+	assert_refused(link_path, STREAM, link_path, "is a symbolic link");
+	assert_file_holds(target, PLANTED);
+}
+
+static void test_refuses_file_of_another_user(void **state)
+{
+	struct fixture *f = *state;
+	static const mode_t modes[] = { 0600, 0666 };
+	char path[PATH_MAX + 16];
+
+	if (skip_unless_root())
+		return;
+	snprintf(path, sizeof(path), "%s/%s", f->dir, STREAM);
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		write_file(path, PLANTED, modes[i]);
+		assert_int_equal(chown(path, OTHER_UID, OTHER_UID), 0);
+		assert_refused(f->dir, STREAM, path, "is owned by uid 65534");
+		assert_file_holds(path, PLANTED);
+		unlink(path);
+	}
+}
+
+static void test_refuses_file_of_ours_with_other_mode(void **state)
+{
+	struct fixture *f = *state;
+	static const mode_t modes[] = { 0666, 0644, 0660, 0700, 0640 };
+	char path[PATH_MAX + 16], expect[64];
+
+	snprintf(path, sizeof(path), "%s/%s", f->dir, STREAM);
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		write_file(path, PLANTED, modes[i]);
+		snprintf(expect, sizeof(expect), "has mode %04o, not 0600", (unsigned)modes[i]);
+		assert_refused(f->dir, STREAM, path, expect);
+		assert_file_holds(path, PLANTED);
+		unlink(path);
+	}
+}
+
+static void test_refuses_symlink_as_stream_file(void **state)
+{
+	struct fixture *f = *state;
+	char path[PATH_MAX + 16], target[PATH_MAX + 16];
+
+	snprintf(path, sizeof(path), "%s/%s", f->dir, STREAM);
+	snprintf(target, sizeof(target), "%s/victim", f->dir);
+	write_file(target, PLANTED, 0600);
+	assert_int_equal(symlink(target, path), 0);
+	assert_refused(f->dir, STREAM, path, "is a symbolic link");
+	assert_file_holds(target, PLANTED);
+	/* dangling: nothing is created at the target */
+	unlink(target);
+	assert_refused(f->dir, STREAM, path, "is a symbolic link");
+	assert_int_equal(access(target, F_OK), -1);
+}
+
+static void test_refuses_hard_link(void **state)
+{
+	struct fixture *f = *state;
+	char path[PATH_MAX + 16], target[PATH_MAX + 16];
+
+	snprintf(path, sizeof(path), "%s/%s", f->dir, STREAM);
+	snprintf(target, sizeof(target), "%s/victim", f->dir);
+	write_file(target, PLANTED, 0600);
+	assert_int_equal(link(target, path), 0);
+	assert_refused(f->dir, STREAM, path, "has 2 links");
+	assert_file_holds(target, PLANTED);
+}
+
+static void test_refuses_fifo_and_directory(void **state)
+{
+	struct fixture *f = *state;
+	char path[PATH_MAX + 16];
+
+	snprintf(path, sizeof(path), "%s/%s", f->dir, STREAM);
+	/* a FIFO: refused at once, not waited on for a writer */
+	assert_int_equal(mkfifo(path, 0600), 0);
+	assert_refused(f->dir, STREAM, path, "is a FIFO");
+	unlink(path);
+	assert_int_equal(mkdir(path, 0700), 0);
+	assert_refused(f->dir, STREAM, path, "is a directory");
+	assert_int_equal(entries_in(path), 0);
+}
+
+/* A file we made before, 0600 and ours, is taken as it is (a restart). */
+static void test_reopens_own_file(void **state)
+{
+	struct fixture *f = *state;
+	struct bus *again;
+
+	f->bus = bus_open(f->dir, STREAM, FRAME_MAX);
+	assert_non_null(f->bus);
+	lock_producer(f);
+	publish_tagged(f->bus, 100, 5, 1);
+	again = bus_open(f->dir, STREAM, FRAME_MAX);
+	assert_non_null(again);
+	assert_int_equal(bus_latest(again), 1);
+	bus_close(again);
+}
+
+/* Created under a umask that takes owner bits: still exactly 0600. */
+static void test_file_mode_whatever_the_umask(void **state)
+{
+	struct fixture *f = *state;
+	char path[PATH_MAX + 16];
+	struct stat st;
+	mode_t was = umask(0277);
+
+	f->bus = bus_open(f->dir, STREAM, FRAME_MAX);
+	umask(was);
+	assert_non_null(f->bus);
+	snprintf(path, sizeof(path), "%s/%s", f->dir, STREAM);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0600);
+}
+
 /* ---- incompatible files ------------------------------------------------- */
 
 static void test_refuses_other_layout_version(void **state)
@@ -534,6 +843,7 @@ static void test_refuses_other_layout_version(void **state)
 	assert_int_equal(fwrite(words, sizeof(words), 1, file), 1);
 	assert_int_equal(fwrite(&slot_bytes, sizeof(slot_bytes), 1, file), 1);
 	assert_int_equal(fclose(file), 0);
+	assert_int_equal(chmod(path, 0600), 0);
 
 	assert_null(bus_open(f->dir, "old", FRAME_MAX));
 
@@ -900,9 +1210,22 @@ int main(void)
 		BUS_TEST(test_wake_all_ends_wait),
 		BUS_TEST(test_second_open_shares_frames),
 		BUS_TEST(test_publish_shared),
+		BUS_TEST(test_publish_shared_gives_up_on_a_producer),
+		BUS_TEST(test_publish_shared_cancelled),
 		BUS_TEST(test_stats),
 		BUS_TEST(test_demand),
 		BUS_TEST(test_demand_wakes_paused_producer),
+		cmocka_unit_test_setup_teardown(test_refuses_dir_of_another_user, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refuses_dir_others_may_write, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refuses_symlinked_dir, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refuses_file_of_another_user, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refuses_file_of_ours_with_other_mode, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_refuses_symlink_as_stream_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refuses_hard_link, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refuses_fifo_and_directory, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reopens_own_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_file_mode_whatever_the_umask, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refuses_other_layout_version, setup, teardown),
 		BUS_TEST(test_refuses_other_frame_bytes_max),
 		cmocka_unit_test_setup_teardown(test_concurrent_readers_never_see_torn_frames, setup,

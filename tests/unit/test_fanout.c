@@ -618,7 +618,8 @@ static uint32_t publish_sized(struct fixture *f, size_t bytes, uint32_t width, u
 
 	assert_true(tag <= TAGS_MAX && bytes <= FRAME_BYTES_MAX);
 	frame_fill(f->frame, bytes, tag);
-	assert_int_equal(bus_publish_shared(f->stream->bus, f->frame, bytes, width, height, now, -1),
+	assert_int_equal(bus_publish_shared(f->stream->bus, f->frame, bytes, width, height, now, -1,
+					    NULL),
 			 0);
 	f->published = tag;
 	f->publish_usec[tag] = now;
