@@ -676,7 +676,10 @@ prepare() {
 # The responder runs in a session of its own: a Ctrl-C in this terminal
 # reaches only this script, which then stops the stack in order.
 launch_responder() {
-    mkdir -p -- "$BUS"
+    # private (0700, as the responder wants it) and new: a directory that
+    # another user made since remove_state is refused, never used
+    mkdir -m 0700 -- "$BUS" 2>/dev/null ||
+        die "cannot create the frame bus directory $BUS: it exists again (another user's?) or /dev/shm is not writable"
     printf '\n%s stack.sh %s %s\n' "$(date '+%F %T')" "$MODE" "$PORT" >>"$RESP_LOG"
     if [[ $MODE == start ]]; then
         setsid nohup "$BIN" "${RESP_ARGS[@]}" </dev/null >>"$RESP_LOG" 2>&1 &

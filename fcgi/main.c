@@ -219,11 +219,15 @@ static int write_pid_file(const char *path)
 
 	fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, 0644);
 	if (fd < 0) {
-		if (errno == ELOOP)
+		int saved = errno;
+
+		/* ELOOP (O_NOFOLLOW), or EACCES where the kernel protects
+		 * links and files in sticky directories (fs.protected_*) */
+		if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode))
 			fprintf(stderr, "mjpeg-fcgi: pid file %s is a symbolic link; not writing "
 				"through it (remove it)\n", path);
 		else
-			fprintf(stderr, "mjpeg-fcgi: pid file %s: %s\n", path, strerror(errno));
+			fprintf(stderr, "mjpeg-fcgi: pid file %s: %s\n", path, strerror(saved));
 		return -1;
 	}
 	if (fstat(fd, &st) < 0)
@@ -411,8 +415,11 @@ int main(int argc, char **argv)
 	ctx.listen_fd = open_listener(&settings);
 	if (ctx.listen_fd < 0)
 		return EXIT_FAILURE;
-	if (settings.pid_file[0] && write_pid_file(settings.pid_file) < 0)
+	if (settings.pid_file[0] && write_pid_file(settings.pid_file) < 0) {
+		if (strncmp(settings.listen, "unix:", 5) == 0)
+			remove_own_socket(settings.listen + 5);
 		return EXIT_FAILURE;
+	}
 	if (settings.workers > 1)
 		exit_code = supervisor_run(settings.workers, serve_worker, &ctx, signal_pipe[0],
 					   &stop_signal, &reload_signal);
