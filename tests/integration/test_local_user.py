@@ -21,7 +21,7 @@ import time
 import uuid
 
 import pytest
-from conftest import Stack, make
+from conftest import SERVERS, Stack, make
 from stacks import TOP, free_port
 
 BIN = os.environ.get("RESPONDER") or os.path.join(TOP, "fcgi", "mjpeg-fcgi")
@@ -332,18 +332,26 @@ def test_pid_file_of_another_user_is_not_rewritten(tmp_path, shm):
 
 # --- a running stack ----------------------------------------------------------
 
-@pytest.fixture
-def nginx_stack():
+# The servers whose stack.sh starts the responder itself (its socket and
+# pid file are in run/PORT/); with the others the server spawns it.
+OWN_RESPONDER = {"nginx", "apache-proxy"}
+# Apache started as root runs its CGI and mod_fcgid responders as this user
+APACHE_USER = "www-data"
+
+
+@pytest.fixture(params=SERVERS)
+def any_stack(request):
+    server = request.param
     port = free_port()
     bus = "/dev/shm/mjpeg-fcgi-%d" % port
     # what a second user left at the stack's bus path before the start
     as_user("nobody", "mkdir -m 0777 %s; touch %s/demo; chmod 666 %s/demo" % (bus, bus, bus))
     r = subprocess.run([os.path.join(TOP, "conf", "stack.sh"), "start", str(port)],
-                       env=dict(os.environ, SERVER="nginx"), capture_output=True, text=True,
+                       env=dict(os.environ, SERVER=server), capture_output=True, text=True,
                        timeout=60)
     try:
         assert r.returncode == 0, r.stdout + r.stderr
-        yield Stack(port), bus
+        yield Stack(port, server), bus
     finally:
         make("stop", "PORT=%d" % port)
         if os.path.lexists(bus):
@@ -356,37 +364,44 @@ def nobody_can(script):
     return r.returncode == 0
 
 
-def test_running_stack_leaves_a_second_user_nothing(nginx_stack):
-    stack, bus = nginx_stack
+def test_running_stack_leaves_a_second_user_nothing(any_stack):
+    stack, bus = any_stack
     status, _, jpeg = stack.get("snapshot/demo")
     assert status == 200 and jpeg.startswith(b"\xff\xd8")
-    me = os.geteuid()
+    owner = os.geteuid()
+    if stack.server in ("apache", "apache-fcgid"):
+        owner = uid_of(APACHE_USER)
 
     # the planted directory was not used: the stack's own is private
     st = os.lstat(bus)
-    assert stat.S_ISDIR(st.st_mode) and st.st_uid == me
+    assert stat.S_ISDIR(st.st_mode) and st.st_uid == owner
     assert stat.S_IMODE(st.st_mode) == 0o700, oct(st.st_mode)
-    for name in os.listdir(bus):
+    names = os.listdir(bus)
+    assert "demo" in names
+    for name in names:
         st = os.lstat(os.path.join(bus, name))
-        assert stat.S_ISREG(st.st_mode) and st.st_uid == me and st.st_nlink == 1, name
+        assert stat.S_ISREG(st.st_mode) and st.st_uid == owner and st.st_nlink == 1, name
         assert stat.S_IMODE(st.st_mode) == 0o600, (name, oct(st.st_mode))
     assert not nobody_can("ls %s" % bus)
     assert not nobody_can("cat %s/demo >/dev/null" % bus)
     assert not nobody_can("touch %s/forged" % bus)
     assert not nobody_can(": >%s/demo" % bus)
 
-    # the socket and the pid file
+    # the run directory: nobody may add or replace entries in it
+    st = os.lstat(stack.run_dir)
+    assert st.st_uid == os.geteuid() and stat.S_IMODE(st.st_mode) & 0o022 == 0, oct(st.st_mode)
+    assert not nobody_can("touch %s/planted" % stack.run_dir)
+    if stack.server not in OWN_RESPONDER:
+        return
+    # the responder's socket and pid file
     sock = os.path.join(stack.run_dir, "mjpeg-fcgi.sock")
     pid_file = os.path.join(stack.run_dir, "mjpeg-fcgi.pid")
     st = os.lstat(sock)
-    assert stat.S_ISSOCK(st.st_mode) and st.st_uid == me
+    assert stat.S_ISSOCK(st.st_mode) and st.st_uid == os.geteuid()
     assert stat.S_IMODE(st.st_mode) & 0o007 == 0, oct(st.st_mode)
     assert not nobody_can("python3 -c 'import socket; socket.socket(socket.AF_UNIX)"
                           ".connect(\"%s\")'" % sock)
     st = os.lstat(pid_file)
-    assert stat.S_ISREG(st.st_mode) and st.st_uid == me
+    assert stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid()
     assert stat.S_IMODE(st.st_mode) & 0o022 == 0, oct(st.st_mode)
     assert not nobody_can("echo 1 >%s" % pid_file)
-    # the run directory itself: nobody may add or replace entries in it
-    st = os.lstat(stack.run_dir)
-    assert st.st_uid == me and stat.S_IMODE(st.st_mode) & 0o022 == 0, oct(st.st_mode)
