@@ -55,10 +55,10 @@ def shm():
         return path
     yield name
     for path in made:
-        if os.path.islink(path) or os.path.isfile(path):
-            os.unlink(path)
-        elif os.path.isdir(path):
+        if os.path.isdir(path) and not os.path.islink(path):
             shutil.rmtree(path)
+        elif os.path.lexists(path):
+            os.unlink(path)  # a file, a link or a socket
 
 
 def start_responder(tmp_path, bus_dir, user=None, extra=()):
