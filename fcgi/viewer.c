@@ -188,11 +188,16 @@ int viewer_input_read(struct viewer_input *in, int fd)
 	unsigned char scrap[512];
 
 	while (!in->closed) {
-		size_t want = in->skip ? (in->skip < sizeof(scrap) ? in->skip : sizeof(scrap))
-				       : sizeof(in->head) - in->head_len;
-		ssize_t n = recv(fd, in->skip ? scrap : in->head + in->head_len, want,
-				 MSG_DONTWAIT);
 		const FCGI_Header *h = (const FCGI_Header *)in->head;
+		ssize_t n;
+
+		/* Content is dropped into scrap; a header is kept. */
+		if (in->skip)
+			n = recv(fd, scrap, in->skip < sizeof(scrap) ? in->skip : sizeof(scrap),
+				 MSG_DONTWAIT);
+		else
+			n = recv(fd, in->head + in->head_len, sizeof(in->head) - in->head_len,
+				 MSG_DONTWAIT);
 
 		if (n == 0) {
 			in->closed = 1; /* shut for writing only; a full close fails our writes */
