@@ -170,14 +170,24 @@ void viewer_sent(struct viewer_pace *pace, int fresh, int64_t now_usec)
 	pace->repeated = !fresh;
 }
 
-int viewer_skip_body(FCGX_Request *req)
+int viewer_skip_body(FCGX_Request *req, int64_t timeout_usec)
 {
-	char scrap[4096];
+	int64_t deadline = clock_mono_usec() + timeout_usec;
 
 	if (req->ipcFd < 0)
 		return 0;
-	while (FCGX_GetStr(scrap, sizeof(scrap), req->in) > 0)
-		;
+	/* A byte at a time: each call reads the socket at most once (an
+	 * empty body is one record, already buffered), so the deadline is
+	 * looked at between reads. */
+	while (FCGX_GetChar(req->in) != EOF) {
+		if (clock_mono_usec() > deadline) {
+			log_info("viewer: request body still coming after %lld ms (ingest_ms), "
+				 "ending the request",
+				 (long long)(timeout_usec / USEC_PER_MSEC));
+			req->keepConnection = 0; /* its input is not at a record boundary */
+			return -1;
+		}
+	}
 	if (FCGX_GetError(req->in) != 0)
 		return -1; /* an abort (to libfcgi, a record of the wrong type), or a failed read */
 	return 0;
@@ -268,7 +278,8 @@ void viewer_stream(FCGX_Request *req, struct stream *stream, const struct query 
 
 	frame_init(frame);
 	frame_init(spare);
-	if (viewer_stream_head(out, boundary) < 0 || head_only || viewer_skip_body(req) < 0)
+	if (viewer_stream_head(out, boundary) < 0 || head_only ||
+	    viewer_skip_body(req, s->ingest_usec) < 0)
 		goto out;
 
 	stream_want(stream);

@@ -62,12 +62,13 @@ struct viewer_input {
 /* Reads the request's body (FCGI_STDIN) through libfcgi to its end and
  * drops it, so that what the server sends next starts at a record boundary
  * for viewer_input_read.  Stream requests have no body: the empty
- * FCGI_STDIN record is there at once (bounded by the socket's SO_RCVTIMEO
- * otherwise).  Plain CGI (no FastCGI connection): does nothing.
- * 0, or -1 when the server aborted the request meanwhile or the connection
- * failed (libfcgi's input stream then holds the error, so FCGX_Finish_r
- * does not keep the connection). */
-int viewer_skip_body(FCGX_Request *req) __attribute__((warn_unused_result));
+ * FCGI_STDIN record is there at once.  A body still coming after
+ * timeout_usec (ingest_ms; each read is bounded by the socket's
+ * SO_RCVTIMEO) ends the request.  Plain CGI (no FastCGI connection): does
+ * nothing.  0, or -1 when the server aborted the request meanwhile, the
+ * connection failed or the body was too slow; FCGX_Finish_r then does not
+ * keep the connection. */
+int viewer_skip_body(FCGX_Request *req, int64_t timeout_usec) __attribute__((warn_unused_result));
 
 /* Reads what the server sent on fd, without blocking and never past the end
  * of a record (a kept connection's next request stays for libfcgi).

@@ -30,6 +30,7 @@ TEST_TIME_LIMIT = 30
 # pacing step of the request's own thread (100 ms), with room for a slow
 # or sanitized build. Without the fix it never comes (the stream goes on).
 END_AFTER_ABORT = 1.5
+INGEST_MS = 1000              # the responder's ingest_ms here
 
 BEGIN_REQUEST, ABORT_REQUEST, END_REQUEST, PARAMS, STDIN, STDOUT = 1, 2, 3, 4, 5, 6
 RESPONDER, KEEP_CONN = 1, 1
@@ -62,7 +63,8 @@ def responder():
     os.makedirs(base, exist_ok=True)
     sock = os.path.join(base, "s.sock")
     log = open(os.path.join(base, "log"), "wb")
-    proc = subprocess.Popen([BIN, "--listen", "unix:" + sock, "--bus-dir", base + "-bus"],
+    proc = subprocess.Popen([BIN, "--listen", "unix:" + sock, "--bus-dir", base + "-bus",
+                             "--ingest-ms", str(INGEST_MS)],
                             stdin=subprocess.DEVNULL, stdout=log, stderr=log)
     try:
         deadline = time.monotonic() + TIMEOUT
@@ -253,5 +255,20 @@ def test_other_records_do_not_end_the_stream(responder):
             assert (kind, rid) == (STDOUT, 1) and content, (kind, rid)
             conn.stdout += content
         assert len(conn.stdout) > before
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("flags", [0, KEEP_CONN], ids=["writer-threads", "keep-conn"])
+def test_stream_body_that_never_ends(responder, flags):
+    """A stream request has no body; one that starts and never ends is read
+    for ingest_ms at most, then the request ends and the connection is
+    closed (its input is not at a record boundary any more)."""
+    conn = Connection(responder)
+    try:
+        begin(conn, 1, "/stream/bars", flags, stdin_end=False)
+        conn.send(record(STDIN, 1, b"x"))
+        conn.read_to_end(1, time.monotonic() + INGEST_MS / 1000 + END_AFTER_ABORT)
+        assert conn.next_record() is None, "the connection stayed open"
     finally:
         conn.close()
