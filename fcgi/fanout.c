@@ -57,6 +57,7 @@ struct viewer {
 	long parts;
 	char boundary[MULTIPART_BOUNDARY_LEN + 1];
 	struct frame_ref *held;    /* the frame last sent, or being sent */
+	int fresh;                 /* held was not sent before the part in flight */
 	uint64_t skipped;          /* newer frames not sent before the held one */
 	/* The part in flight: held's head and JPEG, then tail. */
 	char tail[MULTIPART_BOUNDARY_LEN + 16];
@@ -67,6 +68,8 @@ struct viewer {
 	int writable;              /* no EAGAIN since the last EPOLLOUT */
 	int want_out;              /* EPOLLOUT is in the watched events */
 	int64_t progress_usec;     /* monotonic: when bytes last went out */
+	struct viewer_input input; /* what the server sends: an abort? */
+	int aborted;               /* it aborted the request: end after the part in flight */
 	int done;                  /* ended: to be freed at the end of the pass */
 	struct viewer *next_new;   /* the writer's inbox */
 };
@@ -413,7 +416,7 @@ static int send_more(struct writer *w, struct viewer *v, int64_t now)
 		watch_out(w, v, 0);
 	if (v->held) {
 		v->parts++;
-		v->pace.last_sent_usec = now;
+		viewer_sent(&v->pace, v->fresh, now);
 		v->feed->parts++;
 		v->feed->bytes += v->held->frame.bytes;
 		v->feed->skipped += v->skipped;
@@ -422,11 +425,13 @@ static int send_more(struct writer *w, struct viewer *v, int64_t now)
 	return 1;
 }
 
-/* Starts sending ref (NULL: only end the request) as the next part. */
+/* Starts sending ref as the next part; NULL: only end the request (with
+ * no frame held). */
 static void start_part(struct writer *w, struct viewer *v, struct frame_ref *ref, int last,
 		       int64_t now)
 {
 	if (ref) {
+		v->fresh = ref != v->held;
 		ref->refs++;
 		frame_put(w, v->held);
 		v->held = ref;
@@ -442,33 +447,22 @@ static void start_part(struct writer *w, struct viewer *v, struct frame_ref *ref
 		v->done = 1;
 }
 
-/* Drains what the server sends after the request (an empty stdin record,
- * perhaps an abort): unread data would make our close reset the
- * connection.  -1 when the connection failed. */
-static int drain(struct viewer *v)
-{
-	char scrap[512];
-
-	for (;;) {
-		ssize_t n = recv(v->fd, scrap, sizeof(scrap), MSG_DONTWAIT);
-
-		if (n > 0)
-			continue;
-		if (n == 0 || errno == EAGAIN || errno == EWOULDBLOCK)
-			return 0; /* 0: the server closed its side for writing only */
-		if (errno != EINTR)
-			return -1;
-	}
-}
-
 static void on_event(struct viewer *v, uint32_t events)
 {
 	if (events & (EPOLLERR | EPOLLHUP)) {
 		v->done = 1; /* the server closed the connection: the client left */
 		return;
 	}
-	if ((events & EPOLLIN) && drain(v) < 0)
-		v->done = 1;
+	/* All of it, edge-triggered; and unread data would make our close
+	 * reset the connection. */
+	if (events & EPOLLIN) {
+		int rc = viewer_input_read(&v->input, v->fd);
+
+		if (rc < 0)
+			v->done = 1;
+		else if (rc > 0)
+			v->aborted = 1;
+	}
 	if (events & EPOLLOUT)
 		v->writable = 1;
 }
@@ -486,7 +480,8 @@ static void step(struct writer *w, struct viewer *v, int64_t now)
 	if (v->busy) {
 		if (v->writable && send_more(w, v, now) < 0)
 			v->done = 1;
-		else if (v->busy && feed->ending && now - v->progress_usec >= STOP_STALL_USEC)
+		else if (v->busy && (feed->ending || v->aborted) &&
+			 now - v->progress_usec >= STOP_STALL_USEC)
 			v->done = 1; /* no room for its closing part: the stop goes on */
 		else if (v->busy && now - v->progress_usec >= s->stall_usec) {
 			log_info("viewer %s: took no bytes for %lld ms (stall_ms), dropped",
@@ -497,6 +492,14 @@ static void step(struct writer *w, struct viewer *v, int64_t now)
 			v->done = 1;
 		if (v->busy || v->done)
 			return;
+	}
+	if (v->aborted) {
+		/* The part in flight is out: now the end records, as FastCGI
+		 * asks (FCGI_END_REQUEST), and the close. */
+		frame_put(w, v->held);
+		v->held = NULL;
+		start_part(w, v, NULL, 1, now);
+		return;
 	}
 	if (!v->held) {
 		/* Waiting for a first frame: the watcher wakes us. */
@@ -523,11 +526,9 @@ static void step(struct writer *w, struct viewer *v, int64_t now)
 			break;
 		}
 		v->skipped = newest->frame.seq - v->held->frame.seq - 1;
-		v->pace.repeated = 0;
 		start_part(w, v, newest, last, now);
 		break;
 	case VIEWER_RESEND:
-		v->pace.repeated = 1;
 		start_part(w, v, v->held, last, now);
 		break;
 	}
@@ -545,8 +546,11 @@ static void schedule(const struct writer *w, const struct viewer *v, int64_t now
 	if (v->done)
 		return;
 	if (v->busy)
-		at = v->progress_usec + (v->feed->ending ? STOP_STALL_USEC
-							  : w->fanout->settings->stall_usec);
+		at = v->progress_usec + (v->feed->ending || v->aborted
+						 ? STOP_STALL_USEC
+						 : w->fanout->settings->stall_usec);
+	else if (v->aborted)
+		at = now; /* its end records are due */
 	else if (!v->held) /* waiting for a first frame: renew the demand that wakes a producer */
 		at = now + w->fanout->settings->keepalive_usec;
 	else if (viewer_next(&v->pace, newest && newest->frame.seq > v->held->frame.seq, now,
@@ -736,6 +740,7 @@ int fanout_add(struct fanout *fo, int fd, int request_id, struct stream *stream,
 	}
 	v->fd = fd;
 	v->request_id = request_id;
+	v->input.request_id = request_id;
 	v->stream = stream;
 	v->pace.min_gap_usec = query->fps > 0 ? (int64_t)(USEC_PER_SEC / query->fps) : 0;
 	v->pace.repeat_usec = fo->settings->repeat_usec;

@@ -8,7 +8,9 @@
  * one copy of the frame per thread.  A viewer whose socket is full keeps
  * its part in flight and skips the frames published meanwhile (newest frame
  * wins, nobody waits for it); one that takes no bytes for stall_ms is
- * dropped.  The pacing (?fps, repeats, keepalives) is viewer_next's.
+ * dropped.  The pacing (?fps, repeats, keepalives) is viewer_next's.  A
+ * viewer whose request the web server aborts (FCGI_ABORT_REQUEST) gets the
+ * rest of the part in flight, then the end records, and is closed.
  *
  * The bus is shared with other processes, so a publish announces itself on
  * the bus's futex; one watcher thread per stream in use waits there and

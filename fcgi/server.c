@@ -180,7 +180,8 @@ static int hand_over(struct server *srv, FCGX_Request *req, struct stream *st,
 	int fd, request_id = req->requestId;
 	size_t sent = 0;
 
-	if (viewer_stream_head(req->out, boundary) < 0)
+	/* The body read first: the writer reads on from a record boundary. */
+	if (viewer_stream_head(req->out, boundary) < 0 || viewer_skip_body(req, srv->settings->ingest_usec) < 0)
 		return 0;
 	stream_want(st);
 	FCGX_Free(req, 0);

@@ -5,10 +5,12 @@
 #include "multipart.h"
 #include "record.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 /* Longest single sleep while pacing a viewer: bounds how late a shutdown
  * is noticed. */
@@ -148,14 +150,88 @@ out:
 enum viewer_step viewer_next(const struct viewer_pace *pace, int newer, int64_t now_usec,
 			     int64_t *wake_usec)
 {
-	int64_t due = pace->last_sent_usec +
-		      (newer ? pace->min_gap_usec
-			     : pace->repeated ? pace->keepalive_usec : pace->repeat_usec);
+	int64_t newer_due = pace->last_new_usec + pace->min_gap_usec;
+	int64_t resend_due = pace->last_sent_usec + (newer || pace->repeated ? pace->keepalive_usec
+									      : pace->repeat_usec);
 
-	if (now_usec >= due)
-		return newer ? VIEWER_SEND_NEWER : VIEWER_RESEND;
-	*wake_usec = due;
+	if (newer && now_usec >= newer_due)
+		return VIEWER_SEND_NEWER;
+	if (now_usec >= resend_due)
+		return VIEWER_RESEND;
+	*wake_usec = newer && newer_due < resend_due ? newer_due : resend_due;
 	return VIEWER_WAIT;
+}
+
+void viewer_sent(struct viewer_pace *pace, int fresh, int64_t now_usec)
+{
+	pace->last_sent_usec = now_usec;
+	if (fresh)
+		pace->last_new_usec = now_usec;
+	pace->repeated = !fresh;
+}
+
+int viewer_skip_body(FCGX_Request *req, int64_t timeout_usec)
+{
+	int64_t deadline = clock_mono_usec() + timeout_usec;
+
+	if (req->ipcFd < 0)
+		return 0;
+	/* A byte at a time: each call reads the socket at most once (an
+	 * empty body is one record, already buffered), so the deadline is
+	 * looked at between reads. */
+	while (FCGX_GetChar(req->in) != EOF) {
+		if (clock_mono_usec() > deadline) {
+			log_info("viewer: request body still coming after %lld ms (ingest_ms), "
+				 "ending the request",
+				 (long long)(timeout_usec / USEC_PER_MSEC));
+			req->keepConnection = 0; /* its input is not at a record boundary */
+			return -1;
+		}
+	}
+	if (FCGX_GetError(req->in) != 0)
+		return -1; /* an abort (to libfcgi, a record of the wrong type), or a failed read */
+	return 0;
+}
+
+int viewer_input_read(struct viewer_input *in, int fd)
+{
+	unsigned char scrap[512];
+
+	while (!in->closed) {
+		const FCGI_Header *h = (const FCGI_Header *)in->head;
+		ssize_t n;
+
+		/* Content is dropped into scrap; a header is kept. */
+		if (in->skip)
+			n = recv(fd, scrap, in->skip < sizeof(scrap) ? in->skip : sizeof(scrap),
+				 MSG_DONTWAIT);
+		else
+			n = recv(fd, in->head + in->head_len, sizeof(in->head) - in->head_len,
+				 MSG_DONTWAIT);
+
+		if (n == 0) {
+			in->closed = 1; /* shut for writing only; a full close fails our writes */
+			break;
+		}
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
+		}
+		if (in->skip) {
+			in->skip -= (size_t)n;
+			continue;
+		}
+		in->head_len += (size_t)n;
+		if (in->head_len < sizeof(in->head))
+			continue;
+		in->head_len = 0;
+		in->skip = ((size_t)h->contentLengthB1 << 8 | h->contentLengthB0) + h->paddingLength;
+		if (h->version == FCGI_VERSION_1 && h->type == FCGI_ABORT_REQUEST &&
+		    (h->requestIdB1 << 8 | h->requestIdB0) == in->request_id)
+			return 1;
+	}
+	return 0;
 }
 
 int viewer_stream_head(FCGX_Stream *out, char *boundary)
@@ -170,6 +246,13 @@ int viewer_stream_head(FCGX_Stream *out, char *boundary)
 	if (FCGX_PutStr(head, n, out) < 0 || FCGX_FFlush(out) < 0)
 		return -1;
 	return 0;
+}
+
+/* The server aborted the request, or its connection failed: the response
+ * ends here, without a closing boundary (FCGX_Finish_r ends the request). */
+static int aborted(const FCGX_Request *req, struct viewer_input *input)
+{
+	return req->ipcFd >= 0 && viewer_input_read(input, req->ipcFd) != 0;
 }
 
 void viewer_stream(FCGX_Request *req, struct stream *stream, const struct query *query,
@@ -187,20 +270,23 @@ void viewer_stream(FCGX_Request *req, struct stream *stream, const struct query 
 		.repeat_usec = s->repeat_usec,
 		.keepalive_usec = s->keepalive_usec,
 	};
+	struct viewer_input input = { .request_id = req->requestId };
 	uint64_t skipped = 0;   /* frames published but not sent before the held one */
 	long parts = 0;
+	int fresh = 1;          /* the held frame was not sent yet */
 	enum viewer_step step = VIEWER_WAIT;
 
 	frame_init(frame);
 	frame_init(spare);
-	if (viewer_stream_head(out, boundary) < 0 || head_only)
+	if (viewer_stream_head(out, boundary) < 0 || head_only ||
+	    viewer_skip_body(req, s->ingest_usec) < 0)
 		goto out;
 
 	stream_want(stream);
 	/* A new viewer gets the newest frame at once; with none published
 	 * yet it waits, renewing its demand so the producer starts. */
 	while (!first_frame(stream, frame, s->keepalive_usec, stopping)) {
-		if (ending(stream, stopping))
+		if (ending(stream, stopping) || aborted(req, &input))
 			goto out;
 		bus_demand(bus);
 	}
@@ -211,7 +297,7 @@ void viewer_stream(FCGX_Request *req, struct stream *stream, const struct query 
 		if (send_part(req, frame, boundary, last || ending(stream, stopping)) < 0)
 			break; /* the client left */
 		parts++;
-		pace.last_sent_usec = clock_mono_usec();
+		viewer_sent(&pace, fresh, clock_mono_usec());
 		bus_count_delivered(bus, 1, frame->bytes, skipped);
 		skipped = 0;
 		bus_demand(bus);
@@ -224,6 +310,8 @@ void viewer_stream(FCGX_Request *req, struct stream *stream, const struct query 
 			int64_t now = clock_mono_usec(), wake;
 			int newer = bus_latest(bus) > frame->seq;
 
+			if (aborted(req, &input))
+				goto out;
 			if (ending(stream, stopping))
 				break;
 			step = viewer_next(&pace, newer, now, &wake);
@@ -256,9 +344,9 @@ void viewer_stream(FCGX_Request *req, struct stream *stream, const struct query 
 			spare = frame;
 			frame = newer;
 			skipped = frame->seq - held - 1;
-			pace.repeated = 0;
+			fresh = 1;
 		} else {
-			pace.repeated = 1;
+			fresh = 0;
 		}
 	}
 out:

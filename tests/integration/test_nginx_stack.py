@@ -304,6 +304,77 @@ def test_fps_parameter_limits_frame_rate(stack):
     assert 4 <= len(arrivals) <= 8, arrivals
 
 
+KEEPALIVE = 1.0                # keepalive_ms of the default stack, in seconds
+# How much later than KEEPALIVE a part may arrive here: the responder's
+# timer, the web server's forwarding, this reader on a loaded machine
+# (tens of ms each, measured). Far below the silence that a low ?fps left
+# without keepalives: 2.5 s at ?fps=0.4, 20 s at ?fps=0.05.
+KEEPALIVE_MARGIN = 0.8
+# How much closer than 1/fps two new frames may arrive: forwarding delays
+# one and not the next.
+NEW_FRAME_SLACK = 0.3
+LOW_FPS_WATCH = 6.0            # seconds each low-?fps viewer watches
+
+
+def watch_parts(stack, path, seconds):
+    """The parts a viewer of PATH got in the SECONDS from its first part
+    on (the first may take a moment: mod_fcgid starts a process)."""
+    with mjpeg.Viewer(stack.port, path, TIMEOUT,
+                      deadline=time.monotonic() + seconds + 2 * TIMEOUT) as v:
+        assert v.status == 200
+        parts = []
+        while True:
+            p = v.reader.next_part()
+            assert p is not None
+            if parts and p.arrived - parts[0].arrived > seconds:
+                return parts
+            parts.append(p)
+
+
+def test_low_fps_keepalives_and_cap(stack):
+    """?fps below 1/keepalive_ms: a part at least every KEEPALIVE (plus
+    KEEPALIVE_MARGIN), the frame last sent again (same bytes, same
+    X-Timestamp), and new frames (a new X-Timestamp) at most N a second.
+    The two viewers watch at once."""
+    results = {}
+
+    def viewer(fps):
+        try:
+            results[fps] = watch_parts(stack, "/stream/bars?fps=%s" % fps, LOW_FPS_WATCH)
+        except BaseException as e:      # reported by the test thread
+            results[fps] = e
+
+    threads = [threading.Thread(target=viewer, args=(fps,)) for fps in (0.05, 0.4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(LOW_FPS_WATCH + 3 * TIMEOUT)
+    for fps in (0.05, 0.4):
+        result = results.get(fps)
+        if isinstance(result, BaseException):
+            raise AssertionError("?fps=%s: %r" % (fps, result))
+        assert result is not None, "?fps=%s: the viewer did not finish" % fps
+        parts = result
+        assert parts, "?fps=%s: no part" % fps
+        new = [parts[0]]
+        for prev, p in zip(parts, parts[1:]):
+            gap = p.arrived - prev.arrived
+            assert gap <= KEEPALIVE + KEEPALIVE_MARGIN, (
+                "?fps=%s: %.2f s without a part" % (fps, gap))
+            if p.headers["x-timestamp"] == prev.headers["x-timestamp"]:
+                assert p.body == prev.body, "?fps=%s: a repeat with other bytes" % fps
+            else:
+                assert p.timestamp > prev.timestamp
+                assert p.arrived - new[-1].arrived >= 1 / fps - NEW_FRAME_SLACK, (
+                    "?fps=%s: new frames %.2f s apart" % (fps, p.arrived - new[-1].arrived))
+                new.append(p)
+        assert len(parts) >= LOW_FPS_WATCH / (KEEPALIVE + KEEPALIVE_MARGIN) - 1, len(parts)
+        # 0.05: the first frame only; 0.4: at 0, 2.5 and 5 s
+        assert len(new) == 1 + int(LOW_FPS_WATCH * fps), (fps, [p.timestamp for p in new])
+        for p in parts:
+            mjpeg.decode_jpeg(p.body)
+
+
 # --- 11. errors -------------------------------------------------------------------
 
 @pytest.mark.parametrize("method,path,code,words", [

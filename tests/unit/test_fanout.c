@@ -21,6 +21,7 @@
 #include "http.h"
 #include "log.h"
 #include "multipart.h"
+#include "record.h"
 #include "stream.h"
 
 #include <dirent.h>
@@ -103,6 +104,7 @@ struct client {
 	int request_ended;       /* FCGI_END_REQUEST came, complete */
 	int eof;                 /* read returned 0 */
 	int read_errno;          /* read failed with this */
+	size_t wire_total;       /* bytes read in all */
 	char error[256];         /* the first thing wrong with the bytes; "" if none */
 };
 
@@ -318,6 +320,7 @@ static void *client_main(void *arg)
 		CHECK_ZERO(pthread_mutex_lock(&c->lock));
 		if (n > 0) {
 			append(&c->wire, &c->wire_len, &c->wire_cap, c->chunk, (size_t)n);
+			c->wire_total += (size_t)n;
 			parse_records(c, clock_mono_usec());
 		} else if (n == 0) {
 			c->eof = done = 1;
@@ -984,6 +987,70 @@ static void test_fps_pacing(void **state)
 	assert_true(expect_dropped > 30);
 }
 
+/* ?fps=0.8 (a gap of 1.25 s, longer than keepalive_usec) with frames
+ * published at 50 per second: a new frame at most once per gap, and in
+ * between the frame last sent again every keepalive_usec (not after
+ * repeat_usec), so the connection is never silent for much longer than
+ * keepalive_usec.  Repeats do not count against ?fps; the frames skipped
+ * are counted as dropped, exactly. */
+static void test_low_fps_keepalives(void **state)
+{
+	struct fixture *f = *state;
+	struct query query = { .fps = 0.8 };
+	const int64_t gap = (int64_t)(USEC_PER_SEC / query.fps), period = USEC_PER_SEC / 50;
+	/* Publishing long enough for new frames at 0, 1.25 and 2.5 s. */
+	const int64_t run = 2 * gap + 200 * USEC_PER_MSEC;
+	/* How much later than keepalive_usec a part may come: scheduling
+	 * and reader granularity, generous for a slow or sanitized build,
+	 * and still far below the gap that a viewer without keepalives
+	 * leaves silent. */
+	const int64_t silence_slack = 400 * USEC_PER_MSEC;
+	struct client *c;
+	int64_t start;
+	size_t count, fresh = 1;
+	uint64_t expect_dropped = 0;
+	struct part prev, part, last_new;
+	uint32_t newest;
+
+	publish(f);
+	c = add_viewer(f, &query);
+	assert_true(client_wait(c, has_parts, 1, WAIT_USEC));
+	start = client_part(c, 0).arrival_usec;
+	while (clock_mono_usec() - start < run) {
+		publish(f);
+		clock_sleep_usec(period);
+	}
+	/* The newest frame goes out when its gap is over; nothing newer
+	 * follows, so count the parts up to it. */
+	newest = f->published;
+	assert_true(client_wait(c, has_tag, newest, gap + WAIT_USEC));
+	assert_no_error(c);
+	count = first_with_tag(c, newest) + 1;
+	prev = last_new = client_part(c, 0);
+	for (size_t i = 1; i < count; i++) {
+		part = client_part(c, i);
+		assert_part(f, c, i, part.tag);
+		assert_true(part.arrival_usec - prev.arrival_usec <= KEEPALIVE_USEC + silence_slack);
+		if (part.tag == prev.tag) {
+			/* a repeat: every keepalive_usec, no sooner */
+			assert_true(part.arrival_usec - prev.arrival_usec >=
+				    KEEPALIVE_USEC - EARLY_SLACK_USEC);
+		} else {
+			assert_true(part.tag > prev.tag);
+			assert_true(part.arrival_usec - last_new.arrival_usec >= gap - EARLY_SLACK_USEC);
+			expect_dropped += part.tag - prev.tag - 1;
+			last_new = part;
+			fresh++;
+		}
+		prev = part;
+	}
+	assert_true(fresh >= 3 && fresh <= 4);
+	assert_true(count >= fresh + 2 * (fresh - 1)); /* keepalives between them */
+	assert_true(wait_delivered(f, count, WAIT_USEC));
+	assert_int_equal(stats(f).frames_dropped, expect_dropped);
+	assert_true(expect_dropped > 100);
+}
+
 /* ---- slow viewers -------------------------------------------------------- */
 
 /* A viewer that falls behind finishes the part in flight, then skips to
@@ -1131,6 +1198,183 @@ static void test_input_drained_clean_end(void **state)
 	clock_sleep_usec(20 * USEC_PER_MSEC);
 	tag = publish(f);
 	assert_int_equal(assert_ended(f, c, tag), 2);
+}
+
+/* ---- FCGI_ABORT_REQUEST ---------------------------------------------------- */
+
+/* Sends one record from the web server's end: a header, content, padding
+ * bytes; bytewise: one byte per send, a millisecond apart, so that the
+ * writer sees the record in pieces. */
+static void client_send_record(struct client *c, int type, int request_id, const void *content,
+			       size_t content_len, size_t padding, int bytewise)
+{
+	unsigned char record[FCGI_HEADER_LEN + 1024 + 255];
+	FCGI_Header *h = (FCGI_Header *)record;
+	size_t total = FCGI_HEADER_LEN + content_len + padding;
+
+	assert_true(content_len <= 1024 && padding <= 255);
+	memset(record, 0, sizeof(record));
+	h->version = FCGI_VERSION_1;
+	h->type = (unsigned char)type;
+	h->requestIdB1 = (unsigned char)(request_id >> 8);
+	h->requestIdB0 = (unsigned char)request_id;
+	h->contentLengthB1 = (unsigned char)(content_len >> 8);
+	h->contentLengthB0 = (unsigned char)content_len;
+	h->paddingLength = (unsigned char)padding;
+	if (content_len)
+		memcpy(record + FCGI_HEADER_LEN, content, content_len);
+	if (!bytewise) {
+		assert_int_equal(send(c->fd, record, total, MSG_NOSIGNAL), (ssize_t)total);
+		return;
+	}
+	for (size_t i = 0; i < total; i++) {
+		assert_int_equal(send(c->fd, record + i, 1, MSG_NOSIGNAL), 1);
+		clock_sleep_usec(USEC_PER_MSEC);
+	}
+}
+
+static void client_send_abort(struct client *c)
+{
+	client_send_record(c, FCGI_ABORT_REQUEST, c->request_id, NULL, 0, 0, 0);
+}
+
+/* The bytes of one part of a frame sent to c, not the last (its records,
+ * not the end records). */
+static size_t part_wire_bytes(struct fixture *f, struct client *c, uint32_t tag)
+{
+	char head[MULTIPART_HEAD_MAX], tail[MULTIPART_HEAD_MAX];
+	int head_len = multipart_part_head(head, sizeof(head), f->frame_bytes[tag],
+					   f->publish_usec[tag]);
+	int tail_len = multipart_part_tail(tail, sizeof(tail), c->boundary, 0);
+
+	assert_true(head_len > 0 && tail_len > 0);
+	return record_wire_bytes((size_t)head_len + f->frame_bytes[tag] + (size_t)tail_len, 0);
+}
+
+/* An abort that comes while a part is in flight: that part is finished
+ * (so the last bytes are a whole part), then the end records, then the
+ * close; nothing published meanwhile is sent.  The bytes after the abort
+ * are at most the part in flight: here, with the part stuck in small
+ * socket buffers, exactly that part and the end records in all. */
+static void test_abort_ends_after_part_in_flight(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t first = publish_sized(f, LARGE_FRAME, WIDTH, HEIGHT);
+	struct client *c = add_viewer_opts(f, &plain_query, 1);
+	struct seen s;
+
+	clock_sleep_usec(20 * USEC_PER_MSEC); /* its first part is stuck */
+	client_send_abort(c);
+	clock_sleep_usec(20 * USEC_PER_MSEC);
+	for (int i = 0; i < 3; i++)
+		publish_sized(f, LARGE_FRAME, WIDTH, HEIGHT);
+	client_start_reading(c);
+	assert_true(client_wait(c, is_finished, 0, WAIT_USEC));
+	assert_no_error(c);
+	s = client_seen(c);
+	assert_int_equal(s.part_count, 1);
+	assert_part(f, c, 0, first);
+	assert_false(client_part(c, 0).last); /* cut short: no closing boundary */
+	assert_true(s.stdout_ended);
+	assert_true(s.request_ended);
+	assert_true(s.eof);
+	CHECK_ZERO(pthread_mutex_lock(&c->lock));
+	assert_int_equal(c->wire_total, part_wire_bytes(f, c, first) + record_wire_bytes(0, 1));
+	CHECK_ZERO(pthread_mutex_unlock(&c->lock));
+	assert_true(wait_viewers(f, 0, PROMPT_USEC));
+}
+
+/* An abort between parts ends the viewer at once, with at most the part
+ * in flight (a repeat that had just started) before the end records. */
+static void test_abort_between_parts(void **state)
+{
+	struct fixture *f = *state;
+	struct client *c;
+	uint32_t tag;
+	size_t before;
+	int64_t aborted;
+	struct seen s;
+
+	publish(f);
+	c = add_viewer(f, &plain_query);
+	assert_true(client_wait(c, has_parts, 1, WAIT_USEC));
+	tag = publish(f);
+	assert_true(client_wait(c, has_tag, tag, WAIT_USEC));
+	before = client_seen(c).part_count;
+	aborted = clock_mono_usec();
+	client_send_abort(c);
+	assert_true(client_wait(c, is_finished, 0, WAIT_USEC));
+	assert_true(clock_mono_usec() - aborted < PROMPT_USEC);
+	assert_no_error(c);
+	s = client_seen(c);
+	assert_true(s.part_count <= before + 1);
+	assert_true(s.request_ended);
+	assert_true(s.eof);
+	assert_true(wait_viewers(f, 0, PROMPT_USEC));
+	/* a publish now reaches nobody */
+	publish(f);
+	clock_sleep_usec(20 * USEC_PER_MSEC);
+	assert_int_equal(client_seen(c).part_count, s.part_count);
+}
+
+/* A viewer still waiting for a first frame ends with the end records only. */
+static void test_abort_before_first_frame(void **state)
+{
+	struct fixture *f = *state;
+	struct client *c = add_viewer(f, &plain_query);
+
+	clock_sleep_usec(20 * USEC_PER_MSEC);
+	client_send_abort(c);
+	assert_ended(f, c, 0);
+	assert_true(wait_viewers(f, 0, PROMPT_USEC));
+}
+
+/* The records on the connection are read by their lengths, in whatever
+ * pieces they come: stdin content (holding the bytes of an abort record of
+ * this very request), padding, a management record and an abort of
+ * another request end nothing; the viewer's own abort, in two pieces,
+ * does. */
+static void test_abort_records_parsed(void **state)
+{
+	struct fixture *f = *state;
+	unsigned char content[100], values[12] = { 0 };
+	FCGI_Header *fake = (FCGI_Header *)(content + 16);
+	struct client *c;
+	uint32_t tag;
+	size_t before;
+	FCGI_Header abort_head = { .version = FCGI_VERSION_1, .type = FCGI_ABORT_REQUEST };
+
+	publish(f);
+	c = add_viewer(f, &plain_query);
+	assert_true(client_wait(c, has_parts, 1, WAIT_USEC));
+	memset(content, 'x', sizeof(content));
+	memset(fake, 0, sizeof(*fake));
+	fake->version = FCGI_VERSION_1;
+	fake->type = FCGI_ABORT_REQUEST;
+	fake->requestIdB0 = (unsigned char)c->request_id;
+	client_send_record(c, FCGI_STDIN, c->request_id, content, sizeof(content), 4, 1);
+	client_send_record(c, FCGI_STDIN, c->request_id, NULL, 0, 0, 0);
+	client_send_record(c, FCGI_GET_VALUES, FCGI_NULL_REQUEST_ID, values, sizeof(values), 0, 0);
+	client_send_record(c, FCGI_ABORT_REQUEST, c->request_id + 1, NULL, 0, 0, 1);
+	clock_sleep_usec(20 * USEC_PER_MSEC);
+	tag = publish(f);
+	assert_true(client_wait(c, has_tag, tag, WAIT_USEC));
+	assert_no_error(c);
+	assert_false(client_seen(c).eof);
+	assert_true(wait_viewers(f, 1, 0));
+
+	abort_head.requestIdB0 = (unsigned char)c->request_id;
+	before = client_seen(c).part_count;
+	assert_int_equal(send(c->fd, &abort_head, 3, MSG_NOSIGNAL), 3);
+	clock_sleep_usec(20 * USEC_PER_MSEC);
+	assert_false(client_seen(c).eof);
+	assert_int_equal(send(c->fd, (char *)&abort_head + 3, sizeof(abort_head) - 3, MSG_NOSIGNAL),
+			 (ssize_t)(sizeof(abort_head) - 3));
+	assert_true(client_wait(c, is_finished, 0, WAIT_USEC));
+	assert_no_error(c);
+	assert_true(client_seen(c).part_count <= before + 1);
+	assert_true(client_seen(c).request_ended);
+	assert_true(wait_viewers(f, 0, PROMPT_USEC));
 }
 
 /* ---- endings --------------------------------------------------------------- */
@@ -1304,12 +1548,17 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_frames_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_frames_one_and_repeat, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fps_pacing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_low_fps_keepalives, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_slow_viewer_skips_to_newest, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stalled_viewer_dropped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stalled_first_part_dropped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_peer_close_removes_viewer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_peer_half_close_keeps_viewer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_input_drained_clean_end, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_abort_ends_after_part_in_flight, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_abort_between_parts, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_abort_before_first_frame, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_abort_records_parsed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stop_ends_viewers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stop_before_first_frame, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stop_without_flag, setup, teardown),

@@ -23,6 +23,7 @@ static struct viewer_pace pace(int64_t min_gap_usec, int repeated)
 		.repeat_usec = 200 * MSEC,
 		.keepalive_usec = 1000 * MSEC,
 		.last_sent_usec = SENT_USEC,
+		.last_new_usec = SENT_USEC,
 		.repeated = repeated,
 	};
 
@@ -150,6 +151,93 @@ static void test_sequence(void **state)
 	assert_int_equal(wake, now + 200 * MSEC);
 }
 
+/* viewer_sent keeps the pace as both engines need it: a fresh frame moves
+ * both times and clears repeated; a repeat moves only last_sent_usec. */
+static void test_sent_fresh_and_repeat(void **state)
+{
+	struct viewer_pace p = pace(0, 1);
+
+	(void)state;
+	viewer_sent(&p, 1, SENT_USEC + 10 * MSEC);
+	assert_int_equal(p.last_sent_usec, SENT_USEC + 10 * MSEC);
+	assert_int_equal(p.last_new_usec, SENT_USEC + 10 * MSEC);
+	assert_int_equal(p.repeated, 0);
+	viewer_sent(&p, 0, SENT_USEC + 20 * MSEC);
+	assert_int_equal(p.last_sent_usec, SENT_USEC + 20 * MSEC);
+	assert_int_equal(p.last_new_usec, SENT_USEC + 10 * MSEC);
+	assert_int_equal(p.repeated, 1);
+}
+
+/* While a newer frame waits for a ?fps gap longer than keepalive_usec, the
+ * held frame goes again every keepalive_usec (not after repeat_usec: the
+ * viewer asked for fewer parts). */
+static void test_keepalive_while_newer_waits(void **state)
+{
+	struct viewer_pace p = pace(20000 * MSEC, 0);
+	int64_t wake = UNTOUCHED;
+
+	(void)state;
+	assert_int_equal(viewer_next(&p, 1, SENT_USEC + 200 * MSEC, &wake), VIEWER_WAIT);
+	assert_int_equal(wake, SENT_USEC + 1000 * MSEC);
+	wake = UNTOUCHED;
+	assert_int_equal(viewer_next(&p, 1, SENT_USEC + 1000 * MSEC, &wake), VIEWER_RESEND);
+	assert_int_equal(wake, UNTOUCHED);
+	viewer_sent(&p, 0, SENT_USEC + 1000 * MSEC);
+	assert_int_equal(viewer_next(&p, 1, SENT_USEC + 1500 * MSEC, &wake), VIEWER_WAIT);
+	assert_int_equal(wake, SENT_USEC + 2000 * MSEC);
+}
+
+/* The ?fps gap runs from when the held frame first went out, not from its
+ * last repeat: repeats do not delay the next new frame. */
+static void test_gap_counts_from_the_new_frame(void **state)
+{
+	struct viewer_pace p = pace(2000 * MSEC, 1);
+	int64_t wake = UNTOUCHED;
+
+	(void)state;
+	p.last_sent_usec = SENT_USEC + 1500 * MSEC; /* a keepalive */
+	assert_int_equal(viewer_next(&p, 1, SENT_USEC + 1900 * MSEC, &wake), VIEWER_WAIT);
+	assert_int_equal(wake, SENT_USEC + 2000 * MSEC);
+	assert_int_equal(viewer_next(&p, 1, SENT_USEC + 2000 * MSEC, &wake), VIEWER_SEND_NEWER);
+}
+
+/* ?fps=0.05 on a stream that always has a newer frame, for 45 s of
+ * simulated time, the callers' bookkeeping done with viewer_sent: a part at
+ * least every keepalive_usec, and new frames at 0, 20 and 40 s only. */
+static void test_low_fps_never_silent(void **state)
+{
+	const int64_t gap = 20000 * MSEC, end = SENT_USEC + 45000 * MSEC;
+	struct viewer_pace p = pace(gap, 0);
+	int64_t now = SENT_USEC, last_part = SENT_USEC, fresh_at[8];
+	int fresh_count = 1, parts = 1;
+
+	(void)state;
+	fresh_at[0] = SENT_USEC;
+	while (now < end) {
+		int64_t wake = UNTOUCHED;
+		enum viewer_step step = viewer_next(&p, 1, now, &wake);
+
+		if (step == VIEWER_WAIT) {
+			assert_true(wake > now);
+			now = wake;
+			continue;
+		}
+		assert_true(now - last_part <= p.keepalive_usec);
+		if (step == VIEWER_SEND_NEWER) {
+			assert_true(fresh_count < 8);
+			fresh_at[fresh_count++] = now;
+		}
+		viewer_sent(&p, step == VIEWER_SEND_NEWER, now);
+		last_part = now;
+		parts++;
+	}
+	assert_int_equal(fresh_count, 3);
+	for (int i = 0; i < fresh_count; i++)
+		assert_int_equal(fresh_at[i], SENT_USEC + i * gap);
+	/* one part a second: the new frames and the keepalives between */
+	assert_int_equal(parts, 45); /* 0 to 44 s */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -160,6 +248,10 @@ int main(void)
 		cmocka_unit_test(test_keepalive_after_the_repeat),
 		cmocka_unit_test(test_gap_does_not_apply_to_repeats),
 		cmocka_unit_test(test_sequence),
+		cmocka_unit_test(test_sent_fresh_and_repeat),
+		cmocka_unit_test(test_keepalive_while_newer_waits),
+		cmocka_unit_test(test_gap_counts_from_the_new_frame),
+		cmocka_unit_test(test_low_fps_never_silent),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
