@@ -346,6 +346,9 @@ static int on_ini_key(void *user, const char *section, const char *key, const ch
 	return why == NULL;
 }
 
+/* The first read of a config file, in bytes; the buffer doubles from there. */
+#define CONFIG_READ_FIRST 4096
+
 /* Reads a whole config file into a new buffer (NUL-terminated; *len
  * without the NUL).  Only a regular file of at most CONFIG_FILE_MAX bytes:
  * a device (/dev/zero), a FIFO or a file that fails to read
@@ -354,7 +357,7 @@ static int on_ini_key(void *user, const char *section, const char *key, const ch
 static char *config_read_file(const char *path, size_t *len)
 {
 	char *text = NULL;
-	size_t used = 0;
+	size_t used = 0, room = 0;
 	struct stat sb;
 	ssize_t got;
 	int fd;
@@ -373,14 +376,26 @@ static char *config_read_file(const char *path, size_t *len)
 		fprintf(stderr, "mjpeg-fcgi: %s: not a regular file\n", path);
 		goto fail;
 	}
-	/* one byte more than the limit tells a file that is too large */
-	text = malloc(CONFIG_FILE_MAX + 2);
-	if (!text) {
-		fprintf(stderr, "mjpeg-fcgi: %s: out of memory\n", path);
-		goto fail;
-	}
-	while (used <= CONFIG_FILE_MAX) {
-		got = read(fd, text + used, CONFIG_FILE_MAX + 1 - used);
+	/* Room grows with what arrives (the size fstat gives is only a hint:
+	 * /proc files say 0); one byte more than the limit tells a file
+	 * that is too large. */
+	for (;;) {
+		if (used == room) {
+			char *bigger;
+
+			if (room > CONFIG_FILE_MAX)
+				break;
+			room = room ? room * 2 : CONFIG_READ_FIRST;
+			if (room > CONFIG_FILE_MAX + 1)
+				room = CONFIG_FILE_MAX + 1;
+			bigger = realloc(text, room + 1);
+			if (!bigger) {
+				fprintf(stderr, "mjpeg-fcgi: %s: out of memory\n", path);
+				goto fail;
+			}
+			text = bigger;
+		}
+		got = read(fd, text + used, room - used);
 		if (got < 0 && errno == EINTR)
 			continue;
 		if (got < 0) {
