@@ -3,11 +3,14 @@
 #include "http.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <ini.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 int config_stream_name_valid(const char *name)
 {
@@ -27,6 +30,7 @@ void config_defaults(struct settings *settings)
 {
 	memset(settings, 0, sizeof(*settings));
 	snprintf(settings->bus_dir, sizeof(settings->bus_dir), "%s", BUS_DIR_DEFAULT);
+	snprintf(settings->mount, sizeof(settings->mount), "/");
 	settings->max_viewers = MAX_VIEWERS_DEFAULT;
 	settings->workers = 1;
 	settings->repeat_usec = REPEAT_MS_DEFAULT * 1000LL;
@@ -156,6 +160,12 @@ static const char *apply_server_key(struct settings *s, const char *key, const c
 		if (!*value || snprintf(s->bus_dir, sizeof(s->bus_dir), "%s", value) >=
 				       (int)sizeof(s->bus_dir))
 			return "empty or too long";
+	} else if (strcmp(key, "mount") == 0) {
+		if (!http_mount_valid(value))
+			return "must be a URL path that begins and ends with '/', without "
+			       "'//', '.' or '..' segments, of at most 255 bytes of "
+			       "[A-Za-z0-9._~-] and '/' (e.g. / or /cams/)";
+		snprintf(s->mount, sizeof(s->mount), "%s", value);
 	} else if (strcmp(key, "pid_file") == 0) {
 		if (snprintf(s->pid_file, sizeof(s->pid_file), "%s", value) >=
 		    (int)sizeof(s->pid_file))
@@ -258,13 +268,45 @@ struct ini_context {
 	struct settings *settings;
 	const char *path;
 	char error[512];  /* the first error, "FILE:LINE: ..." less the line */
+	int error_line;   /* the line to name instead of inih's, 0: inih's */
+	/* The file in memory, read by ini_reader_buffer one line at a time. */
+	const char *text, *text_end, *next;
+	int line;                   /* lines handed to inih so far */
+	int section_line;           /* line of the last section header seen */
+	int stream_line[STREAMS_MAX]; /* line of each stream's section header */
 };
+
+/* fgets() over the file in memory, for ini_parse_stream: at most size - 1
+ * bytes, up to and including a newline.  Also notes the line of every
+ * section header, which inih does not tell its handler. */
+static char *ini_reader_buffer(char *str, int size, void *stream)
+{
+	struct ini_context *ctx = stream;
+	const char *p = ctx->next, *first;
+	int n = 0;
+
+	if (p >= ctx->text_end || size < 2)
+		return NULL;
+	while (p < ctx->text_end && n < size - 1) {
+		str[n++] = *p;
+		if (*p++ == '\n')
+			break;
+	}
+	str[n] = '\0';
+	ctx->next = p;
+	ctx->line++;
+	for (first = str; *first == ' ' || *first == '\t'; first++)
+		;
+	if (*first == '[')
+		ctx->section_line = ctx->line;
+	return str;
+}
 
 static int on_ini_key(void *user, const char *section, const char *key, const char *value)
 {
 	struct ini_context *ctx = user;
 	const char *why = NULL;
-	char what[STREAM_NAME_MAX + 64];
+	char what[STREAM_NAME_MAX + 64], dup[96];
 
 	snprintf(what, sizeof(what), "[%s] %s", section, key);
 	if (strcmp(section, "server") == 0) {
@@ -273,16 +315,29 @@ static int on_ini_key(void *user, const char *section, const char *key, const ch
 		const char *name = section + 7;
 		struct stream_settings *st =
 			(struct stream_settings *)config_find_stream(ctx->settings, name);
+		int first_line = st ? ctx->stream_line[st - ctx->settings->streams] : 0;
 
-		if (strlen(section) >= CONFIG_SECTION_MAX - 1)
+		if (strlen(section) >= CONFIG_SECTION_MAX - 1) {
 			why = "stream names in a config file are at most 41 characters "
 			      "(longer ones would be cut by the INI reader)";
-		else if (!config_stream_name_valid(name))
+		} else if (!config_stream_name_valid(name)) {
 			why = "stream name must match [A-Za-z0-9_-]{1,64}";
-		else if (!st && !(st = stream_add(ctx->settings, name)))
+		} else if (st && first_line != ctx->section_line) {
+			/* a second section of the same name would merge into the
+			 * first one, key by key, without a word */
+			snprintf(what, sizeof(what), "[%s]", section);
+			snprintf(dup, sizeof(dup), "duplicate section (the first [%s] is at line %d)",
+				 section, first_line);
+			why = dup;
+			if (!ctx->error[0])
+				ctx->error_line = ctx->section_line;
+		} else if (!st && !(st = stream_add(ctx->settings, name))) {
 			why = "too many streams (at most 64)";
-		else
+		} else {
+			if (first_line == 0)
+				ctx->stream_line[st - ctx->settings->streams] = ctx->section_line;
 			why = apply_stream_key(st, key, value);
+		}
 	} else {
 		why = "unknown section (expected [server] or [stream NAME])";
 	}
@@ -291,21 +346,106 @@ static int on_ini_key(void *user, const char *section, const char *key, const ch
 	return why == NULL;
 }
 
+/* The first read of a config file, in bytes; the buffer doubles from there. */
+#define CONFIG_READ_FIRST 4096
+
+/* Reads a whole config file into a new buffer (NUL-terminated; *len
+ * without the NUL).  Only a regular file of at most CONFIG_FILE_MAX bytes:
+ * a device (/dev/zero), a FIFO or a file that fails to read
+ * (/proc/self/mem) is refused, never taken as empty or read forever.
+ * NULL after printing why. */
+static char *config_read_file(const char *path, size_t *len)
+{
+	char *text = NULL;
+	size_t used = 0, room = 0;
+	struct stat sb;
+	ssize_t got;
+	int fd;
+
+	/* O_NONBLOCK: opening a FIFO must not wait for a writer */
+	fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0) {
+		fprintf(stderr, "mjpeg-fcgi: %s: cannot open: %s\n", path, strerror(errno));
+		return NULL;
+	}
+	if (fstat(fd, &sb) < 0) {
+		fprintf(stderr, "mjpeg-fcgi: %s: cannot stat: %s\n", path, strerror(errno));
+		goto fail;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		fprintf(stderr, "mjpeg-fcgi: %s: not a regular file\n", path);
+		goto fail;
+	}
+	/* Room grows with what arrives (the size fstat gives is only a hint:
+	 * /proc files say 0); one byte more than the limit tells a file
+	 * that is too large. */
+	for (;;) {
+		if (used == room) {
+			char *bigger;
+
+			if (room > CONFIG_FILE_MAX)
+				break;
+			room = room ? room * 2 : CONFIG_READ_FIRST;
+			if (room > CONFIG_FILE_MAX + 1)
+				room = CONFIG_FILE_MAX + 1;
+			bigger = realloc(text, room + 1);
+			if (!bigger) {
+				fprintf(stderr, "mjpeg-fcgi: %s: out of memory\n", path);
+				goto fail;
+			}
+			text = bigger;
+		}
+		got = read(fd, text + used, room - used);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0) {
+			fprintf(stderr, "mjpeg-fcgi: %s: cannot read: %s\n", path, strerror(errno));
+			goto fail;
+		}
+		if (got == 0)
+			break;
+		used += (size_t)got;
+	}
+	if (used > CONFIG_FILE_MAX) {
+		fprintf(stderr, "mjpeg-fcgi: %s: larger than %d bytes, the limit of a config file\n",
+			path, CONFIG_FILE_MAX);
+		goto fail;
+	}
+	close(fd);
+	text[used] = '\0';
+	*len = used;
+	return text;
+fail:
+	free(text);
+	close(fd);
+	return NULL;
+}
+
 int config_load_file(struct settings *settings, const char *path)
 {
-	struct ini_context ctx = { .settings = settings, .path = path };
-	size_t i;
-	int line;
+	struct ini_context *ctx;
+	size_t i, len;
+	int line, rc = -1;
+	char *text = config_read_file(path, &len);
 
-	line = ini_parse(path, on_ini_key, &ctx);
-	if (line < 0) {
-		fprintf(stderr, "mjpeg-fcgi: %s: cannot open: %s\n", path, strerror(errno));
+	if (!text)
 		return -1;
+	/* a few KiB of line numbers and messages: not on a worker's stack */
+	ctx = calloc(1, sizeof(*ctx));
+	if (!ctx) {
+		fprintf(stderr, "mjpeg-fcgi: %s: out of memory\n", path);
+		goto out;
 	}
-	if (line > 0) {
-		fprintf(stderr, "mjpeg-fcgi: %s:%d: %s\n", path, line,
-			ctx.error[0] ? ctx.error : "syntax error");
-		return -1;
+	ctx->settings = settings;
+	ctx->path = path;
+	ctx->text = ctx->next = text;
+	ctx->text_end = text + len;
+	line = ini_parse_stream(ini_reader_buffer, ctx, on_ini_key, ctx);
+	if (line != 0) {
+		fprintf(stderr, "mjpeg-fcgi: %s:%d: %s\n", path,
+			ctx->error_line ? ctx->error_line : line,
+			ctx->error[0] ? ctx->error : "syntax error");
+		goto out;
 	}
 	for (i = 0; i < settings->stream_count; i++) {
 		struct stream_settings *st = &settings->streams[i];
@@ -322,12 +462,16 @@ int config_load_file(struct settings *settings, const char *path)
 			why = "an ingest stream needs a token (16 to 128 characters)";
 		if (why) {
 			fprintf(stderr, "mjpeg-fcgi: %s: [stream %s]: %s\n", path, st->name, why);
-			return -1;
+			goto out;
 		}
 		stream_fill_defaults(st);
 	}
 	snprintf(settings->config_path, sizeof(settings->config_path), "%s", path);
-	return 0;
+	rc = 0;
+out:
+	free(ctx);
+	free(text);
+	return rc;
 }
 
 static const struct option long_options[] = {
@@ -335,6 +479,7 @@ static const struct option long_options[] = {
 	{ "bus-dir", required_argument, NULL, 'b' },
 	{ "config", required_argument, NULL, 'c' },
 	{ "pid-file", required_argument, NULL, 'p' },
+	{ "mount", required_argument, NULL, 'M' },
 	{ "max-viewers", required_argument, NULL, 'm' },
 	{ "workers", required_argument, NULL, 'w' },
 	{ "repeat-ms", required_argument, NULL, 'r' },
@@ -361,6 +506,9 @@ void config_usage(const char *argv0)
 	       "  --bus-dir DIR          directory of the shared-memory stream files\n"
 	       "                         (default %s)\n"
 	       "  --pid-file FILE        write the process id here\n"
+	       "  --mount PATH           FastCGI: the URL path the responder answers below\n"
+	       "                         (default /; e.g. /cams/ for /cams/stream/NAME);\n"
+	       "                         plain CGI answers below the script's own URL\n"
 	       "  --max-viewers N        viewers per process over all streams (default %d);\n"
 	       "                         above it a viewer gets 503 with Retry-After\n"
 	       "  --workers N            responder processes sharing the socket and every\n"
@@ -383,7 +531,9 @@ void config_usage(const char *argv0)
 	       "(pattern:bars, 640x480, 30 fps).  A [stream NAME] section takes source\n"
 	       "(pattern:redblue, pattern:bars), size (WxH), fps, quality and max_viewers.\n"
 	       "\n"
-	       "Endpoints: GET stream/NAME[?fps=N&frames=N], GET snapshot/NAME, GET status.\n",
+	       "Endpoints, below the mount point, exactly these paths: GET stream/NAME\n"
+	       "[?fps=N&frames=N], GET snapshot/NAME, POST ingest/NAME, GET status,\n"
+	       "GET metrics; any other path is 404.\n",
 	       argv0, BUS_DIR_DEFAULT, MAX_VIEWERS_DEFAULT, REPEAT_MS_DEFAULT,
 	       KEEPALIVE_MS_DEFAULT, IDLE_SEC_DEFAULT, FIRST_FRAME_MS_DEFAULT,
 	       FRAME_BYTES_MAX_DEFAULT, STALL_MS_DEFAULT, INGEST_MS_DEFAULT);

@@ -15,6 +15,11 @@
 #define STREAM_NAME_MAX 64
 #define STREAMS_MAX 64
 #define TOKEN_MAX 128
+/* The longest mount prefix, in bytes ("/cams/"). */
+#define MOUNT_MAX 255
+/* The largest config file read, in bytes: 64 streams of a dozen 199-byte
+ * lines each fit many times over. */
+#define CONFIG_FILE_MAX (1024 * 1024)
 
 enum source_kind {
 	SOURCE_PATTERN_REDBLUE, /* pattern:redblue */
@@ -43,6 +48,7 @@ struct settings {
 	char bus_dir[PATH_MAX];
 	char pid_file[PATH_MAX];
 	char config_path[PATH_MAX];
+	char mount[MOUNT_MAX + 1];  /* FastCGI: the URL path the responder answers below */
 	int max_viewers;            /* viewers per process, all streams */
 	int workers;                /* responder processes on the socket (1: no supervisor) */
 	int64_t repeat_usec;        /* resend a frame no newer one followed within this */
@@ -76,8 +82,10 @@ int config_stream_name_valid(const char *name);
 
 void config_defaults(struct settings *settings);
 
-/* Reads an INI file; on error prints "FILE:LINE: key: reason" to stderr and
- * returns -1. */
+/* Reads an INI file; on error prints "FILE:LINE: key: reason" (or
+ * "FILE: reason" when the file cannot be read: not a regular file, a read
+ * error, over CONFIG_FILE_MAX bytes) to stderr and returns -1.  A second
+ * [stream NAME] section of the same name is an error. */
 int config_load_file(struct settings *settings, const char *path)
 	__attribute__((warn_unused_result));
 

@@ -51,53 +51,87 @@ int http_parse_decimal(const char *text, double min, double max, double *out)
 	return 0;
 }
 
-/* Copies the n-th segment from the end of path (0: the last) into out.
- * Returns its length, or -1 if there is no such segment or it is too long. */
-static int segment_from_end(const char *path, int n, char *out, size_t size)
+int http_mount_valid(const char *mount)
 {
-	const char *end = path + strlen(path), *start;
+	size_t n = mount ? strlen(mount) : 0;
+	const char *seg, *p;
 
-	for (;;) {
-		start = end;
-		while (start > path && start[-1] != '/')
-			start--;
-		if (n-- == 0)
-			break;
-		if (start == path)
-			return -1;
-		end = start - 1;
+	if (n == 0 || n > MOUNT_MAX || mount[0] != '/' || mount[n - 1] != '/')
+		return 0;
+	/* Every segment between two slashes: unreserved URL characters, not
+	 * empty ("//"), not "." or ".." (web servers resolve those before the
+	 * responder sees a path, so such a prefix could never match). */
+	for (seg = mount + 1; *seg; seg = p + 1) {
+		p = strchr(seg, '/');
+		if (p == seg || (p - seg == 1 && seg[0] == '.') ||
+		    (p - seg == 2 && seg[0] == '.' && seg[1] == '.'))
+			return 0;
+		for (; seg < p; seg++)
+			if (!((*seg >= 'a' && *seg <= 'z') || (*seg >= 'A' && *seg <= 'Z') ||
+			      (*seg >= '0' && *seg <= '9') || *seg == '-' || *seg == '_' ||
+			      *seg == '.' || *seg == '~'))
+				return 0;
 	}
-	if ((size_t)(end - start) >= size)
-		return -1;
-	memcpy(out, start, (size_t)(end - start));
-	out[end - start] = '\0';
-	return (int)(end - start);
+	return 1;
 }
 
-void http_route(const char *path, struct route *route)
+int http_path_below(const char *mount, const char *script_name, const char *path_info,
+		    char *buf, size_t size)
 {
-	char last[STREAM_NAME_MAX + 2], prev[16];
+	char full[HTTP_PATH_MAX + 1];
+	const char *prefix = mount ? mount : "/";
+	size_t prefix_len = strlen(prefix);
+	int n;
+
+	if (!script_name || !mount)
+		script_name = ""; /* plain CGI: the script is the mount point */
+	if (!path_info)
+		path_info = "";
+	n = snprintf(full, sizeof(full), "%s%s", script_name, path_info);
+	if (n < 0 || (size_t)n >= sizeof(full) || strncmp(full, prefix, prefix_len) != 0)
+		return -1;
+	n -= (int)prefix_len;
+	if ((size_t)n >= size)
+		return -1;
+	memcpy(buf, full + prefix_len, (size_t)n + 1);
+	return 0;
+}
+
+void http_route(const char *below, struct route *route)
+{
+	static const struct {
+		const char *prefix; /* "kind/" before a stream name, or the whole path */
+		enum route_kind kind;
+		int named;
+	} shapes[] = {
+		{ "stream/", ROUTE_STREAM, 1 },   { "snapshot/", ROUTE_SNAPSHOT, 1 },
+		{ "ingest/", ROUTE_INGEST, 1 },   { "status", ROUTE_STATUS, 0 },
+		{ "metrics", ROUTE_METRICS, 0 },
+	};
+	size_t i, n;
 
 	memset(route, 0, sizeof(*route));
 	route->kind = ROUTE_NONE;
-	if (!path || segment_from_end(path, 0, last, sizeof(last)) < 0)
+	if (!below)
 		return;
-	if (strcmp(last, "status") == 0 || strcmp(last, "metrics") == 0) {
-		route->kind = last[0] == 's' ? ROUTE_STATUS : ROUTE_METRICS;
+	/* The whole path must have one of the shapes: a name is one segment
+	 * of name characters (no '/', '.', '%'), so nothing can follow it or
+	 * hide another kind's path inside it. */
+	for (i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++) {
+		n = strlen(shapes[i].prefix);
+		if (!shapes[i].named) {
+			if (strcmp(below, shapes[i].prefix) == 0)
+				route->kind = shapes[i].kind;
+			continue;
+		}
+		if (strncmp(below, shapes[i].prefix, n) != 0 ||
+		    !config_stream_name_valid(below + n))
+			continue;
+		route->kind = shapes[i].kind;
+		/* valid names are at most STREAM_NAME_MAX bytes */
+		memcpy(route->name, below + n, strlen(below + n) + 1);
 		return;
 	}
-	if (segment_from_end(path, 1, prev, sizeof(prev)) < 0 || !config_stream_name_valid(last))
-		return;
-	if (strcmp(prev, "stream") == 0)
-		route->kind = ROUTE_STREAM;
-	else if (strcmp(prev, "snapshot") == 0)
-		route->kind = ROUTE_SNAPSHOT;
-	else if (strcmp(prev, "ingest") == 0)
-		route->kind = ROUTE_INGEST;
-	else
-		return;
-	/* valid names are at most STREAM_NAME_MAX bytes */
-	memcpy(route->name, last, strlen(last) + 1);
 }
 
 int http_parse_query(const char *query_string, enum route_kind kind, struct query *query,

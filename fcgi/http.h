@@ -46,10 +46,33 @@ int http_parse_long(const char *text, long min, long max, long *out)
 int http_parse_decimal(const char *text, double min, double max, double *out)
 	__attribute__((warn_unused_result));
 
-/* Routes by the path's last segments, so the responder works wherever the
- * web server mounts it: ".../stream/NAME", ".../snapshot/NAME",
- * ".../status", ".../metrics", ".../ingest/NAME".  A stream path whose name is not valid routes to ROUTE_NONE. */
-void http_route(const char *path, struct route *route);
+/* 1 if mount is a valid mount prefix for FastCGI: it begins and ends with
+ * '/', has no empty segment ("//"), no "." or ".." segment, only unreserved
+ * URL characters [A-Za-z0-9._~-] in between, and is at most MOUNT_MAX bytes:
+ * "/", "/cams/", "/site/cams/". */
+int http_mount_valid(const char *mount);
+
+/* The path a request asks for below the responder's mount point, copied
+ * into buf (size bytes) without the mount:
+ *  - plain CGI (mount NULL): the script is the mount point, so it is
+ *    PATH_INFO less its leading '/' (script_name is not looked at);
+ *  - FastCGI: SCRIPT_NAME followed by PATH_INFO (servers split the path
+ *    between them differently), which must begin with mount.
+ * NULL script_name or path_info count as empty.  The path is taken as the
+ * web server passes it, already decoded and normalised: nothing is decoded
+ * here.  -1 when the path is not below the mount point, or is longer than
+ * HTTP_PATH_MAX or buf. */
+int http_path_below(const char *mount, const char *script_name, const char *path_info,
+		    char *buf, size_t size) __attribute__((warn_unused_result));
+
+/* Routes the path below the mount point (from http_path_below).  Only a
+ * whole path of one of these shapes routes: "stream/NAME",
+ * "snapshot/NAME", "ingest/NAME" (NAME a valid stream name), "status" and
+ * "metrics".  Anything else, however much of it looks like a route
+ * ("ingest/stream/NAME", "stream/NAME/", "x/status", "/status",
+ * "stream//NAME"), is ROUTE_NONE: what the responder serves is always what
+ * the web server's location for that path says it is. */
+void http_route(const char *below, struct route *route);
 
 /* Parses QUERY_STRING for a route.  On error returns -1 with a one-line
  * message for the client in why, naming the parameter. */

@@ -208,25 +208,21 @@ static int can_hand_over(const struct server *srv, const FCGX_Request *req, int 
 static void handle(struct server *srv, FCGX_Request *req)
 {
 	const char *method = param(req, "REQUEST_METHOD");
-	const char *path = param(req, "PATH_INFO");
 	int head_only = strcmp(method, "HEAD") == 0;
 	struct route route;
 	struct query query;
 	struct stream *st = NULL;
-	char why[160];
+	char why[160], below[HTTP_PATH_MAX];
 
-	char full[HTTP_PATH_MAX];
-
-	/* The request path is SCRIPT_NAME + PATH_INFO however the server
-	 * splits it (nginx: all in SCRIPT_NAME; CGI: the script, then the
-	 * route in PATH_INFO; Apache with an alias: /stream + /demo), and
-	 * routing looks only at its last segments. */
-	if (snprintf(full, sizeof(full), "%s%s", param(req, "SCRIPT_NAME"), path) >=
-	    (int)sizeof(full)) {
-		viewer_error(req->out, 404, NULL, "no such path");
-		return;
-	}
-	http_route(full, &route);
+	/* Only the whole path below the mount point routes.  Under plain CGI
+	 * (server_handle_one: no listening socket) the script is the mount
+	 * point and the path is PATH_INFO; under FastCGI it is SCRIPT_NAME +
+	 * PATH_INFO, however the server splits it, less the configured mount. */
+	if (http_path_below(srv->listen_fd >= 0 ? srv->settings->mount : NULL,
+			    param(req, "SCRIPT_NAME"), param(req, "PATH_INFO"), below,
+			    sizeof(below)) < 0)
+		below[0] = '\0';
+	http_route(below, &route);
 	if (route.kind == ROUTE_NONE) {
 		viewer_error(req->out, 404, NULL, "no such path");
 		return;

@@ -1,6 +1,7 @@
 /* Fuzzes the request parsing of fcgi/http.c: the input as a path for
- * http_route and as a query string for http_parse_query under every route
- * kind, plus the strict number parsers underneath.  A broken invariant traps
+ * http_path_below and http_route and as a query string for
+ * http_parse_query under every route kind, plus the strict number parsers
+ * underneath.  A broken invariant traps
  * (__builtin_trap), which libFuzzer reports as a crash. */
 #include "config.h"
 #include "http.h"
@@ -23,77 +24,83 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 			__builtin_trap(); \
 	} while (0)
 
-/* The n-th '/'-separated segment from the end (0: the last) as a pointer
- * and length; -1 if the path has fewer segments. */
-static int segment(const char *path, int n, const char **start, size_t *len)
+/* What http.h promises, written out independently of http.c: the whole
+ * path is "status", "metrics", or one of the three kinds, a slash and a
+ * valid name (which holds no slash). */
+static enum route_kind expected_route(const char *path, const char **name)
 {
-	const char *end = path + strlen(path), *p;
+	static const struct {
+		const char *kind;
+		enum route_kind route;
+	} named[] = {
+		{ "stream", ROUTE_STREAM },
+		{ "snapshot", ROUTE_SNAPSHOT },
+		{ "ingest", ROUTE_INGEST },
+	};
+	const char *slash = strchr(path, '/');
+	size_t i;
 
-	for (;;) {
-		p = end;
-		while (p > path && p[-1] != '/')
-			p--;
-		if (n-- == 0)
-			break;
-		if (p == path)
-			return -1;
-		end = p - 1;
-	}
-	*start = p;
-	*len = (size_t)(end - p);
-	return 0;
-}
-
-static int segment_is(const char *start, size_t len, const char *word)
-{
-	return len == strlen(word) && memcmp(start, word, len) == 0;
-}
-
-/* What http.h promises, written out independently of http.c. */
-static enum route_kind expected_route(const char *path)
-{
-	const char *last, *prev;
-	size_t last_len, prev_len;
-	char name[STREAM_NAME_MAX + 2];
-
-	if (segment(path, 0, &last, &last_len) < 0)
-		return ROUTE_NONE;
-	if (segment_is(last, last_len, "status"))
+	*name = NULL;
+	if (strcmp(path, "status") == 0)
 		return ROUTE_STATUS;
-	if (segment_is(last, last_len, "metrics"))
+	if (strcmp(path, "metrics") == 0)
 		return ROUTE_METRICS;
-	if (last_len > STREAM_NAME_MAX || segment(path, 1, &prev, &prev_len) < 0)
+	if (!slash || !config_stream_name_valid(slash + 1))
 		return ROUTE_NONE;
-	memcpy(name, last, last_len);
-	name[last_len] = '\0';
-	if (!config_stream_name_valid(name))
-		return ROUTE_NONE;
-	if (segment_is(prev, prev_len, "stream"))
-		return ROUTE_STREAM;
-	if (segment_is(prev, prev_len, "snapshot"))
-		return ROUTE_SNAPSHOT;
-	if (segment_is(prev, prev_len, "ingest"))
-		return ROUTE_INGEST;
+	for (i = 0; i < sizeof(named) / sizeof(named[0]); i++) {
+		if ((size_t)(slash - path) == strlen(named[i].kind) &&
+		    memcmp(path, named[i].kind, (size_t)(slash - path)) == 0) {
+			*name = slash + 1;
+			return named[i].route;
+		}
+	}
 	return ROUTE_NONE;
 }
 
 static void check_route(const char *path)
 {
 	struct route route;
-	enum route_kind want = expected_route(path);
-	const char *last;
-	size_t last_len;
+	const char *name;
+	enum route_kind want = expected_route(path, &name);
 
 	http_route(path, &route);
 	CHECK(route.kind == want);
 	CHECK(memchr(route.name, '\0', sizeof(route.name)) != NULL);
-	if (route.kind == ROUTE_STREAM || route.kind == ROUTE_SNAPSHOT ||
-	    route.kind == ROUTE_INGEST) {
-		CHECK(config_stream_name_valid(route.name));
-		CHECK(segment(path, 0, &last, &last_len) == 0);
-		CHECK(strlen(route.name) == last_len && memcmp(route.name, last, last_len) == 0);
-	} else {
+	if (name)
+		CHECK(strcmp(route.name, name) == 0 && config_stream_name_valid(route.name));
+	else
 		CHECK(route.name[0] == '\0');
+}
+
+/* http_path_below, with the input split into SCRIPT_NAME and PATH_INFO at
+ * every '/' it holds (as servers split paths), under the default mount,
+ * a prefix, and plain CGI: a path given back is the input less the mount
+ * (CGI: PATH_INFO less its '/'), and one that is not below the mount is
+ * refused. */
+static void check_path_below(const char *text)
+{
+	static const char *const mounts[] = { "/", "/cams/", NULL };
+	static char script[HTTP_PATH_MAX + 2], below[HTTP_PATH_MAX];
+	size_t len = strlen(text), cut, m;
+
+	if (len > HTTP_PATH_MAX)
+		return;
+	for (cut = 0; cut <= len; cut++) {
+		if (cut != 0 && cut != len && text[cut] != '/')
+			continue;
+		memcpy(script, text, cut);
+		script[cut] = '\0';
+		for (m = 0; m < sizeof(mounts) / sizeof(mounts[0]); m++) {
+			const char *mount = mounts[m];
+			const char *whole = mount ? text : text + cut;
+			const char *prefix = mount ? mount : "/";
+			int ok = strncmp(whole, prefix, strlen(prefix)) == 0;
+			int rc = http_path_below(mount, script, text + cut, below, sizeof(below));
+
+			CHECK(rc == (ok ? 0 : -1));
+			if (rc == 0)
+				CHECK(strcmp(below, whole + strlen(prefix)) == 0);
+		}
 	}
 }
 
@@ -189,6 +196,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(text, data, size);
 	text[size] = '\0';
 	check_route(text);
+	check_path_below(text);
+	(void)http_mount_valid(text);
 	for (k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++)
 		check_query(text, kinds[k]);
 	check_long(text);

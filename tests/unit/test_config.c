@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* A temp directory holding the INI file under test and the captured
@@ -422,6 +423,165 @@ static void test_file_stream_without_source(void **state)
 	assert_file_refused(f, "[stream cam]\nfps = 5\n", 0, "source");
 }
 
+/* ---- the mount point ---------------------------------------------------- */
+
+static void test_mount(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const none[] = { NULL };
+	static const char *const cams[] = { "--mount", "/cams/", NULL };
+	static const char *const bad[][3] = {
+		{ "--mount", "", NULL },       { "--mount", "cams/", NULL },
+		{ "--mount", "/cams", NULL },  { "--mount", "//", NULL },
+		{ "--mount", "/a//b/", NULL }, { "--mount", "/../", NULL },
+		{ "--mount", "/a/./", NULL },  { "--mount", "/a b/", NULL },
+		{ "--mount", "/a%2f/", NULL },
+	};
+	size_t i;
+
+	assert_int_equal(from_args(&f->settings, none), 0);
+	assert_string_equal(f->settings.mount, "/");
+	assert_int_equal(from_args(&f->settings, cams), 0);
+	assert_string_equal(f->settings.mount, "/cams/");
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		const char *err;
+		int rc;
+
+		capture_stderr(f);
+		rc = from_args(&f->settings, bad[i]);
+		err = captured_stderr(f);
+		if (rc != -1)
+			fail_msg("--mount '%s' accepted", bad[i][1]);
+		assert_non_null(strstr(err, "--mount"));
+	}
+	write_ini(f, "[server]\nmount = /site/cams/\n");
+	config_defaults(&f->settings);
+	assert_int_equal(config_load_file(&f->settings, f->ini), 0);
+	assert_string_equal(f->settings.mount, "/site/cams/");
+	assert_file_refused(f, "[server]\n\nmount = /cams\n", 3, "mount");
+	assert_file_refused(f, "[server]\nmount = /a/../\n", 2, "mount");
+}
+
+/* ---- sections ----------------------------------------------------------- */
+
+/* A second [stream NAME] of a name already used would merge into the
+ * first one key by key; it is refused, naming the second section's line. */
+static void test_duplicate_stream_section(void **state)
+{
+	struct fixture *f = *state;
+
+	assert_file_refused(f,
+			    "[stream a]\nsource = pattern:bars\n"
+			    "[stream b]\nsource = pattern:bars\n"
+			    "\n[stream a]\nfps = 3\n",
+			    6, "duplicate section");
+	assert_file_refused(f,
+			    "[stream a]\nsource = pattern:bars\n"
+			    "[stream b]\nsource = pattern:bars\n"
+			    "\n[stream a]\nfps = 3\n",
+			    6, "line 1");
+	assert_file_refused(f,
+			    "; cams\n[stream a]\nsource = pattern:bars\n"
+			    "  [stream a]  \nsource = pattern:redblue\n",
+			    4, "[stream a]");
+	assert_file_refused(f,
+			    "[stream a]\nsource = pattern:bars\n"
+			    "[server]\nmax_viewers = 3\n"
+			    "[stream a]\nquality = 50\n",
+			    5, "duplicate section");
+}
+
+/* [server] may appear twice (a file appended to, as conf/stack.sh does
+ * for Apache); the last value of a key wins. */
+static void test_server_section_twice(void **state)
+{
+	struct fixture *f = *state;
+
+	write_ini(f, "[server]\nmax_viewers = 3\n[stream a]\nsource = pattern:bars\n"
+		     "[server]\nmax_viewers = 4\nbus_dir = /tmp/x\n");
+	config_defaults(&f->settings);
+	assert_int_equal(config_load_file(&f->settings, f->ini), 0);
+	assert_int_equal(f->settings.max_viewers, 4);
+	assert_int_equal(f->settings.stream_count, 1);
+}
+
+/* Streams may be called status or metrics: the path's whole shape says
+ * what is asked for (stream/status is a stream, status the document). */
+static void test_streams_named_status_and_metrics(void **state)
+{
+	struct fixture *f = *state;
+
+	write_ini(f, "[stream status]\nsource = pattern:bars\n"
+		     "[stream metrics]\nsource = pattern:redblue\n");
+	config_defaults(&f->settings);
+	assert_int_equal(config_load_file(&f->settings, f->ini), 0);
+	assert_int_equal(f->settings.stream_count, 2);
+	assert_non_null(config_find_stream(&f->settings, "status"));
+	assert_non_null(config_find_stream(&f->settings, "metrics"));
+}
+
+/* ---- files that are not config files ------------------------------------ */
+
+/* Expects path refused with a message naming it and needle. */
+static void assert_path_refused(struct fixture *f, const char *path, const char *needle)
+{
+	const char *err;
+	int rc;
+
+	config_defaults(&f->settings);
+	capture_stderr(f);
+	rc = config_load_file(&f->settings, path);
+	err = captured_stderr(f);
+	if (rc != -1)
+		fail_msg("config_load_file(%s) accepted", path);
+	if (!strstr(err, path) || !strstr(err, needle))
+		fail_msg("message \"%s\" does not name %s and %s", err, path, needle);
+	assert_int_equal(f->settings.stream_count, 0);
+}
+
+static void test_unreadable_files(void **state)
+{
+	struct fixture *f = *state;
+	char fifo[160];
+
+	/* each of these used to hang or load as an empty file: the alarm
+	 * turns a hang into a failure (SIGALRM ends the test binary) */
+	alarm(20);
+	assert_path_refused(f, "/dev/zero", "not a regular file");
+	assert_path_refused(f, "/dev/null", "not a regular file");
+	assert_path_refused(f, f->dir, "not a regular file");
+	snprintf(fifo, sizeof(fifo), "%s/fifo", f->dir);
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	assert_path_refused(f, fifo, "not a regular file");
+	unlink(fifo);
+	/* a regular file whose read fails */
+	assert_path_refused(f, "/proc/self/mem", "cannot read");
+	alarm(0);
+}
+
+/* A file over CONFIG_FILE_MAX bytes is refused, one of exactly that size
+ * is read. */
+static void test_file_size_limit(void **state)
+{
+	struct fixture *f = *state;
+	static char text[CONFIG_FILE_MAX + 2];
+	size_t i;
+
+	/* comment lines of 100 bytes, then "[stream a]" and its source */
+	for (i = 0; i < CONFIG_FILE_MAX; i++)
+		text[i] = i % 100 == 99 ? '\n' : i % 100 == 0 ? ';' : 'x';
+	memcpy(text + CONFIG_FILE_MAX - 40, "\n[stream a]\nsource = pattern:bars\n;xxxx\n", 40);
+	text[CONFIG_FILE_MAX] = '\0';
+	write_ini(f, text);
+	config_defaults(&f->settings);
+	assert_int_equal(config_load_file(&f->settings, f->ini), 0);
+	assert_int_equal(f->settings.stream_count, 1);
+	text[CONFIG_FILE_MAX] = '\n';
+	text[CONFIG_FILE_MAX + 1] = '\0';
+	write_ini(f, text);
+	assert_path_refused(f, f->ini, "larger than 1048576 bytes");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -439,6 +599,13 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_file_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_file_stream_without_source, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mount, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_duplicate_stream_section, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_server_section_twice, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_streams_named_status_and_metrics, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_unreadable_files, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_file_size_limit, setup, teardown),
 	};
 
 	return cmocka_run_group_tests_name("config", tests, NULL, NULL);

@@ -108,71 +108,144 @@ static void assert_route(const char *path, enum route_kind kind, const char *nam
 			 (int)route.kind, (int)kind);
 	if (name)
 		assert_string_equal(route.name, name);
+	if (kind == ROUTE_NONE || kind == ROUTE_STATUS || kind == ROUTE_METRICS)
+		assert_string_equal(route.name, "");
 }
 
-static void test_route_stream_and_snapshot(void **state)
+static void test_route_every_shape(void **state)
 {
 	(void)state;
-	assert_route("/stream/demo", ROUTE_STREAM, "demo");
-	assert_route("/snapshot/demo", ROUTE_SNAPSHOT, "demo");
 	assert_route("stream/demo", ROUTE_STREAM, "demo");
-	assert_route("/stream/Cam_1-b", ROUTE_STREAM, "Cam_1-b");
-	assert_route("/ingest/cam", ROUTE_INGEST, "cam");
-}
-
-static void test_route_status_and_metrics(void **state)
-{
-	(void)state;
-	assert_route("/status", ROUTE_STATUS, "");
+	assert_route("snapshot/demo", ROUTE_SNAPSHOT, "demo");
+	assert_route("stream/Cam_1-b", ROUTE_STREAM, "Cam_1-b");
+	assert_route("ingest/cam", ROUTE_INGEST, "cam");
 	assert_route("status", ROUTE_STATUS, "");
-	assert_route("/cam/status", ROUTE_STATUS, "");
-	assert_route("/metrics", ROUTE_METRICS, "");
+	assert_route("metrics", ROUTE_METRICS, "");
 }
 
-static void test_route_under_prefix(void **state)
+/* Streams called status or metrics are streams like any other: the kind
+ * comes from the whole path, so there is nothing to confuse. */
+static void test_route_streams_named_like_documents(void **state)
 {
 	(void)state;
-	assert_route("/cam/stream/demo", ROUTE_STREAM, "demo");
-	assert_route("/a/b/c/snapshot/bars", ROUTE_SNAPSHOT, "bars");
-	assert_route("/mjpeg/status", ROUTE_STATUS, "");
-	/* the script name is part of the path when a server passes the full URI */
-	assert_route("/mjpeg.fcgi/stream/demo", ROUTE_STREAM, "demo");
+	assert_route("stream/status", ROUTE_STREAM, "status");
+	assert_route("stream/metrics", ROUTE_STREAM, "metrics");
+	assert_route("snapshot/status", ROUTE_SNAPSHOT, "status");
+	assert_route("snapshot/metrics", ROUTE_SNAPSHOT, "metrics");
+	assert_route("ingest/status", ROUTE_INGEST, "status");
+	assert_route("ingest/metrics", ROUTE_INGEST, "metrics");
+	assert_route("stream/stream", ROUTE_STREAM, "stream");
+	assert_route("ingest/snapshot", ROUTE_INGEST, "snapshot");
+}
+
+/* Every path of every kind behind every other kind's path (and behind
+ * other prefixes) routes as nothing, or as the outer kind when the inner
+ * path is a single segment that is a valid name: never as the inner kind.
+ * This is what keeps a web server's access control per location true. */
+static void test_route_crossings(void **state)
+{
+	static const struct {
+		const char *path;
+		enum route_kind kind;
+	} inner[] = {
+		{ "stream/bars", ROUTE_STREAM },     { "snapshot/bars", ROUTE_SNAPSHOT },
+		{ "ingest/bars", ROUTE_INGEST },     { "status", ROUTE_STATUS },
+		{ "metrics", ROUTE_METRICS },
+	};
+	static const struct {
+		const char *prefix;
+		enum route_kind kind; /* what prefix + one name routes as */
+	} outer[] = {
+		{ "stream/", ROUTE_STREAM },     { "snapshot/", ROUTE_SNAPSHOT },
+		{ "ingest/", ROUTE_INGEST },     { "stream/x/", ROUTE_NONE },
+		{ "snapshot/x/", ROUTE_NONE },   { "ingest/x/", ROUTE_NONE },
+		{ "status/", ROUTE_NONE },       { "metrics/", ROUTE_NONE },
+		{ "x/", ROUTE_NONE },            { "cams/", ROUTE_NONE },
+		{ "/", ROUTE_NONE },             { "mjpeg.cgi/", ROUTE_NONE },
+		{ "./", ROUTE_NONE },            { "../", ROUTE_NONE },
+		{ "stream//", ROUTE_NONE },      { "ingest/x/y/", ROUTE_NONE },
+	};
+	char path[256];
+	size_t i, o;
+
+	(void)state;
+	for (o = 0; o < sizeof(outer) / sizeof(outer[0]); o++) {
+		for (i = 0; i < sizeof(inner) / sizeof(inner[0]); i++) {
+			int one_segment = strchr(inner[i].path, '/') == NULL;
+			enum route_kind want = one_segment ? outer[o].kind : ROUTE_NONE;
+			struct route route;
+
+			snprintf(path, sizeof(path), "%s%s", outer[o].prefix, inner[i].path);
+			assert_route(path, want, want == ROUTE_NONE ? NULL : inner[i].path);
+			http_route(path, &route);
+			if (route.kind == inner[i].kind && inner[i].kind != outer[o].kind)
+				fail_msg("\"%s\" routes as the inner kind", path);
+			/* and with anything after it */
+			snprintf(path, sizeof(path), "%s%s/", outer[o].prefix, inner[i].path);
+			assert_route(path, ROUTE_NONE, NULL);
+			snprintf(path, sizeof(path), "%s%s/extra", outer[o].prefix, inner[i].path);
+			assert_route(path, ROUTE_NONE, NULL);
+		}
+	}
+	/* each kind followed by more segments */
+	for (i = 0; i < sizeof(inner) / sizeof(inner[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", inner[i].path, "stream/bars");
+		assert_route(path, ROUTE_NONE, NULL);
+		snprintf(path, sizeof(path), "%s/", inner[i].path);
+		assert_route(path, ROUTE_NONE, NULL);
+		snprintf(path, sizeof(path), "/%s", inner[i].path);
+		assert_route(path, ROUTE_NONE, NULL);
+	}
 }
 
 static void test_route_empty_name(void **state)
 {
 	(void)state;
-	assert_route("/stream/", ROUTE_NONE, NULL);
-	assert_route("/snapshot/", ROUTE_NONE, NULL);
-	assert_route("/stream//", ROUTE_NONE, NULL);
-	assert_route("/stream/demo/", ROUTE_NONE, NULL);
+	assert_route("stream/", ROUTE_NONE, NULL);
+	assert_route("snapshot/", ROUTE_NONE, NULL);
+	assert_route("ingest/", ROUTE_NONE, NULL);
+	assert_route("stream//", ROUTE_NONE, NULL);
+	assert_route("stream//demo", ROUTE_NONE, NULL);
+	assert_route("stream/demo/", ROUTE_NONE, NULL);
 }
 
+/* Paths reach the responder decoded and normalised by the web server; what
+ * is left of encodings, dot segments or odd characters never routes. */
 static void test_route_invalid_names(void **state)
 {
-	char path[256], name[80];
+	char name[80], path[128];
 
 	(void)state;
-	assert_route("/stream/de.mo", ROUTE_NONE, NULL);
-	assert_route("/stream/..", ROUTE_NONE, NULL);
-	assert_route("/stream/a b", ROUTE_NONE, NULL);
-	assert_route("/stream/a%2Fb", ROUTE_NONE, NULL);
-	assert_route("/snapshot/x?y", ROUTE_NONE, NULL);
+	assert_route("stream/de.mo", ROUTE_NONE, NULL);
+	assert_route("stream/..", ROUTE_NONE, NULL);
+	assert_route("stream/.", ROUTE_NONE, NULL);
+	assert_route("stream/./demo", ROUTE_NONE, NULL);
+	assert_route("stream/../status", ROUTE_NONE, NULL);
+	assert_route("./status", ROUTE_NONE, NULL);
+	assert_route("stream/a b", ROUTE_NONE, NULL);
+	assert_route("stream/a%2Fb", ROUTE_NONE, NULL);
+	assert_route("stream%2Fdemo", ROUTE_NONE, NULL);
+	assert_route("%73tatus", ROUTE_NONE, NULL);
+	assert_route("stream/%64emo", ROUTE_NONE, NULL);
+	assert_route("snapshot/x?y", ROUTE_NONE, NULL);
+	assert_route("stream/demo\n", ROUTE_NONE, NULL);
+	assert_route("status\n", ROUTE_NONE, NULL);
+	assert_route("stream\\demo", ROUTE_NONE, NULL);
 
 	/* 64 characters is the longest valid name, 65 is one too many */
 	memset(name, 'a', 64);
 	name[64] = '\0';
-	snprintf(path, sizeof(path), "/stream/%s", name);
+	snprintf(path, sizeof(path), "stream/%s", name);
 	assert_route(path, ROUTE_STREAM, name);
 	memset(name, 'a', 65);
 	name[65] = '\0';
-	snprintf(path, sizeof(path), "/stream/%s", name);
+	snprintf(path, sizeof(path), "stream/%s", name);
 	assert_route(path, ROUTE_NONE, NULL);
-	snprintf(path, sizeof(path), "/snapshot/%s", name);
+	snprintf(path, sizeof(path), "snapshot/%s", name);
 	assert_route(path, ROUTE_NONE, NULL);
 	memset(name, 'b', 79);
 	name[79] = '\0';
-	snprintf(path, sizeof(path), "/stream/%s", name);
+	snprintf(path, sizeof(path), "stream/%s", name);
 	assert_route(path, ROUTE_NONE, NULL);
 }
 
@@ -183,15 +256,181 @@ static void test_route_unknown(void **state)
 	assert_route("", ROUTE_NONE, NULL);
 	assert_route("/", ROUTE_NONE, NULL);
 	assert_route("demo", ROUTE_NONE, NULL);
-	assert_route("/demo", ROUTE_NONE, NULL);
-	assert_route("/stream", ROUTE_NONE, NULL);
-	assert_route("/snapshot", ROUTE_NONE, NULL);
-	assert_route("/streams/demo", ROUTE_NONE, NULL);
-	assert_route("/STREAM/demo", ROUTE_NONE, NULL);
-	assert_route("/status/demo", ROUTE_NONE, NULL);
-	assert_route("/stream/demo/extra", ROUTE_NONE, NULL);
-	assert_route("/statusx", ROUTE_NONE, NULL);
-	assert_route("/index.html", ROUTE_NONE, NULL);
+	assert_route("stream", ROUTE_NONE, NULL);
+	assert_route("snapshot", ROUTE_NONE, NULL);
+	assert_route("ingest", ROUTE_NONE, NULL);
+	assert_route("streams/demo", ROUTE_NONE, NULL);
+	assert_route("STREAM/demo", ROUTE_NONE, NULL);
+	assert_route("Status", ROUTE_NONE, NULL);
+	assert_route("status/demo", ROUTE_NONE, NULL);
+	assert_route("statusx", ROUTE_NONE, NULL);
+	assert_route("xstatus", ROUTE_NONE, NULL);
+	assert_route("index.html", ROUTE_NONE, NULL);
+	/* the old way of routing, by the last segments, is gone */
+	assert_route("cam/status", ROUTE_NONE, NULL);
+	assert_route("cam/stream/demo", ROUTE_NONE, NULL);
+	assert_route("a/b/c/snapshot/bars", ROUTE_NONE, NULL);
+	assert_route("mjpeg.fcgi/stream/demo", ROUTE_NONE, NULL);
+}
+
+/* ---- http_mount_valid and http_path_below ------------------------------- */
+
+static void test_mount_valid(void **state)
+{
+	char mount[MOUNT_MAX + 2];
+
+	(void)state;
+	assert_true(http_mount_valid("/"));
+	assert_true(http_mount_valid("/cams/"));
+	assert_true(http_mount_valid("/site/cams/"));
+	assert_true(http_mount_valid("/a.b/~u/_-9/"));
+	assert_true(http_mount_valid("/...x/"));
+	assert_false(http_mount_valid(NULL));
+	assert_false(http_mount_valid(""));
+	assert_false(http_mount_valid("cams/"));
+	assert_false(http_mount_valid("/cams"));
+	assert_false(http_mount_valid("//"));
+	assert_false(http_mount_valid("/a//b/"));
+	assert_false(http_mount_valid("/./"));
+	assert_false(http_mount_valid("/../"));
+	assert_false(http_mount_valid("/a/../"));
+	assert_false(http_mount_valid("/a/./b/"));
+	assert_false(http_mount_valid("/a b/"));
+	assert_false(http_mount_valid("/a%2F/"));
+	assert_false(http_mount_valid("/a?b/"));
+	assert_false(http_mount_valid("/a\\b/"));
+	assert_false(http_mount_valid("/a\n/"));
+	/* MOUNT_MAX bytes is the longest */
+	memset(mount, 'a', MOUNT_MAX);
+	mount[0] = mount[MOUNT_MAX - 1] = '/';
+	mount[MOUNT_MAX] = '\0';
+	assert_true(http_mount_valid(mount));
+	mount[MOUNT_MAX] = '/';
+	mount[MOUNT_MAX + 1] = '\0';
+	assert_false(http_mount_valid(mount));
+}
+
+/* mount NULL is plain CGI.  Expects the path below, or -1 for NULL. */
+static void assert_below(const char *mount, const char *script_name, const char *path_info,
+			 const char *expected)
+{
+	char buf[HTTP_PATH_MAX];
+	int rc;
+
+	memset(buf, 0x5a, sizeof(buf));
+	rc = http_path_below(mount, script_name, path_info, buf, sizeof(buf));
+	if (!expected) {
+		if (rc != -1)
+			fail_msg("http_path_below(%s, \"%s\", \"%s\") gave \"%s\"",
+				 mount ? mount : "CGI", script_name ? script_name : "(null)",
+				 path_info ? path_info : "(null)", buf);
+		return;
+	}
+	if (rc != 0)
+		fail_msg("http_path_below(%s, \"%s\", \"%s\") refused", mount ? mount : "CGI",
+			 script_name ? script_name : "(null)", path_info ? path_info : "(null)");
+	assert_string_equal(buf, expected);
+}
+
+static void test_path_below_fastcgi(void **state)
+{
+	(void)state;
+	/* nginx: the whole path in SCRIPT_NAME */
+	assert_below("/", "/stream/demo", NULL, "stream/demo");
+	assert_below("/", "/stream/demo", "", "stream/demo");
+	/* lighttpd fix-root-scriptname, mod_fcgid's virtual wrapper */
+	assert_below("/", "", "/stream/demo", "stream/demo");
+	assert_below("/", NULL, "/status", "status");
+	/* split anywhere */
+	assert_below("/", "/stream", "/demo", "stream/demo");
+	assert_below("/", "/", "", "");
+	/* under a prefix: it must be there, as a whole segment */
+	assert_below("/cams/", "/cams/stream/demo", "", "stream/demo");
+	assert_below("/cams/", "/cams", "/stream/demo", "stream/demo");
+	assert_below("/cams/", "/cams/status", NULL, "status");
+	assert_below("/cams/", "/stream/demo", NULL, NULL);
+	assert_below("/cams/", "/camsx/stream/demo", NULL, NULL);
+	assert_below("/cams/", "/cams", NULL, NULL);
+	assert_below("/cams/", "/other/cams/stream/demo", NULL, NULL);
+	assert_below("/a/b/", "/a/b/metrics", NULL, "metrics");
+	assert_below("/a/b/", "/a/metrics", NULL, NULL);
+	/* no path at all, or one without its leading slash */
+	assert_below("/", "", "", NULL);
+	assert_below("/", NULL, NULL, NULL);
+	assert_below("/", "stream/demo", NULL, NULL);
+}
+
+static void test_path_below_cgi(void **state)
+{
+	(void)state;
+	/* the script is the mount point, wherever it is */
+	assert_below(NULL, "/mjpeg.cgi", "/stream/demo", "stream/demo");
+	assert_below(NULL, "/cams/mjpeg.cgi", "/status", "status");
+	assert_below(NULL, NULL, "/snapshot/demo", "snapshot/demo");
+	/* and SCRIPT_NAME never routes by itself */
+	assert_below(NULL, "/stream/demo", "", NULL);
+	assert_below(NULL, "/stream/demo", NULL, NULL);
+	assert_below(NULL, "/mjpeg.cgi", "stream/demo", NULL);
+	assert_below(NULL, "/mjpeg.cgi", "/ingest/x/stream/bars", "ingest/x/stream/bars");
+}
+
+static void test_path_below_too_long(void **state)
+{
+	static char long_path[HTTP_PATH_MAX + 16], big[HTTP_PATH_MAX + 16];
+	char small[8];
+
+	(void)state;
+	memset(long_path, 'a', sizeof(long_path) - 1);
+	long_path[0] = '/';
+	long_path[sizeof(long_path) - 1] = '\0';
+	assert_below("/", long_path, NULL, NULL);
+	assert_below(NULL, "/mjpeg.cgi", long_path, NULL);
+	/* exactly HTTP_PATH_MAX bytes is the longest path taken */
+	long_path[HTTP_PATH_MAX] = '\0';
+	assert_int_equal(http_path_below("/", long_path, NULL, big, sizeof(big)), 0);
+	assert_int_equal(strlen(big), HTTP_PATH_MAX - 1);
+	long_path[HTTP_PATH_MAX] = 'a';
+	long_path[HTTP_PATH_MAX + 1] = '\0';
+	assert_int_equal(http_path_below("/", long_path, NULL, big, sizeof(big)), -1);
+	/* and the caller's buffer must take it */
+	assert_int_equal(http_path_below("/", "/stream/demo", NULL, small, sizeof(small)), -1);
+	assert_int_equal(http_path_below("/", "/status", NULL, small, sizeof(small)), 0);
+	assert_string_equal(small, "status");
+}
+
+/* The whole chain, as server.c runs it, for the paths of the issue that
+ * reached another kind's answer through a location of their own. */
+static void assert_request(const char *mount, const char *script_name, const char *path_info,
+			   enum route_kind kind)
+{
+	char buf[HTTP_PATH_MAX];
+	struct route route;
+
+	if (http_path_below(mount, script_name, path_info, buf, sizeof(buf)) < 0)
+		buf[0] = '\0';
+	http_route(buf, &route);
+	if (route.kind != kind)
+		fail_msg("%s \"%s\" + \"%s\": kind %d, expected %d", mount ? mount : "CGI",
+			 script_name, path_info, (int)route.kind, (int)kind);
+}
+
+static void test_request_routes(void **state)
+{
+	(void)state;
+	assert_request("/", "/stream/bars", "", ROUTE_STREAM);
+	assert_request("/", "/ingest/stream/bars", "", ROUTE_NONE);
+	assert_request("/", "/ingest/snapshot/bars", "", ROUTE_NONE);
+	assert_request("/", "/ingest/x/status", "", ROUTE_NONE);
+	assert_request("/", "/ingest/x/metrics", "", ROUTE_NONE);
+	assert_request("/", "/snapshot/x/metrics", "", ROUTE_NONE);
+	assert_request("/", "/cams/stream/bars", "", ROUTE_NONE);
+	assert_request("/cams/", "/cams/stream/bars", "", ROUTE_STREAM);
+	assert_request("/cams/", "/cams/ingest/stream/bars", "", ROUTE_NONE);
+	assert_request("/cams/", "/status", "", ROUTE_NONE);
+	assert_request(NULL, "/mjpeg.cgi", "/ingest/x/stream/bars", ROUTE_NONE);
+	assert_request(NULL, "/mjpeg.cgi", "/stream/bars", ROUTE_STREAM);
+	assert_request(NULL, "/cams/mjpeg.cgi", "/status", ROUTE_STATUS);
+	assert_request(NULL, "/status", "", ROUTE_NONE);
 }
 
 /* ---- http_parse_query --------------------------------------------------- */
@@ -421,12 +660,17 @@ int main(void)
 		cmocka_unit_test(test_parse_long_rejects_trailing_junk),
 		cmocka_unit_test(test_parse_long_rejects_overflow),
 		cmocka_unit_test(test_parse_long_bounds_inclusive),
-		cmocka_unit_test(test_route_stream_and_snapshot),
-		cmocka_unit_test(test_route_status_and_metrics),
-		cmocka_unit_test(test_route_under_prefix),
+		cmocka_unit_test(test_route_every_shape),
+		cmocka_unit_test(test_route_streams_named_like_documents),
+		cmocka_unit_test(test_route_crossings),
 		cmocka_unit_test(test_route_empty_name),
 		cmocka_unit_test(test_route_invalid_names),
 		cmocka_unit_test(test_route_unknown),
+		cmocka_unit_test(test_mount_valid),
+		cmocka_unit_test(test_path_below_fastcgi),
+		cmocka_unit_test(test_path_below_cgi),
+		cmocka_unit_test(test_path_below_too_long),
+		cmocka_unit_test(test_request_routes),
 		cmocka_unit_test(test_query_empty),
 		cmocka_unit_test(test_query_fps_valid),
 		cmocka_unit_test(test_query_fps_invalid),
