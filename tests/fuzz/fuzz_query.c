@@ -3,6 +3,7 @@
  * kind, plus the strict number parsers underneath.  A broken invariant traps
  * (__builtin_trap), which libFuzzer reports as a crash. */
 #include "config.h"
+#include "fuzz.h"
 #include "http.h"
 
 #include <stddef.h>
@@ -14,14 +15,6 @@
 #define WHY_BYTES 160
 /* Poison that must not survive in why after a failure. */
 #define WHY_POISON 0xA5
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                      \
-	do {                             \
-		if (!(cond))             \
-			__builtin_trap(); \
-	} while (0)
 
 /* The n-th '/'-separated segment from the end (0: the last) as a pointer
  * and length; -1 if the path has fewer segments. */
@@ -181,13 +174,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		ROUTE_NONE,   ROUTE_STREAM,  ROUTE_SNAPSHOT,
 		ROUTE_STATUS, ROUTE_INGEST, ROUTE_METRICS,
 	};
-	char *text = malloc(size + 1);
+	char *text = fuzz_string("", data, size);
 	size_t k;
 
 	if (!text)
 		return 0;
-	memcpy(text, data, size);
-	text[size] = '\0';
 	check_route(text);
 	for (k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++)
 		check_query(text, kinds[k]);
