@@ -267,39 +267,40 @@ static void test_read_into_small_buffer(void **state)
 
 /* ---- waiting ------------------------------------------------------------ */
 
+/* bus_wait_newer(after, timeout_usec), which must return want; the
+ * microseconds it took. */
+static int64_t timed_wait_newer(struct fixture *f, uint64_t after, int64_t timeout_usec, int want)
+{
+	int64_t t0 = clock_mono_usec();
+
+	assert_int_equal(bus_wait_newer(f->bus, after, timeout_usec), want);
+	return clock_mono_usec() - t0;
+}
+
 static void test_wait_newer_immediate(void **state)
 {
 	struct fixture *f = *state;
-	int64_t t0, dt;
 
 	lock_producer(f);
 	publish_tagged(f->bus, 100, 1, 1);
-	t0 = clock_mono_usec();
-	assert_int_equal(bus_wait_newer(f->bus, 0, WAIT_TIMEOUT_USEC), 1);
-	dt = clock_mono_usec() - t0;
-	assert_true(dt < EARLY_END_MAX_USEC);
+	assert_true(timed_wait_newer(f, 0, WAIT_TIMEOUT_USEC, 1) < EARLY_END_MAX_USEC);
 }
 
 static void test_wait_newer_times_out(void **state)
 {
 	struct fixture *f = *state;
 	const int64_t timeout = 50 * USEC_PER_MSEC;
-	int64_t t0, dt;
+	const uint64_t after[] = { 1, 5 }; /* the newest, and one the bus never had */
 
 	lock_producer(f);
 	publish_tagged(f->bus, 100, 1, 1);
-	t0 = clock_mono_usec();
-	assert_int_equal(bus_wait_newer(f->bus, 1, timeout), 0);
-	dt = clock_mono_usec() - t0;
-	if (dt < timeout - EARLY_SLACK_USEC || dt > TIMEOUT_LATE_MAX_USEC)
-		fail_msg("bus_wait_newer(timeout 50 ms) returned after %lld usec", (long long)dt);
+	for (size_t i = 0; i < sizeof(after) / sizeof(after[0]); i++) {
+		int64_t dt = timed_wait_newer(f, after[i], timeout, 0);
 
-	/* on an empty bus as well */
-	t0 = clock_mono_usec();
-	assert_int_equal(bus_wait_newer(f->bus, 5, timeout), 0);
-	dt = clock_mono_usec() - t0;
-	if (dt < timeout - EARLY_SLACK_USEC || dt > TIMEOUT_LATE_MAX_USEC)
-		fail_msg("bus_wait_newer(timeout 50 ms) returned after %lld usec", (long long)dt);
+		if (dt < timeout - EARLY_SLACK_USEC || dt > TIMEOUT_LATE_MAX_USEC)
+			fail_msg("bus_wait_newer(%llu, timeout 50 ms) returned after %lld usec",
+				 (unsigned long long)after[i], (long long)dt);
+	}
 }
 
 struct delayed {
@@ -321,11 +322,13 @@ static void *delayed_publish(void *arg)
 	return NULL;
 }
 
-/* A publish from another thread ends the wait long before its timeout. */
-static void test_wait_newer_woken_by_publish(void **state)
+/* bus_wait_newer(0) as producer while another thread, 30 ms in, publishes
+ * (wake_only 0) or only wakes the waiters (1).  Returns what the wait
+ * returned, which must have ended long before its timeout. */
+static int wait_newer_beside(struct fixture *f, int wake_only)
 {
-	struct fixture *f = *state;
-	struct delayed d = { .bus = f->bus, .delay_usec = 30 * USEC_PER_MSEC };
+	struct delayed d = { .bus = f->bus, .delay_usec = 30 * USEC_PER_MSEC,
+			     .wake_only = wake_only };
 	pthread_t thread;
 	int64_t t0, dt;
 	int rc;
@@ -336,27 +339,22 @@ static void test_wait_newer_woken_by_publish(void **state)
 	rc = bus_wait_newer(f->bus, 0, WAIT_TIMEOUT_USEC);
 	dt = clock_mono_usec() - t0;
 	assert_int_equal(pthread_join(thread, NULL), 0);
-	assert_int_equal(rc, 1);
 	assert_true(dt < EARLY_END_MAX_USEC);
+	return rc;
+}
+
+/* A publish from another thread ends the wait long before its timeout. */
+static void test_wait_newer_woken_by_publish(void **state)
+{
+	struct fixture *f = *state;
+
+	assert_int_equal(wait_newer_beside(f, 0), 1);
 	assert_int_equal(bus_latest(f->bus), 1);
 }
 
 static void test_wake_all_ends_wait(void **state)
 {
-	struct fixture *f = *state;
-	struct delayed d = { .bus = f->bus, .delay_usec = 30 * USEC_PER_MSEC, .wake_only = 1 };
-	pthread_t thread;
-	int64_t t0, dt;
-	int rc;
-
-	lock_producer(f);
-	t0 = clock_mono_usec();
-	assert_int_equal(pthread_create(&thread, NULL, delayed_publish, &d), 0);
-	rc = bus_wait_newer(f->bus, 0, WAIT_TIMEOUT_USEC);
-	dt = clock_mono_usec() - t0;
-	assert_int_equal(pthread_join(thread, NULL), 0);
-	assert_int_equal(rc, 0);
-	assert_true(dt < EARLY_END_MAX_USEC);
+	assert_int_equal(wait_newer_beside(*state, 1), 0);
 }
 
 /* ---- sharing ------------------------------------------------------------ */

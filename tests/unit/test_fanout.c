@@ -659,6 +659,18 @@ static struct client *add_viewer(struct fixture *f, const struct query *query)
 
 static const struct query plain_query; /* no ?fps, no ?frames */
 
+/* A viewer with query that has its first part: the frame published for
+ * it (tag 1 on a fresh fixture). */
+static struct client *add_watching_viewer(struct fixture *f, const struct query *query)
+{
+	struct client *c;
+
+	publish(f);
+	c = add_viewer(f, query);
+	assert_true(client_wait(c, has_parts, 1, WAIT_USEC));
+	return c;
+}
+
 static struct bus_stats stats(const struct fixture *f)
 {
 	struct bus_stats s;
@@ -831,9 +843,7 @@ static void test_newer_frame_at_once(void **state)
 	int64_t published;
 	uint32_t tag;
 
-	publish(f);
-	c = add_viewer(f, &plain_query);
-	assert_true(client_wait(c, has_parts, 1, WAIT_USEC));
+	c = add_watching_viewer(f, &plain_query);
 	for (int round = 0; round < 3; round++) {
 		published = clock_mono_usec();
 		tag = publish(f);
@@ -1096,9 +1106,7 @@ static void test_peer_close_removes_viewer(void **state)
 	struct client *c;
 	int64_t closed;
 
-	publish(f);
-	c = add_viewer(f, &plain_query);
-	assert_true(client_wait(c, has_parts, 1, WAIT_USEC));
+	c = add_watching_viewer(f, &plain_query);
 	assert_true(wait_viewers(f, 1, 0));
 	client_stop_reading(c);
 	close(c->fd);
@@ -1116,9 +1124,7 @@ static void test_peer_half_close_keeps_viewer(void **state)
 	struct client *c;
 	uint32_t tag;
 
-	publish(f);
-	c = add_viewer(f, &plain_query);
-	assert_true(client_wait(c, has_parts, 1, WAIT_USEC));
+	c = add_watching_viewer(f, &plain_query);
 	assert_int_equal(shutdown(c->fd, SHUT_WR), 0);
 	clock_sleep_usec(20 * USEC_PER_MSEC);
 	tag = publish(f);
@@ -1139,9 +1145,7 @@ static void test_input_drained_clean_end(void **state)
 	struct client *c;
 	uint32_t tag;
 
-	publish(f);
-	c = add_viewer(f, &query);
-	assert_true(client_wait(c, has_parts, 1, WAIT_USEC));
+	c = add_watching_viewer(f, &query);
 	assert_int_equal(send(c->fd, input, sizeof(input), MSG_NOSIGNAL), (ssize_t)sizeof(input));
 	clock_sleep_usec(20 * USEC_PER_MSEC);
 	tag = publish(f);
@@ -1159,9 +1163,7 @@ static void test_stop_ends_viewers(void **state)
 	uint32_t tag;
 	size_t n1, n2;
 
-	publish(f);
-	c1 = add_viewer(f, &plain_query);
-	assert_true(client_wait(c1, has_parts, 1, WAIT_USEC));
+	c1 = add_watching_viewer(f, &plain_query);
 	tag = publish(f);
 	assert_true(client_wait(c1, has_tag, tag, WAIT_USEC));
 	c2 = add_viewer(f, &plain_query);
@@ -1198,11 +1200,10 @@ static void test_stop_before_first_frame(void **state)
 static void test_stop_without_flag(void **state)
 {
 	struct fixture *f = *state;
-	uint32_t tag = publish(f);
-	struct client *c = add_viewer(f, &plain_query);
+	struct client *c = add_watching_viewer(f, &plain_query);
+	uint32_t tag = f->published;
 	int left;
 
-	assert_true(client_wait(c, has_parts, 1, WAIT_USEC));
 	left = fanout_stop(f->fanout, WAIT_USEC);
 	assert_int_equal(left, 0);
 	fanout_free(f->fanout);
@@ -1215,11 +1216,11 @@ static void test_stop_without_flag(void **state)
 static void test_retired_stream_ends_viewers(void **state)
 {
 	struct fixture *f = *state;
-	uint32_t tag = publish(f);
-	struct client *c1 = add_viewer(f, &plain_query), *c2 = add_viewer(f, &plain_query);
+	struct client *c1 = add_watching_viewer(f, &plain_query);
+	struct client *c2 = add_viewer(f, &plain_query);
+	uint32_t tag = f->published;
 	size_t n1, n2;
 
-	assert_true(client_wait(c1, has_parts, 1, WAIT_USEC));
 	assert_true(client_wait(c2, has_parts, 1, WAIT_USEC));
 	n1 = client_seen(c1).part_count;
 	n2 = client_seen(c2).part_count;
@@ -1235,11 +1236,10 @@ static void test_retired_stream_ends_viewers(void **state)
 static void test_size_change_ends_viewer(void **state)
 {
 	struct fixture *f = *state;
-	uint32_t tag = publish(f);
-	struct client *c = add_viewer(f, &plain_query);
+	struct client *c = add_watching_viewer(f, &plain_query);
+	uint32_t tag = f->published;
 	size_t n;
 
-	assert_true(client_wait(c, has_parts, 1, WAIT_USEC));
 	n = client_seen(c).part_count;
 	publish_sized(f, SMALL_FRAME, WIDTH / 2, HEIGHT / 2);
 	assert_true(assert_ended(f, c, tag) > n);

@@ -233,6 +233,19 @@ static void assert_splits_to_any_chunking(const struct blob *in, size_t frame_by
 					 want_count);
 }
 
+/* Splits in into want under every chunking, then once more whole into
+ * held.out: the splitter is returned for its counters. */
+static struct mjpeg_splitter *split_counted(const struct blob *in, size_t frame_bytes_max,
+					    const struct blob *const *want, size_t want_count)
+{
+	struct mjpeg_splitter *s;
+
+	assert_splits_to_any_chunking(in, frame_bytes_max, want, want_count);
+	s = held_splitter(frame_bytes_max);
+	split_all(s, in, 0, 0, &held.out);
+	return s;
+}
+
 /* Where the entropy-coded data of a (single-scan) JPEG begins. */
 static size_t scan_start(const struct blob *jpeg)
 {
@@ -330,10 +343,7 @@ static void test_split_skips_garbage(void **state)
 	blob_add(in, between, sizeof(between));
 	blob_add(in, f2.data, f2.len);
 	blob_add(in, after, sizeof(after) - 1);
-	assert_splits_to_any_chunking(in, FRAME_BYTES_MAX_DEFAULT, want, 2);
-
-	s = held_splitter(FRAME_BYTES_MAX_DEFAULT);
-	split_all(s, in, 0, 0, &held.out);
+	s = split_counted(in, FRAME_BYTES_MAX_DEFAULT, want, 2);
 	assert_int_equal(s->frames_cut, 1); /* the false SOI */
 	assert_true(s->bytes_skipped > 0);
 }
@@ -459,9 +469,7 @@ static void test_split_cut_in_scan(void **state)
 	blob_add(in, f1.data, f1.len - 50);
 	blob_add(in, f2.data, f2.len);
 	blob_add(in, f1.data, f1.len);
-	assert_splits_to_any_chunking(in, FRAME_BYTES_MAX_DEFAULT, want, 2);
-	s = held_splitter(FRAME_BYTES_MAX_DEFAULT);
-	split_all(s, in, 0, 0, &held.out);
+	s = split_counted(in, FRAME_BYTES_MAX_DEFAULT, want, 2);
 	assert_int_equal(s->frames_cut, 1);
 }
 
@@ -535,9 +543,7 @@ static void test_split_oversized(void **state)
 	blob_add(in, f1.data, f1.len);
 	blob_add(in, big.data, big.len);
 	blob_add(in, f2.data, f2.len);
-	assert_splits_to_any_chunking(in, max, want, 2);
-	s = held_splitter(max);
-	split_all(s, in, 0, 0, &held.out);
+	s = split_counted(in, max, want, 2);
 	assert_int_equal(s->frames_oversized, 2);
 	assert_int_equal(s->frames_cut, 0);
 	assert_true(s->capacity <= max);
@@ -733,6 +739,17 @@ static struct pipe_source *held_open(void)
 	return held.src;
 }
 
+/* A new FIFO name in the test directory (its path into path, size bytes),
+ * and a source of kind reading it. */
+static struct pipe_source *held_fifo_source(enum source_kind kind, const char *name, char *path,
+					    size_t size)
+{
+	tmp_path(path, size, name);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	held_stream(kind, path);
+	return held_open();
+}
+
 static void raw_frame(unsigned char *frame, unsigned number)
 {
 	unsigned i;
@@ -839,10 +856,7 @@ static void test_raw_fifo_writers_come_and_go(void **state)
 	unsigned i;
 
 	(void)state;
-	tmp_path(path, sizeof(path), "raw.fifo");
-	assert_int_equal(mkfifo(path, 0600), 0);
-	held_stream(SOURCE_RAW, path);
-	src = held_open();
+	src = held_fifo_source(SOURCE_RAW, "raw.fifo", path, sizeof(path));
 	assert_int_equal(pipe_source_is_paced(src), 0);
 
 	fork_raw_writer(path, 0, 3, 0);
@@ -924,10 +938,7 @@ static void test_fifo_without_writer_sleeps_and_stops(void **state)
 	int round;
 
 	(void)state;
-	tmp_path(path, sizeof(path), "idle.fifo");
-	assert_int_equal(mkfifo(path, 0600), 0);
-	held_stream(SOURCE_MJPEG, path);
-	src = held_open();
+	src = held_fifo_source(SOURCE_MJPEG, "idle.fifo", path, sizeof(path));
 	for (round = 0; round < 2; round++) {
 		struct tu_thread_sched before, after;
 		int64_t started, returned, runnable, wakeups;
@@ -1027,10 +1038,7 @@ static void test_mjpeg_fifo_skips_invalid(void **state)
 	int rc;
 
 	(void)state;
-	tmp_path(path, sizeof(path), "mjpeg.fifo");
-	assert_int_equal(mkfifo(path, 0600), 0);
-	held_stream(SOURCE_MJPEG, path);
-	src = held_open();
+	src = held_fifo_source(SOURCE_MJPEG, "mjpeg.fifo", path, sizeof(path));
 	if (held_fork()) {
 		int fd = open(path, O_WRONLY);
 
