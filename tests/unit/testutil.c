@@ -51,6 +51,34 @@ void blob_free(struct blob *b)
 	b->len = b->cap = 0;
 }
 
+/* What tu_alloc handed out: the test thread's only. */
+static void **held;
+static size_t held_count, held_cap;
+
+void *tu_alloc(size_t bytes)
+{
+	void *p = malloc(bytes ? bytes : 1);
+
+	if (!p) {
+		fprintf(stderr, "testutil: malloc(%zu): out of memory\n", bytes);
+		abort();
+	}
+	tu_grow((void **)&held, &held_cap, held_count + 1, sizeof(*held));
+	held[held_count++] = p;
+	return p;
+}
+
+int tu_release(void **state)
+{
+	(void)state;
+	while (held_count > 0)
+		free(held[--held_count]);
+	free(held);
+	held = NULL;
+	held_cap = 0;
+	return 0;
+}
+
 int tu_dir_make(char *dir, size_t size, const char *name)
 {
 	int n = snprintf(dir, size, "/tmp/mjpeg-fcgi-test-%s-XXXXXX", name);

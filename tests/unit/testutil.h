@@ -29,6 +29,18 @@ struct blob {
 void blob_add(struct blob *b, const void *p, size_t n);
 void blob_free(struct blob *b);
 
+/* ---- memory a test holds ------------------------------------------------ */
+
+/* bytes of memory (uninitialised) that tu_release frees: for a test that
+ * may fail between its allocation and its end.  Aborts when out of memory.
+ * One test at a time: not for threads the test starts. */
+void *tu_alloc(size_t bytes);
+
+/* Frees what tu_alloc gave since the last call; 0.  A cmocka teardown
+ * (cmocka_unit_test_teardown(test, tu_release)), so it runs after a
+ * failed assertion too, and one failure is not reported again as leaks. */
+int tu_release(void **state);
+
 /* ---- temporary directories ---------------------------------------------- */
 
 /* Creates /tmp/mjpeg-fcgi-test-NAME-XXXXXX (mode 0700) into dir (size
