@@ -449,7 +449,7 @@ static struct seen client_seen(struct client *c)
 
 static struct part client_part(struct client *c, size_t i)
 {
-	struct part part;
+	struct part part = { 0 };
 	size_t count;
 
 	CHECK_ZERO(pthread_mutex_lock(&c->lock));
