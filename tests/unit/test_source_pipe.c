@@ -569,8 +569,11 @@ static void test_split_oversized_keeps_parsing(void **state)
 	assert_splits_to_any_chunking(in, max, want, 1);
 }
 
-/* Nested SOIs for the resync test: 900 kB, whose square would never end. */
+/* Nested SOIs for the resync test: 900 kB, whose square would never end.
+ * It runs first with a tenth of them, so that a quadratic splitter fails
+ * there, in seconds, instead of running for hours. */
 #define RESYNC_SEGMENTS 150000
+#define RESYNC_STEPS 2
 /* How many times the CPU of parsing once the resync stream may cost. */
 #define RESYNC_COST_MAX 20
 /* Each cost is the least of this many runs: one preempted run or one
@@ -608,8 +611,8 @@ static int64_t split_cost_usec(const struct blob *in, const struct blob *const *
  * a credit, so this costs about twice its length, not its square.
  *
  * The defect caught: parsing again without the credit, quadratic here
- * (about RESYNC_SEGMENTS / 2 = 75,000 times the baseline: it would not
- * end).  The baseline is the same bytes without the broken byte, which
+ * (about segments / 2 times the baseline: 7,500 times at the first step,
+ * where it fails in seconds).  The baseline is the same bytes without the broken byte, which
  * parse once, measured here in the same build on the same machine; a
  * correct splitter costs about 2 times it.  The bound of RESYNC_COST_MAX
  * (20) times leaves 10x for noise and a sanitizer's uneven costs, and no
@@ -621,25 +624,34 @@ static void test_split_resync_is_linear(void **state)
 	static const unsigned char broken[] = { 0x00 };
 	const struct blob *want[] = { &f1 };
 	struct blob *in = held_blob(), *once = held_blob();
-	int64_t resync_usec, once_usec;
-	size_t i;
+	size_t segments = RESYNC_SEGMENTS, i;
+	int step;
 
 	(void)state;
-	blob_add(in, soi, sizeof(soi));
-	for (i = 0; i < RESYNC_SEGMENTS; i++)
-		blob_add(in, com, sizeof(com));
-	/* the baseline: f1's SOI ends the COM run where a marker is due */
-	blob_add(once, in->data, in->len);
-	blob_add(once, f1.data, f1.len);
-	blob_add(in, broken, sizeof(broken));
-	blob_add(in, f1.data, f1.len);
-	once_usec = split_cost_usec(once, want);
-	resync_usec = split_cost_usec(in, want);
-	print_message("resync: %lld us of CPU, parsed once: %lld us\n", (long long)resync_usec,
-		      (long long)once_usec);
-	if (resync_usec > RESYNC_COST_MAX * (once_usec + 1))
-		fail_msg("resync cost %lld us, over %d times the %lld us of parsing once",
-			 (long long)resync_usec, RESYNC_COST_MAX, (long long)once_usec);
+	for (step = 1; step < RESYNC_STEPS; step++)
+		segments /= 10;
+	for (step = 0; step < RESYNC_STEPS; step++, segments *= 10) {
+		int64_t resync_usec, once_usec;
+
+		blob_free(in);
+		blob_free(once);
+		blob_add(in, soi, sizeof(soi));
+		for (i = 0; i < segments; i++)
+			blob_add(in, com, sizeof(com));
+		/* the baseline: f1's SOI ends the COM run where a marker is due */
+		blob_add(once, in->data, in->len);
+		blob_add(once, f1.data, f1.len);
+		blob_add(in, broken, sizeof(broken));
+		blob_add(in, f1.data, f1.len);
+		once_usec = split_cost_usec(once, want);
+		resync_usec = split_cost_usec(in, want);
+		print_message("%zu segments: resync %lld us of CPU, parsed once %lld us\n",
+			      segments, (long long)resync_usec, (long long)once_usec);
+		if (resync_usec > RESYNC_COST_MAX * (once_usec + 1))
+			fail_msg("%zu segments: resync cost %lld us, over %d times the %lld us "
+				 "of parsing once", segments, (long long)resync_usec,
+				 RESYNC_COST_MAX, (long long)once_usec);
+	}
 }
 
 /* Random bytes: no crash, and whatever comes out is SOI..EOI (checked in
