@@ -1,11 +1,12 @@
 /* testutil: what several unit tests need and nothing in fcgi/ provides: a
- * byte buffer that grows geometrically, a fresh directory under /tmp, the
- * parse of one FastCGI record as the web server's end reads it, and how
- * long a thread was runnable.  Linked into every tests/unit/test_* binary
+ * byte buffer that grows geometrically, memory that a test's teardown
+ * frees, a fresh directory under /tmp, the parse of one FastCGI record as
+ * the web server's end reads it, and how long a thread was runnable.  Linked into every tests/unit/test_* binary
  * (and into their sanitizer builds) by the Makefile.
  *
  * Failures here are failures of the test's own set-up (out of memory, no
- * /tmp): they abort with a message, whether or not a cmocka test runs. */
+ * schedstat): they abort with a message, whether or not a cmocka test
+ * runs; tu_dir_make returns -1 for a setup function to report. */
 #ifndef MJPEG_TESTUTIL_H
 #define MJPEG_TESTUTIL_H
 
