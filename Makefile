@@ -70,7 +70,12 @@ fcgi/%.o: fcgi/%.c
 	@echo "  CC    $@"
 	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c -o $@ $<
 
-tests/unit/test_%: tests/unit/test_%.c $(LIB_OBJS)
+# testutil.o: helpers every unit test links (not itself a test: no test_ prefix).
+tests/unit/testutil.o: tests/unit/testutil.c
+	@echo "  CC    $@"
+	$(Q)$(CC) $(CPPFLAGS) -Ifcgi $(ALL_CFLAGS) -c -o $@ $<
+
+tests/unit/test_%: tests/unit/test_%.c tests/unit/testutil.o $(LIB_OBJS)
 	@echo "  CC    $@"
 	$(Q)$(CC) $(CPPFLAGS) -Ifcgi $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
@@ -83,7 +88,12 @@ $(ASAN_DIR)/mjpeg-fcgi: $(ASAN_DIR)/fcgi/main.o $(ASAN_OBJS)
 	@echo "  LD    $@"
 	$(Q)$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(ASAN_DIR)/unit/test_%: tests/unit/test_%.c $(ASAN_OBJS)
+$(ASAN_DIR)/unit/testutil.o: tests/unit/testutil.c
+	@mkdir -p $(@D)
+	@echo "  CC    $@"
+	$(Q)$(CC) $(CPPFLAGS) -Ifcgi $(ALL_CFLAGS) $(ASAN_FLAGS) -c -o $@ $<
+
+$(ASAN_DIR)/unit/test_%: tests/unit/test_%.c $(ASAN_DIR)/unit/testutil.o $(ASAN_OBJS)
 	@mkdir -p $(@D)
 	@echo "  CC    $@"
 	$(Q)$(CC) $(CPPFLAGS) -Ifcgi $(ALL_CFLAGS) $(ASAN_FLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
@@ -176,7 +186,7 @@ install: $(BIN)
 		$(DESTDIR)$(PREFIX)/share/mjpeg-fcgi/html/vue/
 
 clean:
-	rm -rf $(BIN) fcgi/*.o fcgi/*.d $(UNIT_BINS) tests/unit/*.d build
+	rm -rf $(BIN) fcgi/*.o fcgi/*.d $(UNIT_BINS) tests/unit/*.o tests/unit/*.d build
 
 -include $(wildcard fcgi/*.d tests/unit/*.d $(ASAN_DIR)/fcgi/*.d $(ASAN_DIR)/unit/*.d)
 

@@ -7,6 +7,7 @@
  * stderr at /dev/null (file descriptor 2 stays, so sanitizer and libFuzzer
  * reports still show).  FUZZ_CONFIG_STDERR=1 keeps the messages. */
 #include "config.h"
+#include "fuzz.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -15,15 +16,6 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
-
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                      \
-	do {                             \
-		if (!(cond))             \
-			__builtin_trap(); \
-	} while (0)
 
 #define TOKEN_MIN 16
 

@@ -3,6 +3,7 @@
  * Authorization header.  A broken invariant traps (__builtin_trap), which
  * libFuzzer reports as a crash. */
 #include "encode.h"
+#include "fuzz.h"
 #include "ingest.h"
 
 #include <stddef.h>
@@ -11,14 +12,6 @@
 #include <string.h>
 
 #define BEARER "Bearer "
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                      \
-	do {                             \
-		if (!(cond))             \
-			__builtin_trap(); \
-	} while (0)
 
 /* TurboJPEG is not instrumented, so libFuzzer cannot see which parts of a
  * JPEG it reached.  Walking the marker segments here gives each kind of
@@ -115,19 +108,12 @@ static void check_token(const uint8_t *data, size_t size)
 	const uint8_t *nul = memchr(data, 0, size);
 	size_t first = nul ? (size_t)(nul - data) : size;
 	size_t second = nul ? size - first - 1 : size;
-	char *authorization = malloc(first + 1);
-	char *bearer = malloc(strlen(BEARER) + first + 1);
-	char *token = malloc(second + 1);
+	char *authorization = fuzz_string("", data, first);
+	char *bearer = fuzz_string(BEARER, data, first);
+	char *token = fuzz_string("", nul ? nul + 1 : data, second);
 
 	if (!authorization || !bearer || !token)
 		goto out;
-	memcpy(authorization, data, first);
-	authorization[first] = '\0';
-	memcpy(bearer, BEARER, strlen(BEARER));
-	memcpy(bearer + strlen(BEARER), data, first);
-	bearer[strlen(BEARER) + first] = '\0';
-	memcpy(token, nul ? nul + 1 : data, second);
-	token[second] = '\0';
 	/* later NULs shorten the strings: the reference sees the same ones */
 	CHECK(ingest_token_matches(authorization, token) ==
 	      reference_matches(authorization, token));

@@ -7,19 +7,12 @@
  * follow (bits 0-2, plus one); each of those bytes is a chunk size less
  * one, used in turn; the rest is the stream. */
 #include "source_pipe.h"
+#include "fuzz.h"
 
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                      \
-	do {                             \
-		if (!(cond))             \
-			__builtin_trap(); \
-	} while (0)
 
 /* Largest frame the splitter keeps: 64 KiB as the brief asks, and smaller
  * limits so that inputs of a few kB reach the oversized paths. */

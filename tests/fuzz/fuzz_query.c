@@ -4,6 +4,7 @@
  * underneath.  A broken invariant traps
  * (__builtin_trap), which libFuzzer reports as a crash. */
 #include "config.h"
+#include "fuzz.h"
 #include "http.h"
 
 #include <stddef.h>
@@ -15,14 +16,6 @@
 #define WHY_BYTES 160
 /* Poison that must not survive in why after a failure. */
 #define WHY_POISON 0xA5
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                      \
-	do {                             \
-		if (!(cond))             \
-			__builtin_trap(); \
-	} while (0)
 
 /* What http.h promises, written out independently of http.c: the whole
  * path is "status", "metrics", or one of the three kinds, a slash and a
@@ -188,13 +181,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		ROUTE_NONE,   ROUTE_STREAM,  ROUTE_SNAPSHOT,
 		ROUTE_STATUS, ROUTE_INGEST, ROUTE_METRICS,
 	};
-	char *text = malloc(size + 1);
+	char *text = fuzz_string("", data, size);
 	size_t k;
 
 	if (!text)
 		return 0;
-	memcpy(text, data, size);
-	text[size] = '\0';
 	check_route(text);
 	check_path_below(text);
 	(void)http_mount_valid(text);

@@ -8,8 +8,8 @@
 
 #include "bus.h"
 #include "clock.h"
+#include "testutil.h"
 
-#include <ftw.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -28,13 +28,28 @@
 #define STREAM "cam"
 /* how much earlier than its timeout a wait may return: clock granularity */
 #define EARLY_SLACK_USEC (3 * USEC_PER_MSEC)
+/* The timeout of a wait that should end early (at once, or woken by
+ * another thread 30-50 ms in), and the most it may take: half of it.  A
+ * correct wait takes microseconds (or the 30-50 ms); the defect caught,
+ * a wait that sleeps out its timeout, takes all 5 s.  So a slower or busy
+ * machine has over 2 s of slack, 40 times the longest correct wait. */
+#define WAIT_TIMEOUT_USEC (5 * USEC_PER_SEC)
+#define EARLY_END_MAX_USEC (WAIT_TIMEOUT_USEC / 2)
+/* A timed-out wait of 50 ms may return this late: the defect caught is a
+ * wait that does not time out (it would block for good) or takes its
+ * timeout in the wrong unit (50 s, or 1000 times longer); 20 times the
+ * timeout is room for any slow machine. */
+#define TIMEOUT_LATE_MAX_USEC USEC_PER_SEC
 
 struct fixture {
 	char dir[PATH_MAX];
 	struct bus *bus;      /* opened by bus_setup, closed by teardown */
+	struct bus *other;    /* a second opening by a test, closed by teardown */
 	struct bus_frame frame;
 	_Atomic int cancel;   /* for bus_lock_producer; never set */
 };
+
+static int teardown(void **state);
 
 static int setup(void **state)
 {
@@ -42,19 +57,13 @@ static int setup(void **state)
 
 	if (!f)
 		return -1;
-	snprintf(f->dir, sizeof(f->dir), "/tmp/mjpeg-fcgi-test-bus-XXXXXX");
-	if (!mkdtemp(f->dir)) {
-		perror("mkdtemp");
-		free(f);
-		return -1;
-	}
+	*state = f;
 	f->frame.capacity = FRAME_MAX;
 	f->frame.jpeg = malloc(FRAME_MAX);
-	if (!f->frame.jpeg) {
-		free(f);
+	if (!f->frame.jpeg || tu_dir_make(f->dir, sizeof(f->dir), "bus") < 0) {
+		teardown(state);
 		return -1;
 	}
-	*state = f;
 	return 0;
 }
 
@@ -70,24 +79,13 @@ static int bus_setup(void **state)
 	return f->bus ? 0 : -1;
 }
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)ftw;
-	if (flag == FTW_DP)
-		rmdir(path);
-	else
-		unlink(path);
-	return 0;
-}
-
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
 
 	bus_close(f->bus);
-	/* FTW_PHYS: the tests plant symbolic links; never follow them */
-	nftw(f->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+	bus_close(f->other);
+	tu_dir_remove(f->dir); /* FTW_PHYS: never follows the planted links */
 	free(f->frame.jpeg);
 	free(f);
 	return 0;
@@ -154,19 +152,13 @@ static void test_open_creates_dir(void **state)
 	struct fixture *f = *state;
 	char sub[PATH_MAX + 16];
 	struct stat st;
-	struct bus *bus;
 
 	snprintf(sub, sizeof(sub), "%s/sub", f->dir);
-	bus = bus_open(sub, STREAM, FRAME_MAX);
-	assert_non_null(bus);
+	f->bus = bus_open(sub, STREAM, FRAME_MAX);
+	assert_non_null(f->bus);
 	assert_int_equal(stat(sub, &st), 0);
 	assert_true(S_ISDIR(st.st_mode));
 	assert_int_equal(st.st_mode & 0077, 0);
-	bus_close(bus);
-	snprintf(sub, sizeof(sub), "%s/sub/%s", f->dir, STREAM);
-	unlink(sub);
-	snprintf(sub, sizeof(sub), "%s/sub", f->dir);
-	rmdir(sub);
 }
 
 static void test_empty_bus_has_no_frame(void **state)
@@ -277,39 +269,40 @@ static void test_read_into_small_buffer(void **state)
 
 /* ---- waiting ------------------------------------------------------------ */
 
+/* bus_wait_newer(after, timeout_usec), which must return want; the
+ * microseconds it took. */
+static int64_t timed_wait_newer(struct fixture *f, uint64_t after, int64_t timeout_usec, int want)
+{
+	int64_t t0 = clock_mono_usec();
+
+	assert_int_equal(bus_wait_newer(f->bus, after, timeout_usec), want);
+	return clock_mono_usec() - t0;
+}
+
 static void test_wait_newer_immediate(void **state)
 {
 	struct fixture *f = *state;
-	int64_t t0, dt;
 
 	lock_producer(f);
 	publish_tagged(f->bus, 100, 1, 1);
-	t0 = clock_mono_usec();
-	assert_int_equal(bus_wait_newer(f->bus, 0, 5 * USEC_PER_SEC), 1);
-	dt = clock_mono_usec() - t0;
-	assert_true(dt < 100 * USEC_PER_MSEC);
+	assert_true(timed_wait_newer(f, 0, WAIT_TIMEOUT_USEC, 1) < EARLY_END_MAX_USEC);
 }
 
 static void test_wait_newer_times_out(void **state)
 {
 	struct fixture *f = *state;
 	const int64_t timeout = 50 * USEC_PER_MSEC;
-	int64_t t0, dt;
+	const uint64_t after[] = { 1, 5 }; /* the newest, and one the bus never had */
 
 	lock_producer(f);
 	publish_tagged(f->bus, 100, 1, 1);
-	t0 = clock_mono_usec();
-	assert_int_equal(bus_wait_newer(f->bus, 1, timeout), 0);
-	dt = clock_mono_usec() - t0;
-	if (dt < timeout - EARLY_SLACK_USEC || dt > USEC_PER_SEC)
-		fail_msg("bus_wait_newer(timeout 50 ms) returned after %lld usec", (long long)dt);
+	for (size_t i = 0; i < sizeof(after) / sizeof(after[0]); i++) {
+		int64_t dt = timed_wait_newer(f, after[i], timeout, 0);
 
-	/* on an empty bus as well */
-	t0 = clock_mono_usec();
-	assert_int_equal(bus_wait_newer(f->bus, 5, timeout), 0);
-	dt = clock_mono_usec() - t0;
-	if (dt < timeout - EARLY_SLACK_USEC || dt > USEC_PER_SEC)
-		fail_msg("bus_wait_newer(timeout 50 ms) returned after %lld usec", (long long)dt);
+		if (dt < timeout - EARLY_SLACK_USEC || dt > TIMEOUT_LATE_MAX_USEC)
+			fail_msg("bus_wait_newer(%llu, timeout 50 ms) returned after %lld usec",
+				 (unsigned long long)after[i], (long long)dt);
+	}
 }
 
 struct delayed {
@@ -331,11 +324,13 @@ static void *delayed_publish(void *arg)
 	return NULL;
 }
 
-/* A publish from another thread ends the wait long before its timeout. */
-static void test_wait_newer_woken_by_publish(void **state)
+/* bus_wait_newer(0) as producer while another thread, 30 ms in, publishes
+ * (wake_only 0) or only wakes the waiters (1).  Returns what the wait
+ * returned, which must have ended long before its timeout. */
+static int wait_newer_beside(struct fixture *f, int wake_only)
 {
-	struct fixture *f = *state;
-	struct delayed d = { .bus = f->bus, .delay_usec = 30 * USEC_PER_MSEC };
+	struct delayed d = { .bus = f->bus, .delay_usec = 30 * USEC_PER_MSEC,
+			     .wake_only = wake_only };
 	pthread_t thread;
 	int64_t t0, dt;
 	int rc;
@@ -343,30 +338,25 @@ static void test_wait_newer_woken_by_publish(void **state)
 	lock_producer(f);
 	t0 = clock_mono_usec();
 	assert_int_equal(pthread_create(&thread, NULL, delayed_publish, &d), 0);
-	rc = bus_wait_newer(f->bus, 0, 5 * USEC_PER_SEC);
+	rc = bus_wait_newer(f->bus, 0, WAIT_TIMEOUT_USEC);
 	dt = clock_mono_usec() - t0;
 	assert_int_equal(pthread_join(thread, NULL), 0);
-	assert_int_equal(rc, 1);
-	assert_true(dt < 2 * USEC_PER_SEC);
+	assert_true(dt < EARLY_END_MAX_USEC);
+	return rc;
+}
+
+/* A publish from another thread ends the wait long before its timeout. */
+static void test_wait_newer_woken_by_publish(void **state)
+{
+	struct fixture *f = *state;
+
+	assert_int_equal(wait_newer_beside(f, 0), 1);
 	assert_int_equal(bus_latest(f->bus), 1);
 }
 
 static void test_wake_all_ends_wait(void **state)
 {
-	struct fixture *f = *state;
-	struct delayed d = { .bus = f->bus, .delay_usec = 30 * USEC_PER_MSEC, .wake_only = 1 };
-	pthread_t thread;
-	int64_t t0, dt;
-	int rc;
-
-	lock_producer(f);
-	t0 = clock_mono_usec();
-	assert_int_equal(pthread_create(&thread, NULL, delayed_publish, &d), 0);
-	rc = bus_wait_newer(f->bus, 0, 5 * USEC_PER_SEC);
-	dt = clock_mono_usec() - t0;
-	assert_int_equal(pthread_join(thread, NULL), 0);
-	assert_int_equal(rc, 0);
-	assert_true(dt < 2 * USEC_PER_SEC);
+	assert_int_equal(wait_newer_beside(*state, 1), 0);
 }
 
 /* ---- sharing ------------------------------------------------------------ */
@@ -374,12 +364,12 @@ static void test_wake_all_ends_wait(void **state)
 static void test_second_open_shares_frames(void **state)
 {
 	struct fixture *f = *state;
-	struct bus *other;
 	struct bus_stats stats;
+	struct bus *other;
 
 	lock_producer(f);
 	publish_tagged(f->bus, 777, 4, 44);
-	other = bus_open(f->dir, STREAM, FRAME_MAX);
+	other = f->other = bus_open(f->dir, STREAM, FRAME_MAX);
 	assert_non_null(other);
 	assert_int_equal(bus_latest(other), 1);
 	assert_int_equal(bus_read_latest(other, &f->frame), 1);
@@ -397,7 +387,6 @@ static void test_second_open_shares_frames(void **state)
 	bus_stats(f->bus, &stats);
 	assert_int_equal(stats.viewers, 1);
 	assert_int_equal(stats.frames_published, 2);
-	bus_close(other);
 }
 
 /* Ingest: a stream without producer takes the lock per frame. */
@@ -544,9 +533,9 @@ static void test_demand(void **state)
 	/* a viewer wants frames: returns at once */
 	bus_demand(f->bus);
 	t0 = clock_mono_usec();
-	assert_int_equal(bus_wait_demand(f->bus, USEC_PER_SEC, 5 * USEC_PER_SEC), 1);
+	assert_int_equal(bus_wait_demand(f->bus, USEC_PER_SEC, WAIT_TIMEOUT_USEC), 1);
 	dt = clock_mono_usec() - t0;
-	assert_true(dt < 100 * USEC_PER_MSEC);
+	assert_true(dt < EARLY_END_MAX_USEC);
 }
 
 static void *delayed_demand(void *arg)
@@ -566,11 +555,11 @@ static void test_demand_wakes_paused_producer(void **state)
 	lock_producer(f);
 	t0 = clock_mono_usec();
 	assert_int_equal(pthread_create(&thread, NULL, delayed_demand, f->bus), 0);
-	rc = bus_wait_demand(f->bus, USEC_PER_SEC, 5 * USEC_PER_SEC);
+	rc = bus_wait_demand(f->bus, USEC_PER_SEC, WAIT_TIMEOUT_USEC);
 	dt = clock_mono_usec() - t0;
 	assert_int_equal(pthread_join(thread, NULL), 0);
 	assert_int_equal(rc, 1);
-	assert_true(dt < 2 * USEC_PER_SEC);
+	assert_true(dt < EARLY_END_MAX_USEC);
 }
 
 /* ---- files that are not ours ------------------------------------------- */
@@ -860,21 +849,27 @@ static void test_refuses_other_layout_version(void **state)
 static void test_refuses_other_frame_bytes_max(void **state)
 {
 	struct fixture *f = *state;
-	struct bus *other;
 
 	lock_producer(f); /* initialises the file's layout */
 	assert_null(bus_open(f->dir, STREAM, FRAME_MAX * 2));
 	assert_null(bus_open(f->dir, STREAM, FRAME_MAX / 2));
-	other = bus_open(f->dir, STREAM, FRAME_MAX);
-	assert_non_null(other);
-	bus_close(other);
+	f->other = bus_open(f->dir, STREAM, FRAME_MAX);
+	assert_non_null(f->other);
 }
 
 /* ---- concurrency -------------------------------------------------------- */
 
 #define RACE_FRAME_MAX 16384u
 #define RACE_READERS 2
+/* The race runs at least RACE_USEC and until the producer published, and
+ * each reader read, RACE_FRAMES frames: the race is judged by the frames
+ * that met, not by how many fit in a time, so a slow machine or a
+ * sanitizer build runs it longer rather than failing it.  RACE_DEADLINE_USEC
+ * ends it if a thread makes no progress at all (a reader stuck in
+ * bus_read_latest): then it fails. */
 #define RACE_USEC (300 * USEC_PER_MSEC)
+#define RACE_FRAMES 1000
+#define RACE_DEADLINE_USEC (60 * USEC_PER_SEC)
 
 /* The length a frame of sequence number seq is published with. */
 static size_t race_bytes(uint64_t seq)
@@ -890,7 +885,8 @@ struct race {
 
 struct race_reader {
 	struct race *race;
-	uint64_t reads, empty, errors, torn, backwards;
+	_Atomic uint64_t reads;  /* the test thread watches it grow */
+	uint64_t empty, errors, torn, backwards;
 	uint64_t first_bad_seq;
 	char first_bad[160];
 };
@@ -942,7 +938,7 @@ static void *race_reader(void *arg)
 			r->empty++;
 			continue;
 		}
-		r->reads++;
+		atomic_fetch_add(&r->reads, 1);
 		if (frame.seq < last)
 			r->backwards++;
 		last = frame.seq;
@@ -968,12 +964,26 @@ static void *race_reader(void *arg)
 	return NULL;
 }
 
+/* The producer published, and every reader read, RACE_FRAMES frames. */
+static int race_done(struct race *race, struct race_reader *readers)
+{
+	int i;
+
+	if (atomic_load(&race->published) < RACE_FRAMES)
+		return 0;
+	for (i = 0; i < RACE_READERS; i++)
+		if (atomic_load(&readers[i].reads) < RACE_FRAMES)
+			return 0;
+	return 1;
+}
+
 static void test_concurrent_readers_never_see_torn_frames(void **state)
 {
 	struct fixture *f = *state;
 	struct race race = { 0 };
 	struct race_reader readers[RACE_READERS];
 	pthread_t producer, threads[RACE_READERS];
+	int64_t start = clock_mono_usec();
 	int i;
 
 	f->bus = bus_open(f->dir, "race", RACE_FRAME_MAX);
@@ -988,23 +998,25 @@ static void test_concurrent_readers_never_see_torn_frames(void **state)
 		assert_int_equal(pthread_create(&threads[i], NULL, race_reader, &readers[i]), 0);
 	}
 	clock_sleep_usec(RACE_USEC);
+	while (!race_done(&race, readers) && clock_mono_usec() - start < RACE_DEADLINE_USEC)
+		clock_sleep_usec(10 * USEC_PER_MSEC);
 	atomic_store(&race.stop, 1);
 	assert_int_equal(pthread_join(producer, NULL), 0);
 	for (i = 0; i < RACE_READERS; i++)
 		assert_int_equal(pthread_join(threads[i], NULL), 0);
 
 	print_message("published %llu frames\n", (unsigned long long)atomic_load(&race.published));
-	assert_true(atomic_load(&race.published) > 1000);
+	assert_true(atomic_load(&race.published) >= RACE_FRAMES);
 	for (i = 0; i < RACE_READERS; i++) {
 		print_message("reader %d: %llu reads, %llu empty\n", i,
-			      (unsigned long long)readers[i].reads,
+			      (unsigned long long)atomic_load(&readers[i].reads),
 			      (unsigned long long)readers[i].empty);
 		if (readers[i].torn)
 			fail_msg("reader %d got %llu torn frames, first %s", i,
 				 (unsigned long long)readers[i].torn, readers[i].first_bad);
 		assert_int_equal(readers[i].errors, 0);
 		assert_int_equal(readers[i].backwards, 0);
-		assert_true(readers[i].reads > 1000);
+		assert_true(atomic_load(&readers[i].reads) >= RACE_FRAMES);
 	}
 }
 
@@ -1040,7 +1052,8 @@ static void child_wait_for_frame(const char *dir, int ready_fd)
 	dt = clock_mono_usec() - t0;
 	if (rc != 1)
 		_exit(CHILD_NOT_WOKEN);
-	/* a wake by futex, not by timeout */
+	/* a wake by futex, not by timeout: the defect takes all 10 s, a wake
+	 * takes microseconds; half the timeout is room for any slow machine */
 	if (dt > 5 * USEC_PER_SEC)
 		_exit(CHILD_WOKEN_LATE);
 	if (bus_read_latest(bus, &frame) != 1 || frame.seq != 1)

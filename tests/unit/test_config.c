@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include "config.h"
+#include "testutil.h"
 
 #include <fcntl.h>
 #include <limits.h>
@@ -26,14 +27,16 @@ struct fixture {
 	struct settings settings;
 };
 
+/* stderr's own descriptor while capture_stderr has it; -1 otherwise. */
+static int stderr_saved = -1;
+
 static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 
 	if (!f)
 		return -1;
-	snprintf(f->dir, sizeof(f->dir), "/tmp/mjpeg-fcgi-test-config-XXXXXX");
-	if (!mkdtemp(f->dir)) {
+	if (tu_dir_make(f->dir, sizeof(f->dir), "config") < 0) {
 		free(f);
 		return -1;
 	}
@@ -47,9 +50,13 @@ static int teardown(void **state)
 {
 	struct fixture *f = *state;
 
-	unlink(f->ini);
-	unlink(f->err);
-	rmdir(f->dir);
+	if (stderr_saved >= 0) { /* a test failed while stderr was captured */
+		fflush(stderr);
+		dup2(stderr_saved, STDERR_FILENO);
+		close(stderr_saved);
+		stderr_saved = -1;
+	}
+	tu_dir_remove(f->dir);
 	free(f);
 	return 0;
 }
@@ -78,7 +85,6 @@ static int from_args(struct settings *settings, const char *const *args)
 }
 
 /* stderr into a file while a call runs, to check what it reports. */
-static int stderr_saved = -1;
 
 static void capture_stderr(const struct fixture *f)
 {

@@ -18,32 +18,57 @@
 /* JPEG is lossy: how far a decoded solid colour may be off */
 #define COLOUR_SLACK 8
 
+/* Frames one test may make. */
+#define FRAMES_MAX 2
+
+/* The encoder under test and the frames a test made: teardown frees them
+ * even when a failed assertion ended the test early. */
+struct fixture {
+	struct encoder *enc;
+	unsigned char *frames[FRAMES_MAX];
+	size_t frame_count;
+};
+
 static int setup_encoder(void **state)
 {
-	struct encoder *enc = encode_open();
+	struct fixture *f = calloc(1, sizeof(*f));
 
-	if (!enc)
+	if (!f)
 		return -1;
-	*state = enc;
+	f->enc = encode_open();
+	if (!f->enc) {
+		free(f);
+		return -1;
+	}
+	*state = f;
 	return 0;
 }
 
 static int teardown_encoder(void **state)
 {
-	encode_close(*state);
+	struct fixture *f = *state;
+
+	for (size_t i = 0; i < f->frame_count; i++)
+		free(f->frames[i]);
+	encode_close(f->enc);
+	free(f);
 	return 0;
 }
 
-/* A width x height frame of one pixel value repeated (pixel_bytes each). */
-static unsigned char *solid_frame(uint32_t width, uint32_t height, const unsigned char *pixel,
-				  size_t pixel_bytes)
+/* A frame of values x height copies of one value (value_bytes each; for
+ * yuyv a value is two pixels), freed by teardown. */
+static unsigned char *solid_frame(struct fixture *f, uint32_t values, uint32_t height,
+				  const unsigned char *value, size_t value_bytes)
 {
-	size_t i, n = (size_t)width * height;
-	unsigned char *buf = malloc(n * pixel_bytes);
+	size_t i, n = (size_t)values * height;
+	unsigned char *buf;
 
+	assert_true(f->frame_count < FRAMES_MAX);
+	buf = malloc(n * value_bytes);
 	assert_non_null(buf);
+	f->frames[f->frame_count++] = buf;
 	for (i = 0; i < n; i++)
-		memcpy(buf + i * pixel_bytes, pixel, pixel_bytes);
+		memcpy(buf + i * value_bytes, value, value_bytes);
 	return buf;
 }
 
@@ -58,25 +83,26 @@ static void assert_decodes_to(const unsigned char *jpeg, size_t bytes, uint32_t 
 			      uint32_t height, int r, int g, int b)
 {
 	tjhandle tj = tjInitDecompress();
-	unsigned char *rgb = malloc((size_t)width * height * 3);
-	const unsigned char *p;
-	int w, h, subsamp, colorspace;
+	unsigned char *rgb = malloc((size_t)width * height * 3), centre[3] = { 0 };
+	int w = 0, h = 0, subsamp, colorspace, rc = -1;
 
-	assert_non_null(tj);
-	assert_non_null(rgb);
-	assert_int_equal(tjDecompressHeader3(tj, jpeg, (unsigned long)bytes, &w, &h, &subsamp,
-					     &colorspace),
-			 0);
+	/* Decoded and freed first: the assertions leave nothing behind. */
+	if (tj && rgb &&
+	    tjDecompressHeader3(tj, jpeg, (unsigned long)bytes, &w, &h, &subsamp, &colorspace) ==
+		    0 &&
+	    (uint32_t)w == width && (uint32_t)h == height) {
+		rc = tjDecompress2(tj, jpeg, (unsigned long)bytes, rgb, w, 0, h, TJPF_RGB, 0);
+		memcpy(centre, rgb + 3 * ((size_t)(height / 2) * width + width / 2), 3);
+	}
+	free(rgb);
+	if (tj)
+		tjDestroy(tj);
 	assert_int_equal(w, width);
 	assert_int_equal(h, height);
-	assert_int_equal(tjDecompress2(tj, jpeg, (unsigned long)bytes, rgb, w, 0, h, TJPF_RGB, 0),
-			 0);
-	p = rgb + 3 * ((size_t)(height / 2) * width + width / 2);
-	assert_near(p[0], r);
-	assert_near(p[1], g);
-	assert_near(p[2], b);
-	free(rgb);
-	tjDestroy(tj);
+	assert_int_equal(rc, 0);
+	assert_near(centre[0], r);
+	assert_near(centre[1], g);
+	assert_near(centre[2], b);
 }
 
 /* Encodes and checks the result is a complete JPEG that validates. */
@@ -104,66 +130,55 @@ static void encode_checked(struct encoder *enc, const unsigned char *pixels,
 	assert_int_equal(vh, height);
 }
 
-static void test_encode_red_rgb(void **state)
+/* A SIDE x SIDE frame of one value in format encodes to a JPEG that
+ * decodes to r, g, b.  value: value_bytes of the format's bytes, one pixel
+ * (two for yuyv). */
+static void assert_solid_encodes(struct fixture *f, enum pixel_format format,
+				 const unsigned char *value, size_t value_bytes, int r, int g, int b)
 {
-	static const unsigned char red[3] = { 255, 0, 0 };
-	unsigned char *frame = solid_frame(SIDE, SIDE, red, 3);
+	uint32_t values = (uint32_t)(SIDE * encode_pixel_bytes(format) / value_bytes);
+	unsigned char *frame = solid_frame(f, values, SIDE, value, value_bytes);
 	const unsigned char *jpeg;
 	size_t bytes;
 
-	encode_checked(*state, frame, PIXEL_RGB24, SIDE, SIDE, &jpeg, &bytes);
-	assert_decodes_to(jpeg, bytes, SIDE, SIDE, 255, 0, 0);
-	free(frame);
+	encode_checked(f->enc, frame, format, SIDE, SIDE, &jpeg, &bytes);
+	assert_decodes_to(jpeg, bytes, SIDE, SIDE, r, g, b);
+}
+
+static void test_encode_red_rgb(void **state)
+{
+	static const unsigned char red[3] = { 255, 0, 0 };
+
+	assert_solid_encodes(*state, PIXEL_RGB24, red, 3, 255, 0, 0);
 }
 
 static void test_encode_bgr24(void **state)
 {
 	static const unsigned char red_bgr[3] = { 0, 0, 255 };
-	unsigned char *frame = solid_frame(SIDE, SIDE, red_bgr, 3);
-	const unsigned char *jpeg;
-	size_t bytes;
 
-	encode_checked(*state, frame, PIXEL_BGR24, SIDE, SIDE, &jpeg, &bytes);
-	assert_decodes_to(jpeg, bytes, SIDE, SIDE, 255, 0, 0);
-	free(frame);
+	assert_solid_encodes(*state, PIXEL_BGR24, red_bgr, 3, 255, 0, 0);
 }
 
 static void test_encode_rgba(void **state)
 {
 	static const unsigned char blue_rgba[4] = { 0, 0, 255, 255 };
-	unsigned char *frame = solid_frame(SIDE, SIDE, blue_rgba, 4);
-	const unsigned char *jpeg;
-	size_t bytes;
 
-	encode_checked(*state, frame, PIXEL_RGBA, SIDE, SIDE, &jpeg, &bytes);
-	assert_decodes_to(jpeg, bytes, SIDE, SIDE, 0, 0, 255);
-	free(frame);
+	assert_solid_encodes(*state, PIXEL_RGBA, blue_rgba, 4, 0, 0, 255);
 }
 
 static void test_encode_gray(void **state)
 {
 	static const unsigned char grey[1] = { 128 };
-	unsigned char *frame = solid_frame(SIDE, SIDE, grey, 1);
-	const unsigned char *jpeg;
-	size_t bytes;
 
-	encode_checked(*state, frame, PIXEL_GRAY, SIDE, SIDE, &jpeg, &bytes);
-	assert_decodes_to(jpeg, bytes, SIDE, SIDE, 128, 128, 128);
-	free(frame);
+	assert_solid_encodes(*state, PIXEL_GRAY, grey, 1, 128, 128, 128);
 }
 
 static void test_encode_yuyv(void **state)
 {
 	/* BT.601 limited range red: Y 81, U 90, V 240, for both pixels */
 	static const unsigned char red_yuyv[4] = { 81, 90, 81, 240 };
-	/* 4 bytes hold 2 pixels: a frame of SIDE/2 "double pixels" per row */
-	unsigned char *frame = solid_frame(SIDE / 2, SIDE, red_yuyv, 4);
-	const unsigned char *jpeg;
-	size_t bytes;
 
-	encode_checked(*state, frame, PIXEL_YUYV, SIDE, SIDE, &jpeg, &bytes);
-	assert_decodes_to(jpeg, bytes, SIDE, SIDE, 255, 0, 0);
-	free(frame);
+	assert_solid_encodes(*state, PIXEL_YUYV, red_yuyv, 4, 255, 0, 0);
 }
 
 /* The encoder's buffer is reused: a second, larger frame still comes out
@@ -171,18 +186,17 @@ static void test_encode_yuyv(void **state)
 static void test_encode_reuse_sizes(void **state)
 {
 	static const unsigned char green[3] = { 0, 255, 0 };
-	unsigned char *small = solid_frame(16, 16, green, 3);
-	unsigned char *large = solid_frame(640, 480, green, 3);
+	struct fixture *f = *state;
+	unsigned char *small = solid_frame(f, 16, 16, green, 3);
+	unsigned char *large = solid_frame(f, 640, 480, green, 3);
 	const unsigned char *jpeg;
 	size_t bytes;
 
-	encode_checked(*state, small, PIXEL_RGB24, 16, 16, &jpeg, &bytes);
-	encode_checked(*state, large, PIXEL_RGB24, 640, 480, &jpeg, &bytes);
+	encode_checked(f->enc, small, PIXEL_RGB24, 16, 16, &jpeg, &bytes);
+	encode_checked(f->enc, large, PIXEL_RGB24, 640, 480, &jpeg, &bytes);
 	assert_decodes_to(jpeg, bytes, 640, 480, 0, 255, 0);
-	encode_checked(*state, small, PIXEL_RGB24, 16, 16, &jpeg, &bytes);
+	encode_checked(f->enc, small, PIXEL_RGB24, 16, 16, &jpeg, &bytes);
 	assert_decodes_to(jpeg, bytes, 16, 16, 0, 255, 0);
-	free(small);
-	free(large);
 }
 
 static void test_validate_rejects_empty_and_non_jpeg(void **state)
@@ -218,13 +232,14 @@ static void test_validate_rejects_empty_and_non_jpeg(void **state)
 static void test_validate_rejects_truncated(void **state)
 {
 	static const unsigned char red[3] = { 255, 0, 0 };
-	unsigned char *frame = solid_frame(SIDE, SIDE, red, 3);
+	struct fixture *f = *state;
+	unsigned char *frame = solid_frame(f, SIDE, SIDE, red, 3);
 	const unsigned char *jpeg;
 	const char *why = NULL;
 	uint32_t w = 77, h = 77;
 	size_t bytes;
 
-	encode_checked(*state, frame, PIXEL_RGB24, SIDE, SIDE, &jpeg, &bytes);
+	encode_checked(f->enc, frame, PIXEL_RGB24, SIDE, SIDE, &jpeg, &bytes);
 	assert_int_equal(encode_validate(jpeg, bytes - 2, &w, &h, &why), -1);
 	assert_non_null(why);
 	assert_non_null(strstr(why, "truncated"));
@@ -235,7 +250,6 @@ static void test_validate_rejects_truncated(void **state)
 	why = NULL;
 	assert_int_equal(encode_validate(jpeg, bytes / 2, &w, &h, &why), -1);
 	assert_non_null(why);
-	free(frame);
 }
 
 /* encode_validate keeps one TurboJPEG decompressor per thread.  Calls
@@ -388,7 +402,8 @@ static void test_validate_rejects_soi_eoi_without_frame(void **state)
 static void test_validate_after_refused_header(void **state)
 {
 	static const unsigned char red[3] = { 255, 0, 0 };
-	unsigned char *frame = solid_frame(64, 32, red, 3);
+	struct fixture *f = *state;
+	unsigned char *frame = solid_frame(f, 64, 32, red, 3);
 	unsigned char bad_sof[600];
 	const unsigned char *jpeg;
 	size_t bytes;
@@ -398,10 +413,9 @@ static void test_validate_after_refused_header(void **state)
 	memcpy(bad_sof + 2, "\xFF\xC0\x00\x02", 4);
 	bad_sof[sizeof(bad_sof) - 2] = 0xFF;
 	bad_sof[sizeof(bad_sof) - 1] = 0xD9;
-	assert_int_equal(encode_frame(*state, frame, PIXEL_RGB24, 64, 32, ENCODE_QUALITY_DEFAULT,
+	assert_int_equal(encode_frame(f->enc, frame, PIXEL_RGB24, 64, 32, ENCODE_QUALITY_DEFAULT,
 				      &jpeg, &bytes),
-			 0);
-	free(frame); /* jpeg lives in the encoder */
+			 0); /* jpeg lives in the encoder */
 	memset(calls, 0, sizeof(calls));
 	calls[0].jpeg = jpeg;
 	calls[0].bytes = bytes;
@@ -424,14 +438,14 @@ static void test_validate_after_refused_header(void **state)
 static void test_validate_size_optional(void **state)
 {
 	static const unsigned char red[3] = { 255, 0, 0 };
-	unsigned char *frame = solid_frame(64, 32, red, 3);
+	struct fixture *f = *state;
+	unsigned char *frame = solid_frame(f, 64, 32, red, 3);
 	const unsigned char *jpeg;
 	const char *why = NULL;
 	size_t bytes;
 
-	encode_checked(*state, frame, PIXEL_RGB24, 64, 32, &jpeg, &bytes);
+	encode_checked(f->enc, frame, PIXEL_RGB24, 64, 32, &jpeg, &bytes);
 	assert_int_equal(encode_validate(jpeg, bytes, NULL, NULL, &why), 0);
-	free(frame);
 }
 
 static void test_parse_format(void **state)

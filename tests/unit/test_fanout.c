@@ -23,8 +23,8 @@
 #include "multipart.h"
 #include "record.h"
 #include "stream.h"
+#include "testutil.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fastcgi.h>
 #include <fcntl.h>
@@ -35,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -43,24 +44,44 @@
 #define WRITERS 2
 #define WIDTH 640
 #define HEIGHT 480
-/* Short intervals keep the tests fast. */
+/* The fixture's timers come in two sets (struct timers, below).  Most
+ * tests are about what must happen at once: a new frame, a new viewer, an
+ * end.  A defect there (a missed wake) shows as the thing happening only
+ * at the viewer's next timer, so there the repeat and keepalive are far
+ * away (FAR_*): what is prompt and what waited for a timer then differ by
+ * seconds, not by milliseconds, and PROMPT_USEC can leave a slow or busy
+ * machine plenty of room.  The tests of the repeat and keepalive
+ * themselves take short ones, far apart from each other. */
+#define FAR_REPEAT_USEC (5 * USEC_PER_SEC)
+#define FAR_KEEPALIVE_USEC (10 * USEC_PER_SEC)
 #define REPEAT_USEC (200 * USEC_PER_MSEC)
-#define KEEPALIVE_USEC (500 * USEC_PER_MSEC)
-#define STALL_USEC (300 * USEC_PER_MSEC)
+#define KEEPALIVE_USEC (1000 * USEC_PER_MSEC)
+/* A viewer that takes no bytes is dropped after this.  A viewer beside it
+ * must get five large frames meanwhile (a few ms; 1 s is ~20 times what
+ * an ASan build on a busy machine takes). */
+#define STALL_USEC USEC_PER_SEC
 #define FRAME_BYTES_MAX (1u << 20)
 #define SMALL_FRAME 1000
 /* Far more than the small socket buffers of a slow viewer. */
 #define LARGE_FRAME (200 * 1000)
 #define SLOW_SOCKET_BUFFER 4096
 
-/* A new frame or an end reaches a viewer "at once": within this. */
-#define PROMPT_USEC (100 * USEC_PER_MSEC)
-/* The longest wait for anything a test expects. */
-#define WAIT_USEC (2 * USEC_PER_SEC)
-/* How much earlier than due a timed part may arrive (clock and reader
- * granularity), and how much later. */
+/* A new frame or an end reaches a viewer "at once": within this.  It
+ * takes a few ms (tens on a busy machine under ASan); the defect, waiting
+ * for the next timer, takes FAR_REPEAT_USEC (5 s): 4 s of margin. */
+#define PROMPT_USEC USEC_PER_SEC
+/* The longest wait for anything a test expects: only a failing test waits
+ * this long. */
+#define WAIT_USEC (10 * USEC_PER_SEC)
+/* How much earlier than due a timed event may be seen: clock granularity.
+ * (A timer never fires early; the reader, though, may note one arrival
+ * late and the next on time, which is what the windows of
+ * test_repeat_then_keepalive allow for.) */
 #define EARLY_SLACK_USEC (10 * USEC_PER_MSEC)
-#define LATE_SLACK_USEC (100 * USEC_PER_MSEC)
+/* How late a stalled viewer may be dropped.  Correct: the writer wakes at
+ * the stall deadline, ms late; the defect, a stall noticed only at the
+ * keepalive (FAR_KEEPALIVE_USEC, 10 s) or never, is 8 s later than this. */
+#define STALL_LATE_USEC USEC_PER_SEC
 /* Each reader thread looks at its quit flag this often. */
 #define READER_STEP_MS 50
 #define READER_STACK (256 * 1024)
@@ -93,10 +114,8 @@ struct client {
 	 * signalled on every change. */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	unsigned char *wire;     /* bytes read, not yet a whole record */
-	size_t wire_len, wire_cap;
-	unsigned char *body;     /* FCGI_STDOUT content, not yet a whole part */
-	size_t body_len, body_cap;
+	struct blob wire;        /* bytes read, not yet a whole record */
+	struct blob body;        /* FCGI_STDOUT content, not yet a whole part */
 	struct part *parts;
 	size_t part_count, part_cap;
 	int closing_seen;        /* the closing boundary came */
@@ -107,29 +126,6 @@ struct client {
 	size_t wire_total;       /* bytes read in all */
 	char error[256];         /* the first thing wrong with the bytes; "" if none */
 };
-
-static void grow(void **buf, size_t *cap, size_t need, size_t item)
-{
-	size_t cap_new = *cap ? *cap : 16;
-	void *grown;
-
-	if (need <= *cap)
-		return;
-	while (cap_new < need)
-		cap_new *= 2;
-	grown = realloc(*buf, cap_new * item);
-	if (!grown)
-		abort(); /* a test with no memory cannot go on */
-	*buf = grown;
-	*cap = cap_new;
-}
-
-static void append(unsigned char **buf, size_t *len, size_t *cap, const void *data, size_t n)
-{
-	grow((void **)buf, cap, *len + n, 1);
-	memcpy(*buf + *len, data, n);
-	*len += n;
-}
 
 static void client_fail(struct client *c, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -178,9 +174,9 @@ static void parse_parts(struct client *c, int64_t now)
 {
 	size_t at = 0;
 
-	while (!c->error[0] && at < c->body_len) {
-		const unsigned char *p = c->body + at;
-		size_t left = c->body_len - at, head_len, need;
+	while (!c->error[0] && at < c->body.len) {
+		const unsigned char *p = c->body.data + at;
+		size_t left = c->body.len - at, head_len, need;
 		const unsigned char *blank;
 		char head[MULTIPART_HEAD_MAX + 1], expect[MULTIPART_HEAD_MAX];
 		unsigned long long bytes;
@@ -247,13 +243,13 @@ static void parse_parts(struct client *c, int64_t now)
 		part.bytes = bytes;
 		part.timestamp_usec = sec * USEC_PER_SEC + usec;
 		part.arrival_usec = now;
-		grow((void **)&c->parts, &c->part_cap, c->part_count + 1, sizeof(*c->parts));
+		tu_grow((void **)&c->parts, &c->part_cap, c->part_count + 1, sizeof(*c->parts));
 		c->parts[c->part_count++] = part;
 		c->closing_seen = part.last;
 		at += need;
 	}
-	memmove(c->body, c->body + at, c->body_len - at);
-	c->body_len -= at;
+	memmove(c->body.data, c->body.data + at, c->body.len - at);
+	c->body.len -= at;
 }
 
 /* Takes the whole records out of c->wire: FCGI_STDOUT content, then the
@@ -262,45 +258,43 @@ static void parse_records(struct client *c, int64_t now)
 {
 	size_t at = 0;
 
-	while (!c->error[0] && c->wire_len - at >= FCGI_HEADER_LEN) {
-		const FCGI_Header *h = (const FCGI_Header *)(c->wire + at);
-		size_t content = (size_t)h->contentLengthB1 << 8 | h->contentLengthB0;
-		size_t whole = FCGI_HEADER_LEN + content + h->paddingLength;
-		const unsigned char *data = c->wire + at + FCGI_HEADER_LEN;
-		int request_id = h->requestIdB1 << 8 | h->requestIdB0;
+	while (!c->error[0]) {
+		struct tu_record rec;
+		size_t whole = tu_record_parse(c->wire.data + at, c->wire.len - at, &rec);
 
-		if (c->wire_len - at < whole)
+		if (whole == 0)
 			break;
 		at += whole;
-		if (h->version != FCGI_VERSION_1 || request_id != c->request_id) {
-			client_fail(c, "record of version %d, request %d", h->version, request_id);
+		if (rec.version != FCGI_VERSION_1 || rec.request_id != c->request_id) {
+			client_fail(c, "record of version %d, request %d", rec.version,
+				    rec.request_id);
 		} else if (c->request_ended) {
-			client_fail(c, "record of type %d after FCGI_END_REQUEST", h->type);
-		} else if (h->type == FCGI_STDOUT && content > 0) {
+			client_fail(c, "record of type %d after FCGI_END_REQUEST", rec.type);
+		} else if (rec.type == FCGI_STDOUT && rec.content_len > 0) {
 			if (c->stdout_ended)
 				client_fail(c, "stdout content after the empty stdout record");
-			append(&c->body, &c->body_len, &c->body_cap, data, content);
+			blob_add(&c->body, rec.content, rec.content_len);
 			parse_parts(c, now);
-		} else if (h->type == FCGI_STDOUT) {
+		} else if (rec.type == FCGI_STDOUT) {
 			if (c->stdout_ended)
 				client_fail(c, "two empty stdout records");
 			c->stdout_ended = 1;
-		} else if (h->type == FCGI_END_REQUEST) {
-			const FCGI_EndRequestBody *end = (const FCGI_EndRequestBody *)data;
+		} else if (rec.type == FCGI_END_REQUEST) {
+			const FCGI_EndRequestBody *end = (const FCGI_EndRequestBody *)rec.content;
 
-			if (!c->stdout_ended || content != sizeof(*end) ||
+			if (!c->stdout_ended || rec.content_len != sizeof(*end) ||
 			    end->protocolStatus != FCGI_REQUEST_COMPLETE)
 				client_fail(c, "bad FCGI_END_REQUEST (stdout ended %d, %zu bytes)",
-					    c->stdout_ended, content);
-			else if (c->body_len > 0)
-				client_fail(c, "request ended inside a part (%zu bytes)", c->body_len);
+					    c->stdout_ended, rec.content_len);
+			else if (c->body.len > 0)
+				client_fail(c, "request ended inside a part (%zu bytes)", c->body.len);
 			c->request_ended = 1;
 		} else {
-			client_fail(c, "record of type %d", h->type);
+			client_fail(c, "record of type %d", rec.type);
 		}
 	}
-	memmove(c->wire, c->wire + at, c->wire_len - at);
-	c->wire_len -= at;
+	memmove(c->wire.data, c->wire.data + at, c->wire.len - at);
+	c->wire.len -= at;
 }
 
 static void *client_main(void *arg)
@@ -319,7 +313,7 @@ static void *client_main(void *arg)
 			continue;
 		CHECK_ZERO(pthread_mutex_lock(&c->lock));
 		if (n > 0) {
-			append(&c->wire, &c->wire_len, &c->wire_cap, c->chunk, (size_t)n);
+			blob_add(&c->wire, c->chunk, (size_t)n);
 			c->wire_total += (size_t)n;
 			parse_records(c, clock_mono_usec());
 		} else if (n == 0) {
@@ -383,8 +377,8 @@ static void client_free(struct client *c)
 	pthread_mutex_destroy(&c->lock);
 	pthread_cond_destroy(&c->cond);
 	free(c->chunk);
-	free(c->wire);
-	free(c->body);
+	blob_free(&c->wire);
+	blob_free(&c->body);
 	free(c->parts);
 	free(c);
 }
@@ -458,7 +452,7 @@ static struct seen client_seen(struct client *c)
 
 static struct part client_part(struct client *c, size_t i)
 {
-	struct part part;
+	struct part part = { 0 };
 	size_t count;
 
 	CHECK_ZERO(pthread_mutex_lock(&c->lock));
@@ -500,29 +494,35 @@ struct fixture {
 	size_t client_count;
 };
 
+/* A test's repeat and keepalive: its cmocka prestate. */
+struct timers {
+	int64_t repeat_usec, keepalive_usec;
+};
+
+static struct timers far_timers = { FAR_REPEAT_USEC, FAR_KEEPALIVE_USEC };
+static struct timers short_timers = { REPEAT_USEC, KEEPALIVE_USEC };
+
 static int teardown(void **state);
 
+/* *state on entry: the struct timers to use. */
 static int setup(void **state)
 {
+	const struct timers *timers = *state;
 	struct fixture *f = calloc(1, sizeof(*f));
 	struct stream_settings *cfg;
 
 	if (!f)
 		return -1;
 	*state = f;
-	snprintf(f->dir, sizeof(f->dir), "/tmp/mjpeg-fcgi-test-fanout-XXXXXX");
-	if (!mkdtemp(f->dir)) {
-		perror("mkdtemp");
-		f->dir[0] = '\0';
+	if (tu_dir_make(f->dir, sizeof(f->dir), "fanout") < 0)
 		goto fail;
-	}
 	f->frame = malloc(FRAME_BYTES_MAX);
 	if (!f->frame)
 		goto fail;
 	config_defaults(&f->settings);
 	snprintf(f->settings.bus_dir, sizeof(f->settings.bus_dir), "%s", f->dir);
-	f->settings.repeat_usec = REPEAT_USEC;
-	f->settings.keepalive_usec = KEEPALIVE_USEC;
+	f->settings.repeat_usec = timers->repeat_usec;
+	f->settings.keepalive_usec = timers->keepalive_usec;
 	f->settings.stall_usec = STALL_USEC;
 	f->settings.frame_bytes_max = FRAME_BYTES_MAX;
 	/* One ingest stream, as config.c fills it for "source = ingest". */
@@ -548,24 +548,6 @@ static int setup(void **state)
 fail:
 	teardown(state);
 	return -1;
-}
-
-static void remove_dir(const char *path)
-{
-	char entry_path[PATH_MAX + 256];
-	struct dirent *entry;
-	DIR *dir = opendir(path);
-
-	if (dir) {
-		while ((entry = readdir(dir))) {
-			if (strcmp(entry->d_name, ".") == 0 || strcmp(entry->d_name, "..") == 0)
-				continue;
-			snprintf(entry_path, sizeof(entry_path), "%s/%s", path, entry->d_name);
-			unlink(entry_path);
-		}
-		closedir(dir);
-	}
-	rmdir(path);
 }
 
 /* Stops the fanout: the stopping flag, a wake, then fanout_stop.  The
@@ -606,8 +588,7 @@ static int teardown(void **state)
 		stream_release(f->stream);
 	if (f->set_open)
 		streams_close(&f->set);
-	if (f->dir[0])
-		remove_dir(f->dir);
+	tu_dir_remove(f->dir);
 	free(f->frame);
 	free(f);
 	return rc;
@@ -681,6 +662,18 @@ static struct client *add_viewer(struct fixture *f, const struct query *query)
 }
 
 static const struct query plain_query; /* no ?fps, no ?frames */
+
+/* A viewer with query that has its first part: the frame published for
+ * it (tag 1 on a fresh fixture). */
+static struct client *add_watching_viewer(struct fixture *f, const struct query *query)
+{
+	struct client *c;
+
+	publish(f);
+	c = add_viewer(f, query);
+	assert_true(client_wait(c, has_parts, 1, WAIT_USEC));
+	return c;
+}
 
 static struct bus_stats stats(const struct fixture *f)
 {
@@ -854,9 +847,7 @@ static void test_newer_frame_at_once(void **state)
 	int64_t published;
 	uint32_t tag;
 
-	publish(f);
-	c = add_viewer(f, &plain_query);
-	assert_true(client_wait(c, has_parts, 1, WAIT_USEC));
+	c = add_watching_viewer(f, &plain_query);
 	for (int round = 0; round < 3; round++) {
 		published = clock_mono_usec();
 		tag = publish(f);
@@ -869,7 +860,14 @@ static void test_newer_frame_at_once(void **state)
 }
 
 /* With no newer frame the held one goes again after repeat_usec, then
- * every keepalive_usec; the bus counts each part. */
+ * every keepalive_usec; the bus counts each part.  Each gap is asserted
+ * within a window that reaches halfway to the wrong interval on either
+ * side: the repeat (200 ms) in [100 ms, 600 ms], the keepalive (1000 ms)
+ * in [600 ms, 1400 ms].  The defects caught, no wait at all, the keepalive
+ * in place of the repeat or the repeat in place of the keepalive, miss
+ * their window by 100-400 ms; a correct writer hits its mark within a few
+ * ms, so a reader noting an arrival up to 100 ms late still passes. */
+#define REPEAT_WINDOW_USEC ((KEEPALIVE_USEC - REPEAT_USEC) / 2)
 static void test_repeat_then_keepalive(void **state)
 {
 	struct fixture *f = *state;
@@ -885,10 +883,10 @@ static void test_repeat_then_keepalive(void **state)
 	first = client_part(c, 0);
 	second = client_part(c, 1);
 	third = client_part(c, 2);
-	assert_true(second.arrival_usec - first.arrival_usec >= REPEAT_USEC - EARLY_SLACK_USEC);
-	assert_true(second.arrival_usec - first.arrival_usec <= REPEAT_USEC + LATE_SLACK_USEC);
-	assert_true(third.arrival_usec - second.arrival_usec >= KEEPALIVE_USEC - EARLY_SLACK_USEC);
-	assert_true(third.arrival_usec - second.arrival_usec <= KEEPALIVE_USEC + LATE_SLACK_USEC);
+	assert_true(second.arrival_usec - first.arrival_usec >= REPEAT_USEC / 2);
+	assert_true(second.arrival_usec - first.arrival_usec <= REPEAT_USEC + REPEAT_WINDOW_USEC);
+	assert_true(third.arrival_usec - second.arrival_usec >= KEEPALIVE_USEC - REPEAT_WINDOW_USEC);
+	assert_true(third.arrival_usec - second.arrival_usec <= KEEPALIVE_USEC + REPEAT_WINDOW_USEC);
 	assert_true(wait_delivered(f, 3, WAIT_USEC));
 	s = stats(f);
 	assert_int_equal(s.frames_delivered, 3);
@@ -939,55 +937,70 @@ static void test_frames_one_and_repeat(void **state)
 	assert_true(wait_delivered(f, 3, WAIT_USEC));
 }
 
-/* ?fps=5 with frames published at 50 per second for a second: about five
- * parts, never two closer than the gap, each the newest frame; the frames
- * skipped meanwhile are counted as dropped. */
+/* Frames published for the ?fps=5 test, one every FPS_PERIOD_USEC: about
+ * a second of them, at 50 per second. */
+#define FPS_PUBLISHES 50
+#define FPS_PERIOD_USEC (USEC_PER_SEC / 50)
+
+/* ?fps=5 with frames published at 50 per second: never two parts much
+ * closer than the gap, each the newest frame, the last published one got
+ * out; the frames skipped meanwhile are counted as dropped.
+ *
+ * Judged by counts over the time the publishing really took (a slow
+ * machine publishes more slowly), not by a fixed window.  The defect
+ * caught, ?fps ignored, sends about every frame (~50 parts, 20 ms apart);
+ * paced, parts go at least a gap apart from the viewer's start to a gap
+ * after the last publish: span / gap + 2 of them at most, and one more is
+ * allowed for rounding.  Two parts may be seen closer than
+ * the gap by as much as the reader notes one late: half the gap (100 ms)
+ * is allowed for that, still 5 times the 20 ms of the unpaced defect. */
 static void test_fps_pacing(void **state)
 {
 	struct fixture *f = *state;
-	const int64_t gap = USEC_PER_SEC / 5, period = USEC_PER_SEC / 50;
+	const int64_t gap = USEC_PER_SEC / 5;
 	struct query query = { .fps = 5 };
 	struct client *c;
-	int64_t start, end;
-	size_t in_window = 0, count;
+	int64_t start, span;
+	size_t count, distinct = 1;
 	uint64_t expect_dropped = 0;
 	struct part prev, part;
 
 	publish(f);
+	start = clock_mono_usec(); /* no part can go before this */
 	c = add_viewer(f, &query);
 	assert_true(client_wait(c, has_parts, 1, WAIT_USEC));
-	start = client_part(c, 0).arrival_usec;
-	while (clock_mono_usec() - start < USEC_PER_SEC) {
+	for (int i = 0; i < FPS_PUBLISHES; i++) {
 		publish(f);
-		clock_sleep_usec(period);
+		clock_sleep_usec(FPS_PERIOD_USEC);
 	}
-	end = clock_mono_usec();
-	/* the last frame goes out within the gap; after it, only repeats */
-	clock_sleep_usec(gap + LATE_SLACK_USEC);
+	span = clock_mono_usec() - start;
+	/* the newest goes out within a gap; after it, only repeats, 5 s on */
+	assert_true(client_wait(c, has_tag, f->published, WAIT_USEC));
 	assert_no_error(c);
 	count = client_seen(c).part_count;
 	prev = client_part(c, 0);
-	for (size_t i = 0; i < count; i++) {
+	for (size_t i = 1; i < count; i++) {
 		part = client_part(c, i);
 		assert_part(f, c, i, part.tag);
-		if (part.arrival_usec <= end)
-			in_window++;
-		if (i == 0)
-			continue;
-		assert_true(part.arrival_usec - prev.arrival_usec >= gap - EARLY_SLACK_USEC);
+		assert_true(part.arrival_usec - prev.arrival_usec >= gap / 2);
 		assert_true(part.tag >= prev.tag);
-		if (part.tag > prev.tag)
+		if (part.tag > prev.tag) {
 			expect_dropped += part.tag - prev.tag - 1;
+			distinct++;
+		}
 		prev = part;
 	}
-	assert_true(in_window >= 4 && in_window <= 6);
+	print_message("%zu parts, %zu frames, in %lld us of publishing\n", count, distinct,
+		      (long long)span);
+	assert_true(count <= (size_t)(span / gap) + 3);
+	assert_true(distinct >= 3); /* frames keep coming */
 	assert_int_equal(prev.tag, f->published); /* the newest got out */
 	assert_true(wait_delivered(f, count, WAIT_USEC));
 	assert_int_equal(stats(f).frames_dropped, expect_dropped);
-	assert_true(expect_dropped > 30);
+	assert_true(expect_dropped >= FPS_PUBLISHES - count);
 }
 
-/* ?fps=0.8 (a gap of 1.25 s, longer than keepalive_usec) with frames
+/* ?fps=0.4 (a gap of 2.5 s, over twice keepalive_usec) with frames
  * published at 50 per second: a new frame at most once per gap, and in
  * between the frame last sent again every keepalive_usec (not after
  * repeat_usec), so the connection is never silent for much longer than
@@ -996,9 +1009,9 @@ static void test_fps_pacing(void **state)
 static void test_low_fps_keepalives(void **state)
 {
 	struct fixture *f = *state;
-	struct query query = { .fps = 0.8 };
+	struct query query = { .fps = 0.4 };
 	const int64_t gap = (int64_t)(USEC_PER_SEC / query.fps), period = USEC_PER_SEC / 50;
-	/* Publishing long enough for new frames at 0, 1.25 and 2.5 s. */
+	/* Publishing long enough for new frames at 0, 2.5 and 5 s. */
 	const int64_t run = 2 * gap + 200 * USEC_PER_MSEC;
 	/* How much later than keepalive_usec a part may come: scheduling
 	 * and reader granularity, generous for a slow or sanitized build,
@@ -1053,6 +1066,19 @@ static void test_low_fps_keepalives(void **state)
 
 /* ---- slow viewers -------------------------------------------------------- */
 
+/* Waits up to timeout_usec until bytes for c (not reading) wait in its
+ * socket: the fanout has begun a part.  1 if they do. */
+static int wait_in_flight(struct client *c, int64_t timeout_usec)
+{
+	int64_t deadline = clock_mono_usec() + timeout_usec;
+	int queued = 0;
+
+	while (ioctl(c->fd, FIONREAD, &queued) == 0 && queued == 0 &&
+	       clock_mono_usec() < deadline)
+		clock_sleep_usec(USEC_PER_MSEC);
+	return queued > 0;
+}
+
 /* A viewer that falls behind finishes the part in flight, then skips to
  * the newest frame; the frames it skipped are counted as dropped. */
 static void test_slow_viewer_skips_to_newest(void **state)
@@ -1064,7 +1090,7 @@ static void test_slow_viewer_skips_to_newest(void **state)
 
 	first = publish_sized(f, LARGE_FRAME, WIDTH, HEIGHT);
 	slow = add_viewer_opts(f, &plain_query, 1);
-	clock_sleep_usec(20 * USEC_PER_MSEC); /* its first part is stuck */
+	assert_true(wait_in_flight(slow, WAIT_USEC)); /* its first part is stuck */
 	for (int i = 0; i < 4; i++)
 		newest = publish_sized(f, LARGE_FRAME, WIDTH, HEIGHT);
 	client_start_reading(slow);
@@ -1089,23 +1115,23 @@ static void test_stalled_viewer_dropped(void **state)
 	uint32_t tag = publish_sized(f, LARGE_FRAME, WIDTH, HEIGHT);
 	struct seen s;
 
+	stuck = clock_mono_usec(); /* before the fanout can start its clock */
 	slow = add_viewer_opts(f, &plain_query, 1);
-	stuck = clock_mono_usec();
 	fast = add_viewer(f, &plain_query);
 	assert_true(client_wait(fast, has_tag, tag, WAIT_USEC));
 	for (int i = 0; i < 5; i++) {
 		tag = publish_sized(f, LARGE_FRAME, WIDTH, HEIGHT);
 		assert_true(client_wait(fast, has_tag, tag, PROMPT_USEC));
 	}
-	/* all of that while the slow one was still there */
-	assert_true(clock_mono_usec() - stuck < STALL_USEC - EARLY_SLACK_USEC);
+	/* all of that while the slow one was still there: counted, not timed
+	 * (held back by it, fast would have waited out STALL_USEC, 1 s) */
 	assert_int_equal(atomic_load(&f->viewer_count), 2);
 	assert_every_frame(f, fast, 1, tag);
 
 	assert_true(wait_viewers(f, 1, STALL_USEC + WAIT_USEC));
 	dropped = clock_mono_usec();
 	assert_true(dropped - stuck >= STALL_USEC - EARLY_SLACK_USEC);
-	assert_true(dropped - stuck <= STALL_USEC + LATE_SLACK_USEC);
+	assert_true(dropped - stuck <= STALL_USEC + STALL_LATE_USEC);
 
 	/* what it was sent, then the end of the connection */
 	client_start_reading(slow);
@@ -1130,12 +1156,12 @@ static void test_stalled_first_part_dropped(void **state)
 	int64_t stuck;
 
 	publish_sized(f, LARGE_FRAME, WIDTH, HEIGHT);
+	stuck = clock_mono_usec(); /* before the fanout can start its clock */
 	add_viewer_opts(f, &plain_query, 1);
-	stuck = clock_mono_usec();
 	assert_true(wait_viewers(f, 1, 0));
 	assert_true(wait_viewers(f, 0, STALL_USEC + WAIT_USEC));
 	assert_true(clock_mono_usec() - stuck >= STALL_USEC - EARLY_SLACK_USEC);
-	assert_true(clock_mono_usec() - stuck <= STALL_USEC + LATE_SLACK_USEC);
+	assert_true(clock_mono_usec() - stuck <= STALL_USEC + STALL_LATE_USEC);
 }
 
 /* ---- the connection's end ------------------------------------------------ */
@@ -1148,9 +1174,7 @@ static void test_peer_close_removes_viewer(void **state)
 	struct client *c;
 	int64_t closed;
 
-	publish(f);
-	c = add_viewer(f, &plain_query);
-	assert_true(client_wait(c, has_parts, 1, WAIT_USEC));
+	c = add_watching_viewer(f, &plain_query);
 	assert_true(wait_viewers(f, 1, 0));
 	client_stop_reading(c);
 	close(c->fd);
@@ -1168,9 +1192,7 @@ static void test_peer_half_close_keeps_viewer(void **state)
 	struct client *c;
 	uint32_t tag;
 
-	publish(f);
-	c = add_viewer(f, &plain_query);
-	assert_true(client_wait(c, has_parts, 1, WAIT_USEC));
+	c = add_watching_viewer(f, &plain_query);
 	assert_int_equal(shutdown(c->fd, SHUT_WR), 0);
 	clock_sleep_usec(20 * USEC_PER_MSEC);
 	tag = publish(f);
@@ -1191,9 +1213,7 @@ static void test_input_drained_clean_end(void **state)
 	struct client *c;
 	uint32_t tag;
 
-	publish(f);
-	c = add_viewer(f, &query);
-	assert_true(client_wait(c, has_parts, 1, WAIT_USEC));
+	c = add_watching_viewer(f, &query);
 	assert_int_equal(send(c->fd, input, sizeof(input), MSG_NOSIGNAL), (ssize_t)sizeof(input));
 	clock_sleep_usec(20 * USEC_PER_MSEC);
 	tag = publish(f);
@@ -1388,9 +1408,7 @@ static void test_stop_ends_viewers(void **state)
 	uint32_t tag;
 	size_t n1, n2;
 
-	publish(f);
-	c1 = add_viewer(f, &plain_query);
-	assert_true(client_wait(c1, has_parts, 1, WAIT_USEC));
+	c1 = add_watching_viewer(f, &plain_query);
 	tag = publish(f);
 	assert_true(client_wait(c1, has_tag, tag, WAIT_USEC));
 	c2 = add_viewer(f, &plain_query);
@@ -1427,12 +1445,11 @@ static void test_stop_before_first_frame(void **state)
 static void test_stop_without_flag(void **state)
 {
 	struct fixture *f = *state;
-	uint32_t tag = publish(f);
-	struct client *c = add_viewer(f, &plain_query);
+	struct client *c = add_watching_viewer(f, &plain_query);
+	uint32_t tag = f->published;
 	int left;
 
-	assert_true(client_wait(c, has_parts, 1, WAIT_USEC));
-	left = fanout_stop(f->fanout, STALL_USEC);
+	left = fanout_stop(f->fanout, WAIT_USEC);
 	assert_int_equal(left, 0);
 	fanout_free(f->fanout);
 	f->fanout = NULL;
@@ -1444,11 +1461,11 @@ static void test_stop_without_flag(void **state)
 static void test_retired_stream_ends_viewers(void **state)
 {
 	struct fixture *f = *state;
-	uint32_t tag = publish(f);
-	struct client *c1 = add_viewer(f, &plain_query), *c2 = add_viewer(f, &plain_query);
+	struct client *c1 = add_watching_viewer(f, &plain_query);
+	struct client *c2 = add_viewer(f, &plain_query);
+	uint32_t tag = f->published;
 	size_t n1, n2;
 
-	assert_true(client_wait(c1, has_parts, 1, WAIT_USEC));
 	assert_true(client_wait(c2, has_parts, 1, WAIT_USEC));
 	n1 = client_seen(c1).part_count;
 	n2 = client_seen(c2).part_count;
@@ -1464,11 +1481,10 @@ static void test_retired_stream_ends_viewers(void **state)
 static void test_size_change_ends_viewer(void **state)
 {
 	struct fixture *f = *state;
-	uint32_t tag = publish(f);
-	struct client *c = add_viewer(f, &plain_query);
+	struct client *c = add_watching_viewer(f, &plain_query);
+	uint32_t tag = f->published;
 	size_t n;
 
-	assert_true(client_wait(c, has_parts, 1, WAIT_USEC));
 	n = client_seen(c).part_count;
 	publish_sized(f, SMALL_FRAME, WIDTH / 2, HEIGHT / 2);
 	assert_true(assert_ended(f, c, tag) > n);
@@ -1537,35 +1553,40 @@ static void test_many_viewers(void **state)
 	assert_int_equal(stats(f).frames_dropped, 0);
 }
 
+/* Most tests: the far timers.  The repeat's own tests: the short ones. */
+#define FANOUT_TEST(fn) cmocka_unit_test_prestate_setup_teardown(fn, setup, teardown, &far_timers)
+#define SHORT_TIMERS_TEST(fn) \
+	cmocka_unit_test_prestate_setup_teardown(fn, setup, teardown, &short_timers)
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_first_frame_at_once, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_first_frame_when_published, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_publish_as_watcher_starts, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_newer_frame_at_once, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_repeat_then_keepalive, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_frames_limit, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_frames_one_and_repeat, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_fps_pacing, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_low_fps_keepalives, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_slow_viewer_skips_to_newest, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_stalled_viewer_dropped, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_stalled_first_part_dropped, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_peer_close_removes_viewer, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_peer_half_close_keeps_viewer, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_input_drained_clean_end, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_abort_ends_after_part_in_flight, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_abort_between_parts, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_abort_before_first_frame, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_abort_records_parsed, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_stop_ends_viewers, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_stop_before_first_frame, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_stop_without_flag, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_retired_stream_ends_viewers, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_size_change_ends_viewer, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_add_after_stop_refused, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_many_viewers, setup, teardown),
+		FANOUT_TEST(test_first_frame_at_once),
+		FANOUT_TEST(test_first_frame_when_published),
+		FANOUT_TEST(test_publish_as_watcher_starts),
+		FANOUT_TEST(test_newer_frame_at_once),
+		SHORT_TIMERS_TEST(test_repeat_then_keepalive),
+		FANOUT_TEST(test_frames_limit),
+		SHORT_TIMERS_TEST(test_frames_one_and_repeat),
+		FANOUT_TEST(test_fps_pacing),
+		SHORT_TIMERS_TEST(test_low_fps_keepalives),
+		FANOUT_TEST(test_slow_viewer_skips_to_newest),
+		FANOUT_TEST(test_stalled_viewer_dropped),
+		FANOUT_TEST(test_stalled_first_part_dropped),
+		FANOUT_TEST(test_peer_close_removes_viewer),
+		FANOUT_TEST(test_peer_half_close_keeps_viewer),
+		FANOUT_TEST(test_input_drained_clean_end),
+		FANOUT_TEST(test_abort_ends_after_part_in_flight),
+		FANOUT_TEST(test_abort_between_parts),
+		FANOUT_TEST(test_abort_before_first_frame),
+		FANOUT_TEST(test_abort_records_parsed),
+		FANOUT_TEST(test_stop_ends_viewers),
+		FANOUT_TEST(test_stop_before_first_frame),
+		FANOUT_TEST(test_stop_without_flag),
+		FANOUT_TEST(test_retired_stream_ends_viewers),
+		FANOUT_TEST(test_size_change_ends_viewer),
+		FANOUT_TEST(test_add_after_stop_refused),
+		FANOUT_TEST(test_many_viewers),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -6,6 +6,7 @@
 #include <cmocka.h>
 
 #include "source_pattern.h"
+#include "testutil.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -14,11 +15,11 @@
 /* 2026-01-01 00:00:00.042 UTC, a fixed wall clock */
 #define WALL_USEC 1767225600042000LL
 
+/* A picture filled with 0x77, freed by tu_release. */
 static unsigned char *rgb_alloc(uint32_t width, uint32_t height)
 {
-	unsigned char *rgb = malloc((size_t)width * height * 3);
+	unsigned char *rgb = tu_alloc((size_t)width * height * 3);
 
-	assert_non_null(rgb);
 	memset(rgb, 0x77, (size_t)width * height * 3);
 	return rgb;
 }
@@ -74,7 +75,6 @@ static void test_redblue(void **state)
 	assert_solid(rgb, w, h, 255, 0, 0);
 	pattern_redblue(rgb, w, h, 3601 * USEC + 1);
 	assert_solid(rgb, w, h, 0, 0, 255);
-	free(rgb);
 }
 
 /* Odd sizes too: nothing assumes a multiple of anything. */
@@ -115,9 +115,6 @@ static void test_bars_frames_differ(void **state)
 	assert_memory_not_equal(b, c, bytes);
 	/* ...but only in the text, the bars above it are the same */
 	assert_memory_equal(b, c, (size_t)w * 3 * (h / 2));
-	free(a);
-	free(b);
-	free(c);
 }
 
 /* The text sits in the bottom-left corner: it must hold both pure white
@@ -150,7 +147,6 @@ static void test_bars_text_region(void **state)
 	assert_true(black > 100);
 	assert_int_equal(white_top, 0);
 	assert_int_equal(black_top, 0);
-	free(rgb);
 }
 
 /* Small pictures (scale 1, text at the top) are drawn without trouble. */
@@ -297,16 +293,16 @@ static void test_draw_text_glyph(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_parse),
-		cmocka_unit_test(test_redblue),
-		cmocka_unit_test(test_redblue_odd_size),
-		cmocka_unit_test(test_bars_frames_differ),
-		cmocka_unit_test(test_bars_text_region),
-		cmocka_unit_test(test_bars_small),
-		cmocka_unit_test(test_draw_text_clips_right_and_bottom),
-		cmocka_unit_test(test_draw_text_entirely_outside),
-		cmocka_unit_test(test_draw_text_large_scale_fills_picture),
-		cmocka_unit_test(test_draw_text_glyph),
+		cmocka_unit_test_teardown(test_parse, tu_release),
+		cmocka_unit_test_teardown(test_redblue, tu_release),
+		cmocka_unit_test_teardown(test_redblue_odd_size, tu_release),
+		cmocka_unit_test_teardown(test_bars_frames_differ, tu_release),
+		cmocka_unit_test_teardown(test_bars_text_region, tu_release),
+		cmocka_unit_test_teardown(test_bars_small, tu_release),
+		cmocka_unit_test_teardown(test_draw_text_clips_right_and_bottom, tu_release),
+		cmocka_unit_test_teardown(test_draw_text_entirely_outside, tu_release),
+		cmocka_unit_test_teardown(test_draw_text_large_scale_fills_picture, tu_release),
+		cmocka_unit_test_teardown(test_draw_text_glyph, tu_release),
 	};
 
 	return cmocka_run_group_tests_name("pattern", tests, NULL, NULL);

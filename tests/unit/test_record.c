@@ -6,6 +6,7 @@
 #include <cmocka.h>
 
 #include "record.h"
+#include "testutil.h"
 
 #include <fastcgi.h>
 #include <pthread.h>
@@ -15,46 +16,48 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+/* Room for everything a roundtrip test sends, records included. */
+#define READ_ALL_BYTES (4u << 20)
+
 struct reader {
 	int fd;
-	unsigned char *got;  /* all bytes read */
+	unsigned char *got;  /* all bytes read: READ_ALL_BYTES, from tu_alloc */
 	size_t got_len;
 };
 
+/* Runs in its own thread; r->got is allocated by the test beforehand. */
 static void *read_all(void *arg)
 {
 	struct reader *r = arg;
-	size_t cap = 4 << 20;
 	ssize_t n;
 
-	r->got = malloc(cap);
-	while ((n = read(r->fd, r->got + r->got_len, cap - r->got_len)) > 0)
+	while ((n = read(r->fd, r->got + r->got_len, READ_ALL_BYTES - r->got_len)) > 0)
 		r->got_len += (size_t)n;
 	return NULL;
 }
 
-/* Parses records; returns the concatenated content, checks each header. */
+/* Parses records; returns the concatenated content (from tu_alloc),
+ * checks each header. */
 static unsigned char *contents(const unsigned char *p, size_t len, int request_id,
 			       size_t *out_len, int *records)
 {
-	unsigned char *out = malloc(len);
+	unsigned char *out = tu_alloc(len);
 	size_t used = 0;
 
 	*records = 0;
 	while (len > 0) {
-		const FCGI_Header *h = (const FCGI_Header *)p;
-		size_t content = (size_t)h->contentLengthB1 << 8 | h->contentLengthB0;
+		struct tu_record rec;
+		size_t whole = tu_record_parse(p, len, &rec);
 
-		assert_true(len >= sizeof(*h));
-		assert_int_equal(h->version, FCGI_VERSION_1);
-		assert_int_equal(h->type, FCGI_STDOUT);
-		assert_int_equal(h->requestIdB1 << 8 | h->requestIdB0, request_id);
-		assert_true(content > 0 && content <= RECORD_CONTENT_MAX);
-		assert_true(len >= sizeof(*h) + content + h->paddingLength);
-		memcpy(out + used, p + sizeof(*h), content);
-		used += content;
-		p += sizeof(*h) + content + h->paddingLength;
-		len -= sizeof(*h) + content + h->paddingLength;
+		assert_true(whole > 0); /* no record cut short */
+		assert_int_equal(rec.version, FCGI_VERSION_1);
+		assert_int_equal(rec.type, FCGI_STDOUT);
+		assert_int_equal(rec.request_id, request_id);
+		assert_true(rec.content_len > 0 && rec.content_len <= RECORD_CONTENT_MAX);
+		memcpy(out + used, rec.content, rec.content_len);
+		used += rec.content_len;
+		p += whole;
+		len -= whole;
 		(*records)++;
 	}
 	*out_len = used;
@@ -72,7 +75,7 @@ static void check_roundtrip(const size_t *sizes, int n, int request_id, int reco
 
 	for (i = 0; i < n; i++)
 		total += sizes[i];
-	expect = malloc(total ? total : 1);
+	expect = tu_alloc(total);
 	for (size_t k = 0; k < total; k++)
 		expect[k] = (unsigned char)(k * 7 + 3);
 	for (i = 0; i < n; i++) {
@@ -82,6 +85,7 @@ static void check_roundtrip(const size_t *sizes, int n, int request_id, int reco
 	}
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
 	r.fd = sv[1];
+	r.got = tu_alloc(READ_ALL_BYTES);
 	assert_int_equal(pthread_create(&thread, NULL, read_all, &r), 0);
 	assert_int_equal(record_write_stdout(sv[0], request_id, pieces, n), 0);
 	close(sv[0]);
@@ -91,9 +95,6 @@ static void check_roundtrip(const size_t *sizes, int n, int request_id, int reco
 	assert_int_equal(got_len, total);
 	assert_memory_equal(got, expect, total);
 	assert_int_equal(records, records_expected);
-	free(got);
-	free(r.got);
-	free(expect);
 }
 
 static void test_one_small_part(void **state)
@@ -136,7 +137,7 @@ static void test_empty_pieces(void **state)
 static void test_resume_when_full_and_end(void **state)
 {
 	const size_t total = 65535 * 3 + 1000;
-	unsigned char *expect = malloc(total), *wire = malloc(total + 4096), *got;
+	unsigned char *expect = tu_alloc(total), *wire = tu_alloc(total + 4096), *got;
 	struct iovec pieces[2] = { { expect, 100 }, { expect + 100, total - 100 } };
 	size_t sent = 0, wire_len = 0, got_len, body;
 	int sv[2], rc, records, buf = 4096, fulls = 0;
@@ -176,9 +177,6 @@ static void test_resume_when_full_and_end(void **state)
 	assert_int_equal(records, 4);
 	assert_int_equal(got_len, total);
 	assert_memory_equal(got, expect, total);
-	free(got);
-	free(wire);
-	free(expect);
 }
 
 /* Sends pieces (with the end records) from *sent on into a fresh socket
@@ -260,14 +258,14 @@ static void test_peer_gone(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_one_small_part),
-		cmocka_unit_test(test_part_over_one_record),
-		cmocka_unit_test(test_more_than_one_call),
-		cmocka_unit_test(test_empty_pieces),
-		cmocka_unit_test(test_resume_when_full_and_end),
-		cmocka_unit_test(test_resume_at_every_byte_near_the_end),
-		cmocka_unit_test(test_end_only),
-		cmocka_unit_test(test_peer_gone),
+		cmocka_unit_test_teardown(test_one_small_part, tu_release),
+		cmocka_unit_test_teardown(test_part_over_one_record, tu_release),
+		cmocka_unit_test_teardown(test_more_than_one_call, tu_release),
+		cmocka_unit_test_teardown(test_empty_pieces, tu_release),
+		cmocka_unit_test_teardown(test_resume_when_full_and_end, tu_release),
+		cmocka_unit_test_teardown(test_resume_at_every_byte_near_the_end, tu_release),
+		cmocka_unit_test_teardown(test_end_only, tu_release),
+		cmocka_unit_test_teardown(test_peer_gone, tu_release),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
