@@ -156,8 +156,9 @@ int encode_frame(struct encoder *enc, const unsigned char *pixels, enum pixel_fo
  * garbage scan data fails exactly as in a full decode; what is skipped is
  * the inverse DCT of all but the DC coefficient, the chroma components'
  * IDCT, upsampling and colour conversion, which cannot fail.  On a 640x480
- * bars frame this costs about a fifth of a full RGB decode (README,
- * Performance), and the output is at most 1024x1024 bytes per thread. */
+ * bars frame this costs under a third of a full RGB decode and about a
+ * fifth of an encode (README, Performance), and the output is at most
+ * 1024x1024 bytes per thread. */
 
 /* Scaled output: 1/8 of each side, rounded up (TJSCALED). */
 #define VALIDATE_SCALE_DENOM 8

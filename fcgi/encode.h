@@ -39,7 +39,7 @@ int encode_frame(struct encoder *enc, const unsigned char *pixels, enum pixel_fo
  * Fills width/height when not NULL.  Returns 0, or -1 with a one-line
  * reason in why (for the client or a log line; not logged here), valid
  * until the calling thread's next call or its end.  Costs a decode at 1/8 scale:
- * about 0.2-0.4 of an encode of the same frame (README, Performance).
+ * about a fifth of an encode of the same frame (README, Performance).
  * Thread-safe: each thread has its own decompressor and buffer (at most
  * 1 MiB), freed when the thread ends. */
 int encode_validate(const unsigned char *jpeg, size_t bytes, uint32_t *width,
