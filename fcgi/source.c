@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,31 @@
 /* Files a dir: source plays in one round; more are ignored, with a log line. */
 #define DIR_FILES_MAX 10000
 
+/* What can be wrong with a file of a dir: source.  Each is logged once per
+ * file while the file stays in the directory, however many rounds meet it. */
+enum dir_problem {
+	DIR_PROBLEM_STAT = 1 << 0,    /* stat() failed: dangling or looping symlink, ... */
+	DIR_PROBLEM_KIND = 1 << 1,    /* not a regular file (nor a symlink to one) */
+	DIR_PROBLEM_SIZE = 1 << 2,    /* over frame_bytes_max */
+	DIR_PROBLEM_OPEN = 1 << 3,    /* open() failed: permissions, ... */
+	DIR_PROBLEM_READ = 1 << 4,    /* read() failed or the file shrank */
+	DIR_PROBLEM_INVALID = 1 << 5, /* encode_validate refused it */
+};
+
+/* A file found bad, kept while it is in the directory. */
+struct dir_bad {
+	char *name;
+	unsigned problems;     /* enum dir_problem bits already logged */
+	/* The file as it was when its content was found bad (too large or
+	 * invalid): while stat() shows the same file, it is skipped without
+	 * being read and decoded again every round. */
+	int content_bad;
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime, ctime;
+};
+
 struct source {
 	const struct stream_settings *stream;
 	size_t frame_bytes_max;
@@ -33,9 +59,10 @@ struct source {
 	char **files;          /* dir: this round's file names, sorted */
 	size_t file_count, file_next;
 	unsigned char *jpeg;   /* dir: the current file's bytes */
-	char **bad;            /* dir: names already logged as invalid */
+	struct dir_bad *bad;   /* dir: files found bad, sorted by name */
 	size_t bad_count;
 	int dir_empty_logged;
+	int dir_open_failed;   /* dir: opendir failed, logged; logged again once it works */
 
 	struct pipe_source *pipe; /* raw:, mjpeg: */
 };
@@ -101,25 +128,127 @@ static void free_files(struct source *src)
 	src->file_count = src->file_next = 0;
 }
 
-/* 1 the first time a file is found bad, so each is logged once. */
-static int first_time_bad(struct source *src, const char *name)
+static int compare_names(const void *a, const void *b)
 {
-	char **grown;
-	size_t i;
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
 
-	for (i = 0; i < src->bad_count; i++)
-		if (strcmp(src->bad[i], name) == 0)
-			return 0;
-	if (src->bad_count >= DIR_FILES_MAX)
-		return 0;
-	grown = realloc(src->bad, (src->bad_count + 1) * sizeof(*grown));
-	if (!grown)
-		return 1;
+static int compare_bad(const void *key, const void *entry)
+{
+	return strcmp(key, ((const struct dir_bad *)entry)->name);
+}
+
+/* The bad-file entry of name, or NULL. */
+static struct dir_bad *find_bad(struct source *src, const char *name)
+{
+	return src->bad_count ? bsearch(name, src->bad, src->bad_count, sizeof(*src->bad),
+					compare_bad)
+			      : NULL;
+}
+
+/* The entry of name, made when missing (kept sorted); NULL when out of
+ * memory. */
+static struct dir_bad *add_bad(struct source *src, const char *name)
+{
+	struct dir_bad *entry = find_bad(src, name), *grown;
+	size_t at = 0;
+	char *copy;
+
+	if (entry)
+		return entry;
+	while (at < src->bad_count && strcmp(src->bad[at].name, name) < 0)
+		at++;
+	copy = strdup(name);
+	grown = copy ? realloc(src->bad, (src->bad_count + 1) * sizeof(*grown)) : NULL;
+	if (!grown) {
+		free(copy);
+		return NULL;
+	}
 	src->bad = grown;
-	src->bad[src->bad_count] = strdup(name);
-	if (src->bad[src->bad_count])
-		src->bad_count++;
+	memmove(&src->bad[at + 1], &src->bad[at], (src->bad_count - at) * sizeof(*grown));
+	memset(&src->bad[at], 0, sizeof(*grown));
+	src->bad[at].name = copy;
+	src->bad_count++;
+	return &src->bad[at];
+}
+
+/* 1 the first time name shows this problem, so that each file's problem
+ * is one log line. */
+static int first_time_bad(struct source *src, const char *name, enum dir_problem problem)
+{
+	struct dir_bad *entry = add_bad(src, name);
+
+	if (!entry)
+		return 1; /* out of memory: a line too many rather than none */
+	if (entry->problems & problem)
+		return 0;
+	entry->problems |= problem;
 	return 1;
+}
+
+static int same_file(const struct dir_bad *entry, const struct stat *st)
+{
+	return entry->dev == st->st_dev && entry->ino == st->st_ino &&
+	       entry->size == st->st_size && entry->mtime.tv_sec == st->st_mtim.tv_sec &&
+	       entry->mtime.tv_nsec == st->st_mtim.tv_nsec &&
+	       entry->ctime.tv_sec == st->st_ctim.tv_sec &&
+	       entry->ctime.tv_nsec == st->st_ctim.tv_nsec;
+}
+
+/* Remembers that the file st (of name) holds no valid frame, as it is. */
+static void note_content_bad(struct source *src, const char *name, const struct stat *st)
+{
+	struct dir_bad *entry = add_bad(src, name);
+
+	if (!entry)
+		return;
+	entry->content_bad = 1;
+	entry->dev = st->st_dev;
+	entry->ino = st->st_ino;
+	entry->size = st->st_size;
+	entry->mtime = st->st_mtim;
+	entry->ctime = st->st_ctim;
+}
+
+/* Forgets the bad files that left the directory (src->files is this
+ * round's sorted listing): a new file of the same name is new. */
+static void prune_bad(struct source *src)
+{
+	size_t i, kept = 0;
+
+	for (i = 0; i < src->bad_count; i++) {
+		const char *name = src->bad[i].name;
+
+		if (src->file_count && bsearch(&name, src->files, src->file_count,
+					       sizeof(*src->files), compare_names)) {
+			src->bad[kept++] = src->bad[i];
+		} else {
+			free(src->bad[i].name);
+		}
+	}
+	src->bad_count = kept;
+}
+
+static void skip_file(struct source *src, const char *path, const char *name,
+		      enum dir_problem problem, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+
+/* Logs "PATH skipped: why" the first time the file shows this problem. */
+static void skip_file(struct source *src, const char *path, const char *name,
+		      enum dir_problem problem, const char *fmt, ...)
+{
+	char why[256];
+	va_list ap;
+	int n;
+
+	if (!first_time_bad(src, name, problem))
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		why[0] = '\0';
+	log_warn("source %s: %s skipped: %s", src->stream->name, path, why);
 }
 
 void source_close(struct source *src)
@@ -129,7 +258,7 @@ void source_close(struct source *src)
 	if (!src)
 		return;
 	for (i = 0; i < src->bad_count; i++)
-		free(src->bad[i]);
+		free(src->bad[i].name);
 	free(src->bad);
 	free_files(src);
 	pipe_source_close(src->pipe);
@@ -145,11 +274,6 @@ static int has_jpeg_suffix(const char *name)
 	return dot && (strcasecmp(dot, ".jpg") == 0 || strcasecmp(dot, ".jpeg") == 0);
 }
 
-static int compare_names(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* Lists the directory afresh at the start of every round, so files added
  * or removed while it runs are picked up. */
 static int scan_dir(struct source *src)
@@ -160,10 +284,15 @@ static int scan_dir(struct source *src)
 
 	free_files(src);
 	if (!dir) {
-		log_error("source %s: opendir(%s): %s", src->stream->name, src->stream->path,
-			  strerror(errno));
+		if (!src->dir_open_failed)
+			log_error("source %s: opendir(%s): %s", src->stream->name,
+				  src->stream->path, strerror(errno));
+		src->dir_open_failed = 1;
 		return -1;
 	}
+	if (src->dir_open_failed)
+		log_info("source %s: %s can be read again", src->stream->name, src->stream->path);
+	src->dir_open_failed = 0;
 	while ((entry = readdir(dir)) != NULL) {
 		if (entry->d_name[0] == '.' || !has_jpeg_suffix(entry->d_name))
 			continue;
@@ -187,43 +316,62 @@ static int scan_dir(struct source *src)
 	}
 	closedir(dir);
 	qsort(src->files, src->file_count, sizeof(*src->files), compare_names);
+	prune_bad(src);
 	return 0;
 }
 
-/* Reads one file whole into src->jpeg.  Returns its size, or -1 (logged:
- * a file that goes bad is worth a line each time it is met). */
-static ssize_t read_file(struct source *src, const char *name)
+/* Reads one file whole into src->jpeg; *st gets what stat() says of it.
+ * Symlinks are followed: a link to a regular file is played like one.
+ * Returns its size, or -1 when it cannot be played (logged once per file
+ * and problem), also silently for a file whose content was found bad
+ * before and has not changed since. */
+static ssize_t read_file(struct source *src, const char *name, struct stat *st)
 {
+	const struct dir_bad *known;
 	char path[PATH_MAX];
-	struct stat st;
+	struct stat opened;
 	ssize_t got = -1;
 	size_t used = 0;
 	int fd;
 
 	if (snprintf(path, sizeof(path), "%s/%s", src->stream->path, name) >= (int)sizeof(path))
 		return -1;
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0) {
-		log_warn("source %s: open(%s): %s", src->stream->name, path, strerror(errno));
+	/* stat before open: opening a FIFO would wait for a writer, and a
+	 * device may act on being opened. */
+	if (stat(path, st) < 0) {
+		skip_file(src, path, name, DIR_PROBLEM_STAT, "stat: %s", strerror(errno));
 		return -1;
 	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		log_warn("source %s: %s is not a regular file, skipped", src->stream->name, path);
-		goto out;
+	if (!S_ISREG(st->st_mode)) {
+		skip_file(src, path, name, DIR_PROBLEM_KIND, "not a regular file");
+		return -1;
 	}
-	if ((size_t)st.st_size > src->frame_bytes_max) {
-		log_warn("source %s: %s has %lld bytes, over frame_bytes_max %zu, skipped",
-			 src->stream->name, path, (long long)st.st_size, src->frame_bytes_max);
-		goto out;
+	known = find_bad(src, name);
+	if (known && known->content_bad && same_file(known, st))
+		return -1;
+	if ((size_t)st->st_size > src->frame_bytes_max) {
+		skip_file(src, path, name, DIR_PROBLEM_SIZE, "%lld bytes, over frame_bytes_max %zu",
+			  (long long)st->st_size, src->frame_bytes_max);
+		note_content_bad(src, name, st);
+		return -1;
 	}
-	while (used < (size_t)st.st_size) {
-		ssize_t n = read(fd, src->jpeg + used, (size_t)st.st_size - used);
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	if (fd < 0) {
+		skip_file(src, path, name, DIR_PROBLEM_OPEN, "open: %s", strerror(errno));
+		return -1;
+	}
+	/* Replaced between stat and open by something else: next round. */
+	if (fstat(fd, &opened) < 0 || !S_ISREG(opened.st_mode) || opened.st_dev != st->st_dev ||
+	    opened.st_ino != st->st_ino || opened.st_size != st->st_size)
+		goto out;
+	while (used < (size_t)st->st_size) {
+		ssize_t n = read(fd, src->jpeg + used, (size_t)st->st_size - used);
 
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
-			log_warn("source %s: read(%s): %s", src->stream->name, path,
-				 n < 0 ? strerror(errno) : "file shrank");
+			skip_file(src, path, name, DIR_PROBLEM_READ, "read: %s",
+				  n < 0 ? strerror(errno) : "the file shrank");
 			goto out;
 		}
 		used += (size_t)n;
@@ -240,7 +388,8 @@ static int next_dir_frame(struct source *src, struct source_frame *frame)
 	size_t tries;
 
 	for (tries = 0; tries <= src->file_count; tries++) {
-		const char *why;
+		const char *why, *name;
+		struct stat st;
 		ssize_t bytes;
 
 		if (src->file_next >= src->file_count) {
@@ -255,15 +404,16 @@ static int next_dir_frame(struct source *src, struct source_frame *frame)
 			}
 			src->dir_empty_logged = 0;
 		}
-		bytes = read_file(src, src->files[src->file_next]);
-		src->file_next++;
+		name = src->files[src->file_next++];
+		bytes = read_file(src, name, &st);
 		if (bytes < 0)
 			continue;
 		if (encode_validate(src->jpeg, (size_t)bytes, &frame->width, &frame->height,
 				    &why) < 0) {
-			if (first_time_bad(src, src->files[src->file_next - 1]))
+			if (first_time_bad(src, name, DIR_PROBLEM_INVALID))
 				log_warn("source %s: %s/%s skipped: %s", src->stream->name,
-					 src->stream->path, src->files[src->file_next - 1], why);
+					 src->stream->path, name, why);
+			note_content_bad(src, name, &st);
 			continue;
 		}
 		frame->jpeg = src->jpeg;

@@ -6,7 +6,7 @@
  *
  * Kinds, as written in a config's source key:
  *   pattern:redblue  pattern:bars     built-in pictures     (source_pattern.c)
- *   dir:PATH                          JPEG files, looped     (source_file.c)
+ *   dir:PATH                          JPEG files, looped     (source.c)
  *   raw:PATH  raw:-                   raw frames from a FIFO/file or stdin (source_pipe.c)
  *   mjpeg:PATH  mjpeg:-               concatenated JPEGs    (source_pipe.c)
  *   ingest                            frames POSTed to ingest/NAME: no producer thread */
@@ -38,9 +38,9 @@ struct source *source_open(const struct stream_settings *stream, size_t frame_by
 	__attribute__((warn_unused_result));
 
 /* 1 for sources paced by the clock (patterns, dir:, raw:/mjpeg: regular
- * files), which pause when nobody watches; 0 for FIFOs and stdin, paced by
- * their writer, which are read on (so the writer never blocks) but not
- * encoded while nobody watches. */
+ * files and devices), which pause when nobody watches; 0 for FIFOs and
+ * piped stdin, paced by their writer, which are read on (so the writer
+ * never blocks) but not encoded while nobody watches. */
 int source_is_paced(const struct source *source);
 void source_close(struct source *source);
 

@@ -381,11 +381,13 @@ size_t mjpeg_splitter_feed(struct mjpeg_splitter *s, const unsigned char *data, 
 #define PIPE_LOG_INTERVAL_USEC USEC_PER_SEC
 /* Longest "dropped ..." report line, bytes. */
 #define PIPE_REPORT_BYTES 512
+/* Longest reason kept for a report line, bytes. */
+#define PIPE_WHY_BYTES 160
 
 enum pipe_input {
 	PIPE_STDIN, /* fd 0: never closed, never reopened */
-	PIPE_FIFO,  /* a FIFO (or a character device): reopened when its writer goes */
-	PIPE_FILE,  /* a regular file: played at fps, reopened to loop */
+	PIPE_FIFO,  /* a FIFO: paced by its writer, reopened when the writer goes */
+	PIPE_FILE,  /* a regular file or a device: played at fps, reopened at its end */
 };
 
 enum pipe_read { PIPE_DATA, PIPE_EOF, PIPE_STOP, PIPE_ERROR };
@@ -393,7 +395,7 @@ enum pipe_read { PIPE_DATA, PIPE_EOF, PIPE_STOP, PIPE_ERROR };
 /* What was dropped since the last report line. */
 struct pipe_problems {
 	uint64_t invalid;       /* JPEGs encode_validate refused */
-	const char *invalid_why; /* the last one's reason, a static string */
+	char invalid_why[PIPE_WHY_BYTES]; /* the last one's reason */
 	uint64_t oversized, cut, partial, bytes_skipped;
 };
 
@@ -401,10 +403,11 @@ struct pipe_source {
 	const struct stream_settings *stream; /* settings: read-only, outlive us */
 	enum pipe_input input;
 	int fd;                  /* -1 after a reopen failed */
-	int paced;               /* a regular file (stdin included): played at fps */
+	int paced;               /* not a FIFO or socket (stdin included): played at fps */
 	int ended;               /* stdin reached its end: every call returns -1 */
 	int open_failed;         /* the last open failed, logged: the next failure is not */
 	size_t bytes_since_open; /* an EOF with none pauses (no busy loop) */
+	size_t bytes_unframed;   /* mjpeg, paced: read since the last frame or pause */
 	uint64_t frames_since_open;
 	uint64_t passes;         /* a file's ends reached; problems reported in pass 0 only */
 
@@ -531,6 +534,14 @@ static void note_splitter(struct pipe_source *src)
 	report_problems(src, 0);
 }
 
+/* 1 for what a writer paces: a FIFO or a socket.  Regular files and
+ * devices (/dev/zero gives bytes as fast as they are read) are paced here,
+ * at the stream's fps. */
+static int writer_paced(const struct stat *st)
+{
+	return S_ISFIFO(st->st_mode) || S_ISSOCK(st->st_mode);
+}
+
 /* Opens the path.  Logs a failure only when the last open succeeded, so a
  * path that stays missing is one line.  The fd, or -1. */
 static int open_path(struct pipe_source *src)
@@ -564,7 +575,7 @@ static int open_path(struct pipe_source *src)
 	if (src->open_failed)
 		log_info("source %s: %s opened again", src->stream->name, path);
 	src->open_failed = 0;
-	src->input = S_ISREG(st.st_mode) ? PIPE_FILE : PIPE_FIFO;
+	src->input = writer_paced(&st) ? PIPE_FIFO : PIPE_FILE;
 	src->paced = src->input == PIPE_FILE;
 	src->bytes_since_open = 0;
 	src->frames_since_open = 0;
@@ -714,6 +725,21 @@ static int next_raw(struct pipe_source *src, struct source_frame *frame,
 	return 1;
 }
 
+/* mjpeg, paced input: bytes without a frame are paced too.  Once more
+ * than frame_bytes_max of them (more than any frame holds) came since the
+ * last frame, the next read waits for a frame's turn, so a file or device
+ * of garbage (mjpeg:/dev/urandom) is read at most frame_bytes_max bytes
+ * per 1/fps, not as fast as the disk or the kernel gives them.  -1 when
+ * *stopping was set meanwhile. */
+static int pace_unframed(struct pipe_source *src, size_t got, const _Atomic int *stopping)
+{
+	src->bytes_unframed += got;
+	if (src->bytes_unframed <= src->splitter.frame_bytes_max)
+		return 0;
+	src->bytes_unframed = 0;
+	return clock_pace_wait(&src->pace, stopping, PIPE_POLL_USEC);
+}
+
 static int next_mjpeg(struct pipe_source *src, struct source_frame *frame,
 		      const _Atomic int *stopping)
 {
@@ -729,6 +755,8 @@ static int next_mjpeg(struct pipe_source *src, struct source_frame *frame,
 			case PIPE_DATA:
 				src->chunk_pos = 0;
 				src->chunk_used = got;
+				if (src->paced && pace_unframed(src, got, stopping) < 0)
+					return 0;
 				break;
 			case PIPE_EOF:
 				return input_ended(src, stopping);
@@ -749,12 +777,16 @@ static int next_mjpeg(struct pipe_source *src, struct source_frame *frame,
 		if (encode_validate(jpeg, jpeg_bytes, &frame->width, &frame->height, &why) < 0) {
 			if (problems_counted(src)) {
 				src->problems.invalid++;
-				src->problems.invalid_why = why;
+				/* why lasts only until the next validation */
+				if (snprintf(src->problems.invalid_why,
+					     sizeof(src->problems.invalid_why), "%s", why) < 0)
+					src->problems.invalid_why[0] = '\0';
 				report_problems(src, 0);
 			}
 			return 0;
 		}
 		src->frames_since_open++;
+		src->bytes_unframed = 0;
 		if (src->paced && clock_pace_wait(&src->pace, stopping, PIPE_POLL_USEC) < 0)
 			return 0;
 		frame->jpeg = jpeg;
@@ -801,7 +833,7 @@ static int open_stdin(struct pipe_source *src)
 	}
 	src->input = PIPE_STDIN;
 	src->fd = STDIN_FILENO;
-	src->paced = S_ISREG(st.st_mode); /* mjpeg-fcgi < file: no writer paces it */
+	src->paced = !writer_paced(&st); /* mjpeg-fcgi < file: no writer paces it */
 	return 0;
 }
 

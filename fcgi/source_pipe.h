@@ -1,8 +1,10 @@
 /* source_pipe: frames from a byte stream: a FIFO, a regular file, or stdin
  * ("-").  raw: fixed-size pixel frames; mjpeg: concatenated JPEGs.
  *
- * FIFOs and stdin are paced by their writer.  A regular file has no pace of
- * its own: it is played at the stream's fps and looped from the start.
+ * FIFOs (and stdin when it is a pipe or a socket) are paced by their
+ * writer.  A regular file or a device (/dev/zero, a serial port) has no
+ * pace of its own: it is played at the stream's fps, looped from the start
+ * at its end, and not read at all while nobody watches.
  * When a FIFO's writer goes away the FIFO is reopened for the next writer;
  * stdin cannot be reopened, so its end ends the source.
  *
@@ -28,8 +30,9 @@ struct pipe_source *pipe_source_open(const struct stream_settings *stream, size_
 	__attribute__((warn_unused_result));
 void pipe_source_close(struct pipe_source *src);
 
-/* 1 when the input is a regular file, played at the stream's fps; 0 for
- * FIFOs and stdin, paced by their writer. */
+/* 1 when the input is a regular file or a device, played at the stream's
+ * fps; 0 for FIFOs and sockets (stdin under a pipe), paced by their
+ * writer. */
 int pipe_source_is_paced(const struct pipe_source *src);
 
 /* Blocks until a frame arrives (a file: until the next one is due) and

@@ -11,14 +11,20 @@
  * 4:2:0 and the fast DCT) on it again and again: --warmup seconds untimed,
  * then --seconds timed.  One thread, like one producer.
  *
+ * Then, for the same number of seconds each, it validates the JPEG it
+ * made with encode_validate() (what every JPEG not encoded by the
+ * responder goes through: ingest, dir:, mjpeg:), and decodes it fully to
+ * RGB with TurboJPEG (the alternative validation, for comparison).
+ *
  * The result is one JSON line on standard output:
  *
  *   {"width":640,"height":480,"quality":80,"frames":N,"seconds":S,
- *    "encode_usec_mean":M,"encode_usec_min":m,"jpeg_bytes":B}
+ *    "encode_usec_mean":M,"encode_usec_min":m,"jpeg_bytes":B,
+ *    "validate_usec_mean":V,"validate_usec_min":v,
+ *    "decode_full_usec_mean":D,"decode_full_usec_min":d}
  *
- * encode_usec_mean is the timed window divided by the frames encoded in it,
- * as tjbench computes its throughput; encode_usec_min the fastest single
- * call.
+ * A *_usec_mean is the timed window divided by the calls made in it, as
+ * tjbench computes its throughput; *_usec_min the fastest single call.
  */
 #include "clock.h"
 #include "encode.h"
@@ -29,6 +35,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <turbojpeg.h>
 
 /* The size config.c gives a pattern:bars stream that does not set one. */
 #define BARS_WIDTH 640
@@ -47,6 +54,9 @@ struct timing {
 	int64_t fastest_usec;  /* one encode_frame() call */
 	size_t jpeg_bytes;     /* of the last frame */
 };
+
+/* What is timed after the encodes, on the JPEG they made. */
+enum check { CHECK_VALIDATE, CHECK_DECODE_FULL };
 
 static void usage(void)
 {
@@ -131,14 +141,50 @@ static int encode_for(struct encoder *enc, const unsigned char *rgb, int quality
 	return 0;
 }
 
+/* Validates (or fully decodes) jpeg until usec microseconds have passed;
+ * the timing is filled in (jpeg_bytes: the input's).  rgb has room for the
+ * picture.  -1 if a call failed. */
+static int check_for(enum check what, tjhandle tj, const unsigned char *jpeg, size_t bytes,
+		     unsigned char *rgb, int64_t usec, struct timing *t)
+{
+	int64_t start = clock_mono_usec(), now = start;
+
+	memset(t, 0, sizeof(*t));
+	t->fastest_usec = INT64_MAX;
+	t->jpeg_bytes = bytes;
+	do {
+		int64_t call_start = now;
+		const char *why = NULL;
+
+		if (what == CHECK_VALIDATE) {
+			if (encode_validate(jpeg, bytes, NULL, NULL, &why) < 0) {
+				fprintf(stderr, "encodebench: encode_validate: %s\n", why);
+				return -1;
+			}
+		} else if (tjDecompress2(tj, jpeg, (unsigned long)bytes, rgb, BARS_WIDTH, 0,
+					 BARS_HEIGHT, TJPF_RGB, TJFLAG_STOPONWARNING) < 0) {
+			fprintf(stderr, "encodebench: tjDecompress2: %s\n", tjGetErrorStr2(tj));
+			return -1;
+		}
+		now = clock_mono_usec();
+		if (now - call_start < t->fastest_usec)
+			t->fastest_usec = now - call_start;
+		t->frames++;
+	} while (now - start < usec);
+	t->window_usec = now - start;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	int quality = ENCODE_QUALITY_DEFAULT;
 	double seconds = SECONDS_DEFAULT, warmup = WARMUP_DEFAULT;
 	const char *ppm = NULL;
-	unsigned char *rgb = NULL;
+	unsigned char *rgb = NULL, *jpeg_copy = NULL, *decoded = NULL;
 	struct encoder *enc = NULL;
-	struct timing t;
+	tjhandle tj = NULL;
+	struct timing t, valid, full;
+	const unsigned char *jpeg;
 	int i, rc = 1;
 
 	if (argc % 2 == 0) /* every option takes a value */
@@ -178,13 +224,42 @@ int main(int argc, char **argv)
 	if (encode_for(enc, rgb, quality, (int64_t)(warmup * USEC_PER_SEC), &t) < 0 ||
 	    encode_for(enc, rgb, quality, (int64_t)(seconds * USEC_PER_SEC), &t) < 0)
 		goto out;
+	/* The last frame encoded, copied out of the encoder's buffer. */
+	if (encode_frame(enc, rgb, PIXEL_RGB24, BARS_WIDTH, BARS_HEIGHT, quality, &jpeg,
+			 &t.jpeg_bytes) < 0)
+		goto out;
+	jpeg_copy = malloc(t.jpeg_bytes);
+	decoded = malloc((size_t)BARS_WIDTH * BARS_HEIGHT * 3);
+	tj = tjInitDecompress();
+	if (!jpeg_copy || !decoded || !tj) {
+		fprintf(stderr, "encodebench: out of memory\n");
+		goto out;
+	}
+	memcpy(jpeg_copy, jpeg, t.jpeg_bytes);
+	if (check_for(CHECK_VALIDATE, tj, jpeg_copy, t.jpeg_bytes, decoded,
+		      (int64_t)(warmup * USEC_PER_SEC), &valid) < 0 ||
+	    check_for(CHECK_VALIDATE, tj, jpeg_copy, t.jpeg_bytes, decoded,
+		      (int64_t)(seconds * USEC_PER_SEC), &valid) < 0 ||
+	    check_for(CHECK_DECODE_FULL, tj, jpeg_copy, t.jpeg_bytes, decoded,
+		      (int64_t)(warmup * USEC_PER_SEC), &full) < 0 ||
+	    check_for(CHECK_DECODE_FULL, tj, jpeg_copy, t.jpeg_bytes, decoded,
+		      (int64_t)(seconds * USEC_PER_SEC), &full) < 0)
+		goto out;
 	printf("{\"width\":%d,\"height\":%d,\"quality\":%d,\"frames\":%llu,\"seconds\":%.3f,"
-	       "\"encode_usec_mean\":%.2f,\"encode_usec_min\":%lld,\"jpeg_bytes\":%zu}\n",
+	       "\"encode_usec_mean\":%.2f,\"encode_usec_min\":%lld,\"jpeg_bytes\":%zu,"
+	       "\"validate_usec_mean\":%.2f,\"validate_usec_min\":%lld,"
+	       "\"decode_full_usec_mean\":%.2f,\"decode_full_usec_min\":%lld}\n",
 	       BARS_WIDTH, BARS_HEIGHT, quality, (unsigned long long)t.frames,
 	       (double)t.window_usec / USEC_PER_SEC, (double)t.window_usec / (double)t.frames,
-	       (long long)t.fastest_usec, t.jpeg_bytes);
+	       (long long)t.fastest_usec, t.jpeg_bytes,
+	       (double)valid.window_usec / (double)valid.frames, (long long)valid.fastest_usec,
+	       (double)full.window_usec / (double)full.frames, (long long)full.fastest_usec);
 	rc = fflush(stdout) == 0 ? 0 : 1;
 out:
+	if (tj)
+		tjDestroy(tj);
+	free(decoded);
+	free(jpeg_copy);
 	encode_close(enc);
 	free(rgb);
 	return rc;

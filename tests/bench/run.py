@@ -19,7 +19,10 @@ Encode time: encodebench (encodebench.c: the responder's own encode_frame()
 on one 640x480 bars frame) against tjbench (libjpeg-turbo's benchmark) on the
 same picture, quality, 4:2:0 subsampling and fast DCT, alternated and the
 best of each taken; the responder's own mean encode time under load (from
-/metrics) is reported beside them.
+/metrics) is reported beside them.  encodebench also times encode_validate()
+(what every JPEG not encoded by the responder costs) and a full decode on the
+JPEG it made: validation is reported as a ratio to the encode of the same
+frame in the same run.
 
 Server CPU per delivered frame = utime+stime (from /proc/PID/stat) of the
 server's processes (responder and its children, nginx master and workers;
@@ -510,6 +513,10 @@ def encode_bench(quality, seconds):
     out["encode_usec"] = ours
     out["tjbench_usec"] = theirs
     out["ratio"] = ours / theirs
+    # validation against the encode of the same frame, best of each
+    out["validate_usec"] = min(r["validate_usec_mean"] for r in out["encodebench"])
+    out["decode_full_usec"] = min(r["decode_full_usec_mean"] for r in out["encodebench"])
+    out["validate_ratio"] = out["validate_usec"] / ours
     # the same JPEG size says that both encoded the same picture the same way
     out["same_jpeg_bytes"] = (out["encodebench"][0]["jpeg_bytes"] ==
                               out["tjbench"][0]["jpeg_bytes"])
@@ -864,6 +871,12 @@ ROWS = [
      None, False),
     ("encode_load_us_500", "500 viewers: the responder's mean encode (/metrics)", "us", "",
      None, False),
+    ("validate_ratio", "JPEG validation time / encode time (same frame, same run)", "", "",
+     None, False),
+    ("validate_us", "  encode_validate(): a 1/8-scale decode checking every scan", "us", "",
+     None, False),
+    ("decode_full_us", "  a full RGB decode of the same JPEG, for comparison", "us", "", None,
+     False),
     ("rss_one_mib", "responder RSS, 1 viewer", "MiB", "", None, True),
     ("rss_500_mib", "responder RSS, 500 viewers", "MiB", "", None, True),
     ("rss_growth_kib", "responder RSS growth per viewer (no frame buffer of its own)", "KiB",
@@ -1023,6 +1036,9 @@ def main():
             say(f"encode time: encode_frame() {enc['encode_usec']:.1f} us, tjbench "
                 f"{enc['tjbench_usec']:.1f} us per frame (best of {ENCODE_ROUNDS}), ratio "
                 f"{enc['ratio']:.3f}")
+            say(f"validation: encode_validate() {enc['validate_usec']:.1f} us per frame, "
+                f"{enc['validate_ratio']:.2f} x the encode (a full decode: "
+                f"{enc['decode_full_usec']:.1f} us)")
             if not enc["same_jpeg_bytes"]:
                 say("encode time: warning: the two JPEGs differ in size: not the same "
                     "picture or settings")
@@ -1063,6 +1079,9 @@ def main():
         figs["encode_ratio"] = enc["ratio"]
         figs["encode_us"] = enc["encode_usec"]
         figs["encode_tjbench_us"] = enc["tjbench_usec"]
+        figs["validate_ratio"] = enc["validate_ratio"]
+        figs["validate_us"] = enc["validate_usec"]
+        figs["decode_full_us"] = enc["decode_full_usec"]
     fa = derive(results["fastapi"])
     raw = derive(results["raw"])
     results["figures"] = {"stack": figs, "fastapi": fa, "raw": raw}

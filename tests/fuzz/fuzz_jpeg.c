@@ -2,6 +2,7 @@
  * encode_validate on the body, and ingest_token_matches on the
  * Authorization header.  A broken invariant traps (__builtin_trap), which
  * libFuzzer reports as a crash. */
+#include "config.h"
 #include "encode.h"
 #include "fuzz.h"
 #include "ingest.h"
@@ -75,7 +76,8 @@ static unsigned walk_markers(const uint8_t *data, size_t size)
 	return seen;
 }
 
-/* Never crashes; a JPEG it accepts has a size and SOI/EOI at its ends. */
+/* Never crashes; a JPEG it accepts has a size within the limit and
+ * SOI/EOI at its ends. */
 static void check_validate(const uint8_t *data, size_t size)
 {
 	uint32_t width = 0, height = 0;
@@ -83,6 +85,7 @@ static void check_validate(const uint8_t *data, size_t size)
 
 	if (encode_validate(data, size, &width, &height, &why) == 0) {
 		CHECK(width > 0 && height > 0);
+		CHECK(width <= FRAME_SIDE_MAX && height <= FRAME_SIDE_MAX);
 		CHECK(size >= 4 && data[0] == 0xFF && data[1] == 0xD8);
 		CHECK(data[size - 2] == 0xFF && data[size - 1] == 0xD9);
 	} else {

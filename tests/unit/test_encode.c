@@ -10,6 +10,7 @@
 #include "encode.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <turbojpeg.h>
@@ -262,7 +263,10 @@ struct validate_call {
 	size_t bytes;
 	int rc;
 	uint32_t width, height; /* 77 unless encode_validate set them */
-	const char *why;
+	const char *why;        /* why_copy after a refusal */
+	/* The reason, copied in the thread: encode_validate's own copy
+	 * lasts only as long as the thread that asked. */
+	char why_copy[256];
 };
 
 struct validate_batch {
@@ -294,6 +298,10 @@ static void *validate_thread(void *arg)
 		c->why = NULL;
 		paint_stack();
 		c->rc = encode_validate(c->jpeg, c->bytes, &c->width, &c->height, &c->why);
+		if (c->why) {
+			snprintf(c->why_copy, sizeof(c->why_copy), "%s", c->why);
+			c->why = c->why_copy;
+		}
 	}
 	return NULL;
 }
@@ -448,6 +456,282 @@ static void test_validate_size_optional(void **state)
 	assert_int_equal(encode_validate(jpeg, bytes, NULL, NULL, &why), 0);
 }
 
+/* ---- what reaches viewers: a JPEG that decodes cleanly, within the size
+ * limit.  JPEGs for these tests come from TurboJPEG directly, with a
+ * picture that varies (noise-like), so that the scan data is long and
+ * every part of it matters. */
+
+struct test_jpeg {
+	unsigned char *data; /* tjAlloc'd */
+	size_t bytes;
+};
+
+static struct test_jpeg make_jpeg(int width, int height, int pixel_format, int subsamp,
+				  int flags)
+{
+	int channels = tjPixelSize[pixel_format];
+	size_t n = (size_t)width * height * (size_t)channels, i;
+	unsigned char *pixels = malloc(n);
+	tjhandle tj = tjInitCompress();
+	unsigned long bytes = 0;
+	struct test_jpeg out = { NULL, 0 };
+
+	assert_non_null(pixels);
+	assert_non_null(tj);
+	for (i = 0; i < n; i++)
+		pixels[i] = (unsigned char)((i * 7919u) ^ (i >> 5) ^ (i * i >> 11));
+	if (tjCompress2(tj, pixels, width, 0, height, pixel_format, &out.data, &bytes, subsamp,
+			85, flags) < 0)
+		fail_msg("tjCompress2: %s", tjGetErrorStr2(tj));
+	out.bytes = bytes;
+	tjDestroy(tj);
+	free(pixels);
+	return out;
+}
+
+/* Offset of the first marker with this code (walking the segments), or 0. */
+static size_t marker_at(const struct test_jpeg *j, unsigned char code)
+{
+	size_t at = 2;
+
+	while (at + 4 <= j->bytes && j->data[at] == 0xFF) {
+		if (j->data[at + 1] == code)
+			return at;
+		at += 2 + (((size_t)j->data[at + 2] << 8) | j->data[at + 3]);
+	}
+	return 0;
+}
+
+/* Offset of the first byte of entropy-coded data (after the SOS header). */
+static size_t scan_data_at(const struct test_jpeg *j)
+{
+	size_t sos = marker_at(j, 0xDA);
+
+	assert_true(sos > 0);
+	return sos + 2 + (((size_t)j->data[sos + 2] << 8) | j->data[sos + 3]);
+}
+
+/* Validates in a new thread and checks the refusal names the reason. */
+static void assert_validate_refuses(const unsigned char *jpeg, size_t bytes, const char *reason)
+{
+	struct validate_call call = { .jpeg = jpeg, .bytes = bytes };
+
+	validate_in_new_thread(&call, 1);
+	assert_refused(&call, reason);
+	if (strchr(call.why, '\n'))
+		fail_msg("reason \"%s\" is more than one line", call.why);
+}
+
+static void assert_validate_accepts(const unsigned char *jpeg, size_t bytes, uint32_t width,
+				    uint32_t height)
+{
+	uint32_t w = 0, h = 0;
+	const char *why = NULL;
+
+	if (encode_validate(jpeg, bytes, &w, &h, &why) != 0)
+		fail_msg("a good %ux%u JPEG refused: %s", width, height, why);
+	assert_int_equal(w, width);
+	assert_int_equal(h, height);
+}
+
+/* A header that declares 65500x65500 (what libjpeg allows at most) is
+ * refused from the header, before any decoding, naming the limit.
+ *
+ * BUG (fcgi/encode.c, encode_validate, before validation decoded): only
+ * the header was read, with no size cap, so this was accepted and sent to
+ * every viewer (a browser would try to decode about 17 GB). */
+static void test_validate_refuses_oversize_declared(void **state)
+{
+	struct test_jpeg j = make_jpeg(64, 48, TJPF_RGB, TJSAMP_420, 0);
+	size_t sof = marker_at(&j, 0xC0);
+
+	(void)state;
+	assert_true(sof > 0);
+	/* SOF0: FFC0, length (2), precision (1), height (2), width (2) */
+	j.data[sof + 5] = 0xFF;
+	j.data[sof + 6] = 0xDC;
+	j.data[sof + 7] = 0xFF;
+	j.data[sof + 8] = 0xDC;
+	assert_validate_refuses(j.data, j.bytes, "65500x65500 pixels, over the 8192x8192 limit");
+	tjFree(j.data);
+}
+
+/* A real, clean JPEG just over the limit in one side is refused; one at
+ * the limit passes. */
+static void test_validate_size_limit_each_side(void **state)
+{
+	struct test_jpeg wide = make_jpeg(8193, 8, TJPF_GRAY, TJSAMP_GRAY, 0);
+	struct test_jpeg tall = make_jpeg(8, 8193, TJPF_GRAY, TJSAMP_GRAY, 0);
+	struct test_jpeg edge = make_jpeg(8192, 16, TJPF_RGB, TJSAMP_420, 0);
+
+	(void)state;
+	assert_validate_refuses(wide.data, wide.bytes, "8193x8 pixels, over the");
+	assert_validate_refuses(tall.data, tall.bytes, "8x8193 pixels, over the");
+	assert_validate_accepts(edge.data, edge.bytes, 8192, 16);
+	tjFree(wide.data);
+	tjFree(tall.data);
+	tjFree(edge.data);
+}
+
+/* A body cut short with FFD9 put back at its end: the markers look right,
+ * the scan data ends early.
+ *
+ * BUG (before validation decoded): accepted; a browser shows a grey lower
+ * half, or ends the stream. */
+static void test_validate_refuses_truncated_with_eoi(void **state)
+{
+	struct test_jpeg j = make_jpeg(320, 240, TJPF_RGB, TJSAMP_420, 0);
+	size_t scan = scan_data_at(&j);
+	const size_t cuts[] = { scan + (j.bytes - scan) / 2, j.bytes - 64, j.bytes - 8 };
+	size_t i;
+
+	(void)state;
+	assert_validate_accepts(j.data, j.bytes, 320, 240);
+	for (i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++) {
+		unsigned char *cut = malloc(cuts[i] + 2);
+
+		assert_non_null(cut);
+		memcpy(cut, j.data, cuts[i]);
+		cut[cuts[i]] = 0xFF;
+		cut[cuts[i] + 1] = 0xD9;
+		assert_validate_refuses(cut, cuts[i] + 2, "corrupt JPEG data");
+		free(cut);
+	}
+	tjFree(j.data);
+}
+
+/* Every header, then EOI: no scan data at all.
+ *
+ * BUG (before validation decoded): accepted as a 320x240 JPEG. */
+static void test_validate_refuses_no_scan_data(void **state)
+{
+	struct test_jpeg j = make_jpeg(320, 240, TJPF_RGB, TJSAMP_420, 0);
+	size_t scan = scan_data_at(&j);
+
+	(void)state;
+	j.data[scan] = 0xFF;
+	j.data[scan + 1] = 0xD9;
+	assert_validate_refuses(j.data, scan + 2, "corrupt JPEG data");
+	tjFree(j.data);
+}
+
+/* Scan data replaced by bytes that are no Huffman code stream (no FF in
+ * them, so no marker either), at the right length.
+ *
+ * BUG (before validation decoded): accepted. */
+static void test_validate_refuses_garbage_scan(void **state)
+{
+	struct test_jpeg j = make_jpeg(320, 240, TJPF_RGB, TJSAMP_420, 0);
+	size_t scan = scan_data_at(&j), i;
+	uint32_t x = 12345;
+
+	(void)state;
+	for (i = scan; i < j.bytes - 2; i++) {
+		x = x * 1103515245u + 12345u; /* any fixed sequence will do */
+		j.data[i] = (unsigned char)(x >> 24);
+		if (j.data[i] == 0xFF)
+			j.data[i] = 0x5A;
+	}
+	assert_validate_refuses(j.data, j.bytes, "corrupt JPEG data");
+	tjFree(j.data);
+}
+
+/* A run of zero bytes over the middle of the scan (4:4:4, so chroma
+ * blocks are as many as luma ones): no marker appears, the Huffman codes
+ * they spell do not add up to the picture. */
+static void test_validate_refuses_zeroed_scan_middle(void **state)
+{
+	struct test_jpeg j = make_jpeg(320, 240, TJPF_RGB, TJSAMP_444, 0);
+	size_t scan = scan_data_at(&j), mid = scan + (j.bytes - scan) / 2;
+
+	(void)state;
+	memset(j.data + mid, 0x00, 256);
+	assert_validate_refuses(j.data, j.bytes, "corrupt JPEG data");
+	tjFree(j.data);
+}
+
+/* Progressive JPEGs (browsers show them) pass whole, and are refused cut
+ * short. */
+static void test_validate_progressive(void **state)
+{
+	struct test_jpeg j = make_jpeg(320, 240, TJPF_RGB, TJSAMP_420, TJFLAG_PROGRESSIVE);
+	size_t cut = j.bytes - j.bytes / 3;
+	unsigned char *data = malloc(cut + 2);
+
+	(void)state;
+	assert_non_null(data);
+	assert_true(marker_at(&j, 0xC2) > 0); /* SOF2: progressive indeed */
+	assert_validate_accepts(j.data, j.bytes, 320, 240);
+	memcpy(data, j.data, cut);
+	data[cut] = 0xFF;
+	data[cut + 1] = 0xD9;
+	assert_validate_refuses(data, cut + 2, "corrupt JPEG data");
+	free(data);
+	tjFree(j.data);
+}
+
+/* Grey and 4:4:4/4:2:2 colour pass; CMYK (and YCCK) are refused: print
+ * files, shown by browsers without their colour profile, if at all. */
+static void test_validate_colour_spaces(void **state)
+{
+	struct test_jpeg grey = make_jpeg(100, 60, TJPF_GRAY, TJSAMP_GRAY, 0);
+	struct test_jpeg full = make_jpeg(100, 60, TJPF_RGB, TJSAMP_444, 0);
+	struct test_jpeg half = make_jpeg(100, 60, TJPF_BGR, TJSAMP_422, 0);
+	struct test_jpeg cmyk = make_jpeg(100, 60, TJPF_CMYK, TJSAMP_444, 0);
+
+	(void)state;
+	assert_validate_accepts(grey.data, grey.bytes, 100, 60);
+	assert_validate_accepts(full.data, full.bytes, 100, 60);
+	assert_validate_accepts(half.data, half.bytes, 100, 60);
+	assert_validate_refuses(cmyk.data, cmyk.bytes, "CMYK");
+	tjFree(grey.data);
+	tjFree(full.data);
+	tjFree(half.data);
+	tjFree(cmyk.data);
+}
+
+/* Arithmetic coding (SOF9) is refused by its frame marker: libjpeg-turbo
+ * would decode it, Chromium and Firefox do not.  (TurboJPEG 2.1 cannot
+ * write one; the marker alone decides, so a relabelled frame does.) */
+static void test_validate_refuses_arithmetic(void **state)
+{
+	struct test_jpeg j = make_jpeg(64, 48, TJPF_RGB, TJSAMP_420, 0);
+	size_t sof = marker_at(&j, 0xC0);
+
+	(void)state;
+	assert_true(sof > 0);
+	j.data[sof + 1] = 0xC9;
+	assert_validate_refuses(j.data, j.bytes, "arithmetic");
+	tjFree(j.data);
+}
+
+/* One thread validates large, refused and small JPEGs in turn: its buffer
+ * and decoder are reused, and a refusal spoils neither. */
+static void test_validate_reuse_across_sizes(void **state)
+{
+	struct test_jpeg big = make_jpeg(1920, 1080, TJPF_RGB, TJSAMP_420, 0);
+	struct test_jpeg small = make_jpeg(17, 9, TJPF_RGB, TJSAMP_420, 0);
+	unsigned char *cut = malloc(big.bytes / 2 + 2);
+	const char *why = NULL;
+	int round;
+
+	(void)state;
+	assert_non_null(cut);
+	memcpy(cut, big.data, big.bytes / 2);
+	cut[big.bytes / 2] = 0xFF;
+	cut[big.bytes / 2 + 1] = 0xD9;
+	for (round = 0; round < 3; round++) {
+		assert_validate_accepts(small.data, small.bytes, 17, 9);
+		assert_validate_accepts(big.data, big.bytes, 1920, 1080);
+		assert_int_equal(encode_validate(cut, big.bytes / 2 + 2, NULL, NULL, &why), -1);
+		assert_non_null(strstr(why, "corrupt JPEG data"));
+		assert_validate_accepts(small.data, small.bytes, 17, 9);
+	}
+	free(cut);
+	tjFree(big.data);
+	tjFree(small.data);
+}
+
 static void test_parse_format(void **state)
 {
 	static const struct {
@@ -506,6 +790,16 @@ int main(void)
 						teardown_encoder),
 		cmocka_unit_test_setup_teardown(test_validate_size_optional, setup_encoder,
 						teardown_encoder),
+		cmocka_unit_test(test_validate_refuses_oversize_declared),
+		cmocka_unit_test(test_validate_size_limit_each_side),
+		cmocka_unit_test(test_validate_refuses_truncated_with_eoi),
+		cmocka_unit_test(test_validate_refuses_no_scan_data),
+		cmocka_unit_test(test_validate_refuses_garbage_scan),
+		cmocka_unit_test(test_validate_refuses_zeroed_scan_middle),
+		cmocka_unit_test(test_validate_progressive),
+		cmocka_unit_test(test_validate_colour_spaces),
+		cmocka_unit_test(test_validate_refuses_arithmetic),
+		cmocka_unit_test(test_validate_reuse_across_sizes),
 		cmocka_unit_test(test_parse_format),
 		cmocka_unit_test(test_pixel_bytes),
 	};

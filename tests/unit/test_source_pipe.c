@@ -1146,6 +1146,95 @@ static void test_open_failures(void **state)
 	assert_null(pipe_source_open(&held.st, FRAME_BYTES_MAX_DEFAULT));
 }
 
+/* Bytes this process has read (read() and friends, any file), from
+ * /proc/self/io: counts what a source pulled from a device without
+ * depending on how fast the machine is. */
+static uint64_t process_read_bytes(void)
+{
+	FILE *f = fopen("/proc/self/io", "r");
+	unsigned long long rchar = 0;
+	char line[128];
+
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "rchar: %llu", &rchar) == 1)
+			break;
+	fclose(f);
+	return rchar;
+}
+
+/* A character device (/dev/zero: bytes as fast as they are read) has no
+ * writer to pace it: it is played at fps like a file, and the producer
+ * pauses it without viewers (it pauses what pipe_source_is_paced says).
+ *
+ * BUG (source_pipe.c, open_path): only regular files were paced; raw:
+ * /dev/zero gave about 1,100 frames a second at fps 30 and was read on
+ * without viewers. */
+static void test_raw_char_device_paced(void **state)
+{
+	static _Atomic int stopping;
+	struct source_frame frame;
+	struct pipe_source *src;
+	int64_t start, took;
+	int i;
+
+	(void)state;
+	held_stream(SOURCE_RAW, "/dev/zero")->fps = 20;
+	src = held_open();
+	assert_int_equal(pipe_source_is_paced(src), 1);
+	start = clock_mono_usec();
+	for (i = 0; i < 6; i++) {
+		next_frame(src, &frame, &stopping);
+		assert_non_null(frame.pixels);
+		assert_int_equal(frame.pixels[0], 0);
+	}
+	/* The first at once, then 5 intervals of 50 ms: a lower bound, which
+	 * a slow machine only exceeds (5 ms for clock granularity). */
+	took = clock_mono_usec() - start;
+	if (took < 5 * 50 * USEC_PER_MSEC - 5 * USEC_PER_MSEC)
+		fail_msg("6 frames at 20 fps from /dev/zero in %lld us", (long long)took);
+}
+
+/* mjpeg: on a device that never gives a JPEG: the bytes without a frame
+ * are paced too, at most about frame_bytes_max (plus a read) per 1/fps.
+ *
+ * BUG (source_pipe.c): mjpeg:/dev/zero was read as fast as the kernel
+ * gives zeros (gigabytes a second, a core at 100 %) until stopped. */
+static void test_mjpeg_char_device_garbage_paced(void **state)
+{
+	enum { FPS = 10, MAX_BYTES = 64 * 1024, READ_BYTES = 64 * 1024 };
+	_Atomic int stopping = 0;
+	struct stopper stopper = { &stopping, USEC_PER_SEC, 0 };
+	struct source_frame frame;
+	struct pipe_source *src;
+	pthread_t thread;
+	uint64_t read_bytes, allowed;
+	int64_t start, returned;
+
+	(void)state;
+	held_stream(SOURCE_MJPEG, "/dev/zero")->fps = FPS;
+	assert_null(held.src);
+	src = held.src = pipe_source_open(&held.st, MAX_BYTES); /* teardown_held closes it */
+	assert_non_null(src);
+	assert_int_equal(pipe_source_is_paced(src), 1);
+	read_bytes = process_read_bytes();
+	start = clock_mono_usec();
+	assert_int_equal(pthread_create(&thread, NULL, stopper_main, &stopper), 0);
+	assert_int_equal(pipe_source_next(src, &frame, &stopping), 0);
+	returned = clock_mono_usec();
+	assert_int_equal(pthread_join(thread, NULL), 0);
+	read_bytes = process_read_bytes() - read_bytes;
+	/* Paced: a frame's turn per MAX_BYTES + READ_BYTES, one turn at once
+	 * and one per 100 ms after; 4x that as margin (and the /proc reads).
+	 * Unpaced, 1 s of /dev/zero is gigabytes. */
+	allowed = 4 * (uint64_t)(MAX_BYTES + READ_BYTES) *
+		  (uint64_t)(1 + (returned - start) * FPS / USEC_PER_SEC);
+	if (read_bytes > allowed)
+		fail_msg("%llu bytes read from /dev/zero in %lld us (at most %llu)",
+			 (unsigned long long)read_bytes, (long long)(returned - start),
+			 (unsigned long long)allowed);
+}
+
 /* Every test holds what it makes in held; teardown_held frees it. */
 #define HELD_TEST(fn) cmocka_unit_test_setup_teardown(fn, setup_held, teardown_held)
 
@@ -1175,6 +1264,8 @@ int main(void)
 		HELD_TEST(test_raw_stdin),
 		HELD_TEST(test_raw_file_drops_partial_and_loops),
 		HELD_TEST(test_open_failures),
+		HELD_TEST(test_raw_char_device_paced),
+		HELD_TEST(test_mjpeg_char_device_garbage_paced),
 	};
 	int failed = 0;
 
