@@ -15,15 +15,12 @@ import urllib.request
 
 import pytest
 from PIL import Image
-from stacks import free_port
+from stacks import TOP, running_stack, start_stack, wait_until
 
-TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.join(TOP, "fcgi", "mjpeg-fcgi")
-
-
-def make(*args):
-    return subprocess.run(["make", "-s", "-C", TOP] + list(args), capture_output=True,
-                          text=True, timeout=60)
+# Frames of bars come at 30 fps; a wait for "frames flow" only bounds a
+# failing run (a passing one returns as soon as they do).
+FLOW_WAIT_S = 15
 
 
 def get(port, path, timeout=5):
@@ -98,37 +95,21 @@ class Watcher(threading.Thread):
 
 @pytest.fixture
 def workers_stack():
-    port = free_port()
-    r = make("start", "PORT=%d" % port, "WORKERS=2")
-    assert r.returncode == 0, r.stdout + r.stderr
-    try:
-        yield port
-    finally:
-        make("stop", "PORT=%d" % port)
+    with running_stack(workers=2) as st:
+        yield st
 
 
-def log_of(port):
-    with open(os.path.join(TOP, "run", str(port), "mjpeg-fcgi.log"), errors="replace") as f:
-        return f.read()
-
-
-def frames_flow_again(watcher, since, timeout=8):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if sum(1 for t in watcher.times if t > since + 0.5) >= 10:
-            return True
-        time.sleep(0.1)
-    return False
+def frames_flow_again(watcher, since, timeout=FLOW_WAIT_S):
+    return wait_until(lambda: sum(1 for t in watcher.times if t > since + 0.5) >= 10, timeout)
 
 
 @pytest.mark.parametrize("damage", ["remove", "truncate"])
 def test_bus_file_damaged_under_running_workers(workers_stack, damage):
-    port = workers_stack
+    port = workers_stack.port
     w = Watcher(port)
     w.start()
     try:
-        time.sleep(1.5)
-        assert w.parts > 10
+        assert wait_until(lambda: w.parts > 10, FLOW_WAIT_S), w.parts
         path = "/dev/shm/mjpeg-fcgi-%d/bars" % port
         if damage == "remove":
             os.unlink(path)
@@ -140,7 +121,7 @@ def test_bus_file_damaged_under_running_workers(workers_stack, damage):
         w.stop.set()
         w.join(5)
     assert not w.bad, w.bad
-    log = log_of(port)
+    log = workers_stack.log()
     if damage == "remove":
         assert "was removed while in use" in log, log[-2000:]
     else:
@@ -197,23 +178,29 @@ def test_full_shm_exits_with_a_clear_message(tiny_tmpfs, tmp_path):
             Image.open(io.BytesIO(body)).load()
 
 
-def test_responder_killed_behind_nginx_gives_502_then_recovers():
-    port = free_port()
-    r = make("start", "PORT=%d" % port)
-    assert r.returncode == 0, r.stdout + r.stderr
+def dead(pid):
+    """PID has exited (gone, or a zombie nobody reaped yet)."""
     try:
-        with open(os.path.join(TOP, "run", str(port), "mjpeg-fcgi.pid")) as f:
-            pid = int(f.read())
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def test_responder_killed_behind_nginx_gives_502_then_recovers():
+    st = start_stack()
+    try:
+        pid = st.pid()
         os.kill(pid, signal.SIGKILL)
-        time.sleep(0.3)
-        status, _ = get(port, "/status")
+        # gone once the kernel reaped it: then nobody accepts on its socket
+        assert wait_until(lambda: dead(pid), 10), "pid %d still alive after SIGKILL" % pid
+        status, _ = get(st.port, "/status")
         assert status == 502
         # what a user does: stop and start the stack again
-        assert make("stop", "PORT=%d" % port).returncode == 0
-        r = make("start", "PORT=%d" % port)
-        assert r.returncode == 0, r.stdout + r.stderr
-        status, body = get(port, "/snapshot/bars")
+        st.stop()
+        st.start()
+        status, body = get(st.port, "/snapshot/bars")
         assert status == 200
         Image.open(io.BytesIO(body)).load()
     finally:
-        make("stop", "PORT=%d" % port)
+        st.stop()
