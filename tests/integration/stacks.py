@@ -8,6 +8,7 @@ import contextlib
 import http.client
 import json
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -36,6 +37,27 @@ def make(*args):
         if isinstance(out, bytes):
             out = out.decode(errors="replace")
         return subprocess.CompletedProcess(e.cmd, -1, out, "timed out after %ds" % MAKE_TIMEOUT)
+
+
+class TimeLimitExceeded(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def time_limit(seconds):
+    """Bounds a block (a test, through an autouse fixture): SIGALRM after
+    SECONDS raises TimeLimitExceeded, so a blocked read fails the test
+    instead of hanging the suite."""
+    def expired(signum, frame):
+        raise TimeLimitExceeded("test ran over %d s" % seconds)
+
+    old = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
 
 
 def wait_until(predicate, timeout, period=0.1):

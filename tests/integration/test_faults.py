@@ -6,15 +6,15 @@ with a clear message; none serves a corrupt frame."""
 import io
 import os
 import signal
-import socket
 import subprocess
-import threading
 import time
 import urllib.error
 import urllib.request
 
 import pytest
 from PIL import Image
+
+import mjpeg
 from stacks import TOP, running_stack, start_stack, wait_until
 
 BIN = os.path.join(TOP, "fcgi", "mjpeg-fcgi")
@@ -34,65 +34,6 @@ def get(port, path, timeout=5):
         return 0, b""
 
 
-class Watcher(threading.Thread):
-    """A viewer that reconnects like a browser and decodes every part."""
-
-    def __init__(self, port):
-        super().__init__(daemon=True)
-        self.port = port
-        self.stop = threading.Event()
-        self.parts, self.bad, self.times = 0, [], []
-
-    def run(self):
-        while not self.stop.is_set():
-            try:
-                self.watch()
-            except OSError:
-                time.sleep(0.1)
-
-    def watch(self):
-        s = socket.create_connection(("127.0.0.1", self.port), timeout=2)
-        s.sendall(b"GET /stream/bars HTTP/1.0\r\n\r\n")
-        buf = b""
-        try:
-            # while no responder accepts, nginx answers 502: retry, as a
-            # page does
-            while b"\r\n\r\n" not in buf:
-                d = s.recv(1 << 16)
-                if not d:
-                    return
-                buf += d
-            if not buf.startswith(b"HTTP/1.1 200"):
-                time.sleep(0.1)
-                return
-            buf = buf[buf.index(b"\r\n\r\n") + 4:]
-            while not self.stop.is_set():
-                try:
-                    d = s.recv(1 << 16)
-                except socket.timeout:
-                    continue
-                if not d:
-                    return
-                buf += d
-                while True:
-                    i = buf.find(b"Content-Length: ")
-                    j = buf.find(b"\r\n\r\n", i) if i >= 0 else -1
-                    if j < 0:
-                        break
-                    n = int(buf[i + 16:buf.index(b"\r\n", i)])
-                    if len(buf) < j + 4 + n:
-                        break
-                    body, buf = buf[j + 4:j + 4 + n], buf[j + 4 + n:]
-                    self.parts += 1
-                    self.times.append(time.monotonic())
-                    try:
-                        Image.open(io.BytesIO(body)).load()
-                    except Exception as e:  # noqa: BLE001 - any decode failure counts
-                        self.bad.append(repr(e))
-        finally:
-            s.close()
-
-
 @pytest.fixture
 def workers_stack():
     with running_stack(workers=2) as st:
@@ -106,7 +47,7 @@ def frames_flow_again(watcher, since, timeout=FLOW_WAIT_S):
 @pytest.mark.parametrize("damage", ["remove", "truncate"])
 def test_bus_file_damaged_under_running_workers(workers_stack, damage):
     port = workers_stack.port
-    w = Watcher(port)
+    w = mjpeg.Watcher(port, "/stream/bars", timeout=2)
     w.start()
     try:
         assert wait_until(lambda: w.parts > 10, FLOW_WAIT_S), w.parts

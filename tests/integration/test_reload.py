@@ -4,11 +4,10 @@ the closing boundary; a config with errors changes nothing."""
 
 import os
 import signal
-import socket
-import threading
-import time
 
 import pytest
+
+import mjpeg
 from stacks import running_stack, wait_until
 
 BEFORE = """[stream demo]
@@ -35,37 +34,6 @@ size = 160x120
 """
 
 
-class Viewer(threading.Thread):
-    def __init__(self, port, name):
-        super().__init__(daemon=True)
-        self.port, self.name = port, name
-        self.data = b""
-        self.ended = threading.Event()
-        self.stop = threading.Event()
-
-    def run(self):
-        s = socket.create_connection(("127.0.0.1", self.port), timeout=1)
-        s.sendall(b"GET /stream/%s HTTP/1.0\r\n\r\n" % self.name.encode())
-        while not self.stop.is_set():
-            try:
-                d = s.recv(1 << 16)
-            except socket.timeout:
-                continue
-            if not d:
-                self.ended.set()
-                break
-            self.data += d
-        s.close()
-
-    def parts(self):
-        return self.data.count(b"X-Timestamp: ")
-
-    def closed_properly(self):
-        head = self.data.split(b"\r\n\r\n", 1)[0]
-        boundary = head.split(b"boundary=")[1].split(b"\r\n")[0]
-        return self.data.endswith(b"--" + boundary + b"--\r\n")
-
-
 @pytest.fixture(params=[1, 2], ids=["one-process", "two-workers"])
 def stack(request, tmp_path):
     config = tmp_path / "reload.ini"
@@ -89,12 +57,13 @@ RELOAD_WAIT_S = 10
 
 
 def test_sighup_adds_removes_and_keeps(stack):
-    viewers = {n: Viewer(stack.port, n) for n in ("demo", "bars", "old")}
+    viewers = {n: mjpeg.Watcher(stack.port, "/stream/" + n, reconnect=False)
+               for n in ("demo", "bars", "old")}
     try:
         for v in viewers.values():
             v.start()
-        assert wait_until(lambda: all(v.parts() > 0 for v in viewers.values()),
-                          RELOAD_WAIT_S), {n: v.parts() for n, v in viewers.items()}
+        assert wait_until(lambda: all(v.parts > 0 for v in viewers.values()),
+                          RELOAD_WAIT_S), {n: v.parts for n, v in viewers.items()}
 
         stack.config.write_text(AFTER)
         os.kill(stack.pid(), signal.SIGHUP)
@@ -104,15 +73,15 @@ def test_sighup_adds_removes_and_keeps(stack):
         # removed and changed streams: their viewers got the closing boundary
         for name in ("old", "bars"):
             assert viewers[name].ended.wait(RELOAD_WAIT_S), name
-            assert viewers[name].closed_properly(), name
+            assert viewers[name].closed_properly, name
         # the changed stream's new producer runs at once: nothing keeps the
         # retired stream (and its producer's lock) alive once its viewers left
         assert code(stack, "/snapshot/bars") == 200
         # the unchanged stream's viewer goes on, on the same connection:
         # two more parts (the 1 fps demo sends one at least every second)
-        before = viewers["demo"].parts()
-        assert wait_until(lambda: viewers["demo"].parts() >= before + 2, RELOAD_WAIT_S), \
-            (before, viewers["demo"].parts())
+        before = viewers["demo"].parts
+        assert wait_until(lambda: viewers["demo"].parts >= before + 2, RELOAD_WAIT_S), \
+            (before, viewers["demo"].parts)
         assert not viewers["demo"].ended.is_set()
     finally:
         for v in viewers.values():

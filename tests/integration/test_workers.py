@@ -1,73 +1,18 @@
 """Several responder processes behind one nginx (--workers), one producer
 and one encode per frame, and producer takeover after kill -9."""
 
-import io
 import os
 import signal
-import socket
-import threading
 import time
 
 import pytest
-from PIL import Image
+
+import mjpeg
 from stacks import running_stack, wait_until
 
 WORKERS = 3
 BARS_FPS = 30
 TAKEOVER_MAX_S = 1.0      # kill -9 of the producer to frames again: see below
-
-
-class Viewer(threading.Thread):
-    """Reads a stream, decoding every part, like a browser: when the server
-    cuts the connection it reconnects at once.  Records, per connection, the
-    arrival time of every part, and every part that does not decode."""
-
-    def __init__(self, port, path):
-        super().__init__(daemon=True)
-        self.port, self.path = port, path
-        self.stop = threading.Event()
-        self.connections, self.bad = [], []
-
-    def run(self):
-        while not self.stop.is_set():
-            times = []
-            self.connections.append(times)
-            self.read_one(times)
-
-    def read_one(self, times):
-        s = socket.create_connection(("127.0.0.1", self.port), timeout=0.5)
-        s.sendall(b"GET %s HTTP/1.0\r\n\r\n" % self.path.encode())
-        buf = b""
-        try:
-            while not self.stop.is_set():
-                try:
-                    d = s.recv(1 << 16)
-                except socket.timeout:
-                    continue
-                if not d:
-                    return
-                buf += d
-                while True:
-                    i = buf.find(b"Content-Length: ")
-                    if i < 0:
-                        break
-                    j = buf.find(b"\r\n\r\n", i)
-                    if j < 0:
-                        break
-                    n = int(buf[i + 16:buf.index(b"\r\n", i)])
-                    if len(buf) < j + 4 + n:
-                        break
-                    body = buf[j + 4:j + 4 + n]
-                    buf = buf[j + 4 + n:]
-                    times.append(time.monotonic())
-                    try:
-                        Image.open(io.BytesIO(body)).load()
-                        if body[:2] != b"\xff\xd8" or body[-2:] != b"\xff\xd9":
-                            raise ValueError("markers")
-                    except Exception as e:  # noqa: BLE001 - any decode failure counts
-                        self.bad.append(repr(e))
-        finally:
-            s.close()
 
 
 @pytest.fixture(scope="module")
@@ -96,11 +41,11 @@ def published_bounds(elapsed):
 
 
 def test_viewers_spread_over_workers_share_one_encode(stack):
-    viewers = [Viewer(stack.port, "/stream/bars") for _ in range(24)]
+    viewers = [mjpeg.Watcher(stack.port, "/stream/bars", timeout=0.5) for _ in range(24)]
     for v in viewers:
         v.start()
     try:
-        assert wait_until(lambda: all(c for v in viewers for c in v.connections[-1:]), 10), \
+        assert wait_until(lambda: all(v.connections and v.connections[-1] for v in viewers), 10), \
             "not every viewer got a frame within 10 s"
         t0 = time.monotonic()
         before = stack.stream("bars")
@@ -133,12 +78,12 @@ def test_viewers_spread_over_workers_share_one_encode(stack):
 
 
 def test_producer_killed_mid_publish_is_replaced(stack):
-    viewers = [Viewer(stack.port, "/stream/bars") for _ in range(12)]
+    viewers = [mjpeg.Watcher(stack.port, "/stream/bars", timeout=0.5) for _ in range(12)]
     for v in viewers:
         v.start()
     takeovers = []
     try:
-        assert wait_until(lambda: all(c for v in viewers for c in v.connections[-1:]), 10), \
+        assert wait_until(lambda: all(v.connections and v.connections[-1] for v in viewers), 10), \
             "not every viewer got a frame within 10 s"
         time.sleep(0.5)     # connections under way before the first kill (see below)
         for _ in range(6):
