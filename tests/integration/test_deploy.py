@@ -273,7 +273,8 @@ def test_lighttpd_spawns_two_responders_sharing_one_producer():
         encoded = after["frames_encoded"] - before["frames_encoded"]
         assert after["frames_encoded"] == after["frames_published"], after
         assert encoded == published, (before, after)
-        # one producer at 30 fps, not one per process
+        # one producer at 30 fps, not one per process (twice as many); an
+        # upper bound only, which a slower machine stays under
         assert 0 < published <= 30 * elapsed * 1.3 + 5, (published, elapsed)
         assert after["producer_pid"] in responders, (after["producer_pid"], responders)
         assert before["producer_pid"] == after["producer_pid"]
@@ -350,6 +351,9 @@ def test_sigterm_ends_a_viewers_stream_with_the_closing_boundary():
                 pass
             v.reader.finish()
             took = time.monotonic() - t0
+        # the README's promise; the writers are woken at once and the end
+        # takes milliseconds, while one that waited for its next keepalive
+        # or repeat would be late by that much
         assert took < 2.0, "the stream ended %.2f s after SIGTERM" % took
     finally:
         st.stop()
