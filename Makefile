@@ -3,7 +3,9 @@
 #   make            build fcgi/mjpeg-fcgi
 #   make run        install what is missing, build, serve on http://127.0.0.1:$(PORT)/
 #   make start      the same stack in the background; make stop ends it
-#   make test       install what is missing, build, run unit and integration tests
+#   make test       install what is missing, build, run every test (stage times at the end)
+#   make check      the quick tier: build, lint, unit tests, the nginx stack suite
+#   make test-under-load   make test beside two CPU-bound processes
 #   make install    PREFIX=/usr/local DESTDIR=
 
 CC ?= cc
@@ -54,11 +56,11 @@ DEPS_RUN := curl
 DEPS_RUN_CMDS := nginx=nginx-light
 DEPS_TEST := libcmocka-dev cppcheck valgrind clang libclang-rt-14-dev python3 python3-pytest python3-pil python3-numpy ffmpeg \
 	python3-opencv gstreamer1.0-tools gstreamer1.0-plugins-good chromium chromium-driver \
-	python3-selenium lighttpd apache2 libapache2-mod-fcgid spawn-fcgi
+	python3-selenium lighttpd apache2 libapache2-mod-fcgid spawn-fcgi stress-ng
 DEPS_TEST_CMDS := npm=npm
 
-.PHONY: all deps deps-test run start stop test unit integration clean install asan \
-	asan-unit asan-integration lint
+.PHONY: all deps deps-test run start stop test check test-under-load unit integration \
+	integration-nginx clean install asan asan-unit asan-integration lint
 
 all: $(BIN)
 
@@ -101,10 +103,11 @@ $(ASAN_DIR)/unit/test_%: tests/unit/test_%.c $(ASAN_DIR)/unit/testutil.o $(ASAN_
 # Installs the Debian packages that are missing: as root directly, else
 # through sudo; otherwise says which packages to install.
 define install_missing
-	@missing=""; \
+	@installed=$$(dpkg-query -W -f='$${Status} $${Package}\n' $(1) 2>/dev/null \
+		| sed -n 's/^install ok installed //p' | tr '\n' ' '); \
+	missing=""; \
 	for p in $(1); do \
-		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' \
-			|| missing="$$missing $$p"; \
+		case " $$installed " in *" $$p "*) ;; *) missing="$$missing $$p" ;; esac; \
 	done; \
 	for pair in $(2); do \
 		PATH="$$PATH:/usr/sbin:/sbin" command -v $${pair%%=*} >/dev/null 2>&1 \
@@ -137,13 +140,46 @@ start: deps $(BIN)
 stop:
 	conf/stack.sh stop $(PORT)
 
+# Runs the stages "NAME=TARGET ..." in order, each `make TARGET`, and
+# prints the time of each at the end; at the first stage that fails it
+# stops, prints the times so far, names the stage and fails.
+define run_stages
+	$(Q)total_start=$$(date +%s%N); times=""; failed=""; \
+	for stage in $(1); do \
+		name=$${stage%%=*}; target=$${stage#*=}; \
+		start=$$(date +%s%N); \
+		$(MAKE) --no-print-directory $$target || failed=$$name; \
+		tenths=$$(( ($$(date +%s%N) - start) / 100000000 )); \
+		times="$$times $$name=$$tenths"; \
+		[ -z "$$failed" ] || break; \
+	done; \
+	tenths=$$(( ($$(date +%s%N) - total_start) / 100000000 )); \
+	echo "== $(2): time per stage"; \
+	for t in $$times; do \
+		printf '  %-12s %5d.%d s\n' $${t%%=*} $$(( $${t#*=} / 10 )) $$(( $${t#*=} % 10 )); \
+	done; \
+	printf '  %-12s %5d.%d s\n' total $$(( tenths / 10 )) $$(( tenths % 10 )); \
+	if [ -n "$$failed" ]; then echo "$(2): stage $$failed failed"; exit 1; fi
+endef
+
+TEST_STAGES := build=all lint=lint unit=unit integration=integration asan=asan fuzz=fuzz
+CHECK_STAGES := build=all lint=lint unit=unit integration=integration-nginx
+
 test: deps-test
-	$(Q)$(MAKE) --no-print-directory all
-	$(Q)$(MAKE) --no-print-directory lint
-	$(Q)$(MAKE) --no-print-directory unit
-	$(Q)$(MAKE) --no-print-directory integration
-	$(Q)$(MAKE) --no-print-directory asan
-	$(Q)$(MAKE) --no-print-directory fuzz
+	$(call run_stages,$(TEST_STAGES),make test)
+
+# The quick tier, for the edit-compile-test loop (under 90 s).
+check: deps-test
+	$(call run_stages,$(CHECK_STAGES),make check)
+
+# make test while two CPU-bound processes run beside it for the whole run,
+# as on a busy machine; they are stopped afterwards, whatever the result
+# (--timeout: even if this make is killed outright).
+test-under-load: deps-test
+	$(Q)stress-ng --cpu 2 --timeout 3600 --quiet & load=$$!; \
+	trap 'kill $$load 2>/dev/null; wait $$load 2>/dev/null' EXIT INT TERM; \
+	echo "make test beside stress-ng --cpu 2 (pid $$load)"; \
+	$(MAKE) --no-print-directory test
 
 # Static analysis: any finding fails.
 lint:
@@ -157,6 +193,11 @@ unit: $(UNIT_BINS)
 
 integration: $(BIN)
 	$(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
+
+# The default stack's suite (wire format, page, errors) behind nginx only.
+integration-nginx: $(BIN)
+	MJPEG_TEST_SERVERS=nginx $(PYTHON) -m pytest -q -p no:cacheprovider \
+		tests/integration/test_nginx_stack.py
 
 # The unit and integration tests again, against the sanitizer build.  Any
 # report fails the run: the tests' own checks, or a sanitizer log left by a

@@ -25,6 +25,7 @@ import http.client
 import io
 import re
 import socket
+import threading
 import time
 
 from PIL import Image
@@ -297,6 +298,117 @@ class Viewer:
         if self.resp is not None:
             self.resp.close()
         self.conn.close()
+
+
+def admitted_viewer(port, path, wait_s, timeout=5.0, retry_s=0.1):
+    """A Viewer of PATH, with its first part read, once the server admits
+    one (200) again after a viewer left a full stream: until then it must
+    answer 503; fails after WAIT_S seconds of 503s (the departure has to
+    be noticed, not more)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        v = Viewer(port, path, timeout, deadline=time.monotonic() + 10)
+        if v.status == 200:
+            try:
+                if v.reader.next_part() is None:
+                    raise AssertionError("%s: admitted, then ended at once" % path)
+            except BaseException:
+                v.close()
+                raise
+            return v
+        body = v.resp.read()
+        v.close()
+        if v.status != 503:
+            raise AssertionError("%s: %d, not 200 or 503: %r" % (path, v.status, body))
+        if time.monotonic() >= deadline:
+            raise AssertionError("%s still 503 %.0f s after a viewer left: %r"
+                                 % (path, wait_s, body))
+        time.sleep(retry_s)
+
+
+class Watcher(threading.Thread):
+    """A viewer in a thread, over a raw socket: reads PATH and decodes every
+    part, as a browser shows them, until stop is set.  With reconnect it
+    connects again whenever the server ends or refuses the stream (nginx
+    answers 502 while no responder accepts), as a page does.
+
+    Records, per connection, the arrival times (time.monotonic()) of its
+    parts (connections); the parts that did not decode (bad); whether the
+    last connection the server ended did so with the closing boundary
+    (closed_properly); `ended` is set once the server ended a stream."""
+
+    def __init__(self, port, path, reconnect=True, timeout=1.0):
+        super().__init__(daemon=True)
+        self.port, self.path, self.reconnect, self.timeout = port, path, reconnect, timeout
+        self.stop = threading.Event()
+        self.ended = threading.Event()
+        self.connections, self.bad = [], []
+        self.closed_properly = False
+
+    @property
+    def parts(self):
+        return sum(len(c) for c in self.connections)
+
+    @property
+    def times(self):
+        return [t for c in self.connections for t in c]
+
+    def run(self):
+        while not self.stop.is_set():
+            try:
+                self.watch()
+            except OSError:
+                time.sleep(0.1)
+            if not self.reconnect:
+                break
+
+    def watch(self):
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=self.timeout)
+        try:
+            s.sendall(b"GET %s HTTP/1.0\r\n\r\n" % self.path.encode())
+            buf = b""
+            while b"\r\n\r\n" not in buf:
+                d = s.recv(READ_SIZE)
+                if not d:
+                    return
+                buf += d
+            if not buf.startswith(b"HTTP/1.1 200"):
+                time.sleep(0.1)
+                return
+            head, buf = buf.split(b"\r\n\r\n", 1)
+            closing = b"--" + re.search(rb"boundary=(\w+)", head).group(1) + b"--\r\n"
+            times = []
+            self.connections.append(times)
+            while not self.stop.is_set():
+                try:
+                    d = s.recv(READ_SIZE)
+                except socket.timeout:
+                    continue
+                if not d:
+                    self.closed_properly = buf.endswith(closing)
+                    self.ended.set()
+                    return
+                buf += d
+                buf = self._take_parts(buf, times)
+        finally:
+            s.close()
+
+    def _take_parts(self, buf, times):
+        """Decodes the complete parts at the start of BUF; the rest."""
+        while True:
+            i = buf.find(b"Content-Length: ")
+            j = buf.find(b"\r\n\r\n", i) if i >= 0 else -1
+            if j < 0:
+                return buf
+            n = int(buf[i + 16:buf.index(b"\r\n", i)])
+            if len(buf) < j + 4 + n:
+                return buf
+            body, buf = buf[j + 4:j + 4 + n], buf[j + 4 + n:]
+            times.append(time.monotonic())
+            try:
+                decode_jpeg(body)
+            except Exception as e:  # noqa: BLE001 - any decode failure counts
+                self.bad.append(repr(e))
 
 
 def decode_jpeg(body):

@@ -4,17 +4,13 @@ descriptors and memory (within a small bound) as before, and it logged
 nothing but expected disconnects."""
 
 import concurrent.futures
-import json
 import os
 import socket
-import subprocess
 import time
-import urllib.request
 
 import pytest
-from stacks import free_port
+from stacks import running_stack
 
-TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONNECTIONS = 10000
 PARALLEL = 32
 # RSS may settle a little higher after the first burst (allocator arenas,
@@ -32,17 +28,12 @@ def proc_figures(pid):
     }
 
 
-def viewers(port):
-    with urllib.request.urlopen("http://127.0.0.1:%d/status" % port, timeout=5) as r:
-        return json.load(r)["viewers"]
-
-
-def settle(port, pid, timeout=15):
+def settle(st, pid, timeout=15):
     """Figures once no viewer is left and the thread pool shrank back."""
-    deadline = time.time() + timeout
+    deadline = time.monotonic() + timeout
     figures = proc_figures(pid)
-    while time.time() < deadline:
-        if viewers(port) == 0:
+    while time.monotonic() < deadline:
+        if st.status()["viewers"] == 0:
             time.sleep(0.5)
             figures = proc_figures(pid)
             if figures["threads"] <= 8:
@@ -71,35 +62,26 @@ def one_viewer(port, n):
 
 @pytest.fixture(scope="module")
 def stack():
-    port = free_port()
-    r = subprocess.run(["make", "-s", "-C", TOP, "start", "PORT=%d" % port],
-                       capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0, r.stdout + r.stderr
-    try:
-        yield port
-    finally:
-        subprocess.run(["make", "-s", "-C", TOP, "stop", "PORT=%d" % port],
-                       capture_output=True, timeout=60)
+    with running_stack() as st:
+        yield st
 
 
 def test_churn_leaves_nothing_behind(stack):
-    port = stack
-    run = os.path.join(TOP, "run", str(port))
-    with open(os.path.join(run, "mjpeg-fcgi.pid")) as f:
-        pid = int(f.read())
-    log_path = os.path.join(run, "mjpeg-fcgi.log")
+    port = stack.port
+    pid = stack.pid()
+    log_path = stack.log_path()
     # one warm-up round, so that lazily made things (the producer thread,
     # the encoder, allocator arenas) exist before the baseline
     with concurrent.futures.ThreadPoolExecutor(PARALLEL) as pool:
         list(pool.map(lambda n: one_viewer(port, n), range(2000)))
-    before = settle(port, pid)
+    before = settle(stack, pid)
     log_before = os.path.getsize(log_path)
 
-    t0 = time.time()
+    t0 = time.monotonic()
     with concurrent.futures.ThreadPoolExecutor(PARALLEL) as pool:
         list(pool.map(lambda n: one_viewer(port, n), range(CONNECTIONS)))
-    elapsed = time.time() - t0
-    after = settle(port, pid)
+    elapsed = time.monotonic() - t0
+    after = settle(stack, pid)
 
     print("churn: %d connections in %.1f s; before %s; after %s"
           % (CONNECTIONS, elapsed, before, after))

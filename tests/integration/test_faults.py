@@ -6,24 +6,21 @@ with a clear message; none serves a corrupt frame."""
 import io
 import os
 import signal
-import socket
 import subprocess
-import threading
 import time
 import urllib.error
 import urllib.request
 
 import pytest
 from PIL import Image
-from stacks import free_port
 
-TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import mjpeg
+from stacks import TOP, running_stack, start_stack, wait_until
+
 BIN = os.path.join(TOP, "fcgi", "mjpeg-fcgi")
-
-
-def make(*args):
-    return subprocess.run(["make", "-s", "-C", TOP] + list(args), capture_output=True,
-                          text=True, timeout=60)
+# Frames of bars come at 30 fps; a wait for "frames flow" only bounds a
+# failing run (a passing one returns as soon as they do).
+FLOW_WAIT_S = 15
 
 
 def get(port, path, timeout=5):
@@ -37,98 +34,23 @@ def get(port, path, timeout=5):
         return 0, b""
 
 
-class Watcher(threading.Thread):
-    """A viewer that reconnects like a browser and decodes every part."""
-
-    def __init__(self, port):
-        super().__init__(daemon=True)
-        self.port = port
-        self.stop = threading.Event()
-        self.parts, self.bad, self.times = 0, [], []
-
-    def run(self):
-        while not self.stop.is_set():
-            try:
-                self.watch()
-            except OSError:
-                time.sleep(0.1)
-
-    def watch(self):
-        s = socket.create_connection(("127.0.0.1", self.port), timeout=2)
-        s.sendall(b"GET /stream/bars HTTP/1.0\r\n\r\n")
-        buf = b""
-        try:
-            # while no responder accepts, nginx answers 502: retry, as a
-            # page does
-            while b"\r\n\r\n" not in buf:
-                d = s.recv(1 << 16)
-                if not d:
-                    return
-                buf += d
-            if not buf.startswith(b"HTTP/1.1 200"):
-                time.sleep(0.1)
-                return
-            buf = buf[buf.index(b"\r\n\r\n") + 4:]
-            while not self.stop.is_set():
-                try:
-                    d = s.recv(1 << 16)
-                except socket.timeout:
-                    continue
-                if not d:
-                    return
-                buf += d
-                while True:
-                    i = buf.find(b"Content-Length: ")
-                    j = buf.find(b"\r\n\r\n", i) if i >= 0 else -1
-                    if j < 0:
-                        break
-                    n = int(buf[i + 16:buf.index(b"\r\n", i)])
-                    if len(buf) < j + 4 + n:
-                        break
-                    body, buf = buf[j + 4:j + 4 + n], buf[j + 4 + n:]
-                    self.parts += 1
-                    self.times.append(time.monotonic())
-                    try:
-                        Image.open(io.BytesIO(body)).load()
-                    except Exception as e:  # noqa: BLE001 - any decode failure counts
-                        self.bad.append(repr(e))
-        finally:
-            s.close()
-
-
 @pytest.fixture
 def workers_stack():
-    port = free_port()
-    r = make("start", "PORT=%d" % port, "WORKERS=2")
-    assert r.returncode == 0, r.stdout + r.stderr
-    try:
-        yield port
-    finally:
-        make("stop", "PORT=%d" % port)
+    with running_stack(workers=2) as st:
+        yield st
 
 
-def log_of(port):
-    with open(os.path.join(TOP, "run", str(port), "mjpeg-fcgi.log"), errors="replace") as f:
-        return f.read()
-
-
-def frames_flow_again(watcher, since, timeout=8):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if sum(1 for t in watcher.times if t > since + 0.5) >= 10:
-            return True
-        time.sleep(0.1)
-    return False
+def frames_flow_again(watcher, since, timeout=FLOW_WAIT_S):
+    return wait_until(lambda: sum(1 for t in watcher.times if t > since + 0.5) >= 10, timeout)
 
 
 @pytest.mark.parametrize("damage", ["remove", "truncate"])
 def test_bus_file_damaged_under_running_workers(workers_stack, damage):
-    port = workers_stack
-    w = Watcher(port)
+    port = workers_stack.port
+    w = mjpeg.Watcher(port, "/stream/bars", timeout=2)
     w.start()
     try:
-        time.sleep(1.5)
-        assert w.parts > 10
+        assert wait_until(lambda: w.parts > 10, FLOW_WAIT_S), w.parts
         path = "/dev/shm/mjpeg-fcgi-%d/bars" % port
         if damage == "remove":
             os.unlink(path)
@@ -140,7 +62,7 @@ def test_bus_file_damaged_under_running_workers(workers_stack, damage):
         w.stop.set()
         w.join(5)
     assert not w.bad, w.bad
-    log = log_of(port)
+    log = workers_stack.log()
     if damage == "remove":
         assert "was removed while in use" in log, log[-2000:]
     else:
@@ -197,23 +119,29 @@ def test_full_shm_exits_with_a_clear_message(tiny_tmpfs, tmp_path):
             Image.open(io.BytesIO(body)).load()
 
 
-def test_responder_killed_behind_nginx_gives_502_then_recovers():
-    port = free_port()
-    r = make("start", "PORT=%d" % port)
-    assert r.returncode == 0, r.stdout + r.stderr
+def dead(pid):
+    """PID has exited (gone, or a zombie nobody reaped yet)."""
     try:
-        with open(os.path.join(TOP, "run", str(port), "mjpeg-fcgi.pid")) as f:
-            pid = int(f.read())
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def test_responder_killed_behind_nginx_gives_502_then_recovers():
+    st = start_stack()
+    try:
+        pid = st.pid()
         os.kill(pid, signal.SIGKILL)
-        time.sleep(0.3)
-        status, _ = get(port, "/status")
+        # gone once the kernel reaped it: then nobody accepts on its socket
+        assert wait_until(lambda: dead(pid), 10), "pid %d still alive after SIGKILL" % pid
+        status, _ = get(st.port, "/status")
         assert status == 502
         # what a user does: stop and start the stack again
-        assert make("stop", "PORT=%d" % port).returncode == 0
-        r = make("start", "PORT=%d" % port)
-        assert r.returncode == 0, r.stdout + r.stderr
-        status, body = get(port, "/snapshot/bars")
+        st.stop()
+        st.start()
+        status, body = get(st.port, "/snapshot/bars")
         assert status == 200
         Image.open(io.BytesIO(body)).load()
     finally:
-        make("stop", "PORT=%d" % port)
+        st.stop()

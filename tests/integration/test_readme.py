@@ -13,9 +13,7 @@ import urllib.request
 
 import pytest
 from PIL import Image
-from stacks import free_port
-
-TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from stacks import TOP, free_port, running_stack
 
 
 def snippets():
@@ -41,20 +39,14 @@ def readme(tmp_path_factory):
     # snippets' own mkfifo lines make them
     for name in ("testcard.fifo", "webcam.fifo", "plot.fifo"):
         os.mkfifo(tmp + name)
-    r = subprocess.run(["make", "-s", "-C", TOP, "start", "PORT=%d" % port,
-                        "CONFIG=" + config], capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0, r.stdout + r.stderr
-    try:
+    with running_stack(port=port, config=config):
         yield port, blocks, tmp
-    finally:
-        subprocess.run(["make", "-s", "-C", TOP, "stop", "PORT=%d" % port],
-                       capture_output=True, timeout=60)
 
 
-def snapshot(port, name, timeout=10):
+def snapshot(port, name, timeout=20):
     """The first snapshot of a stream that answers 200, as (size, centre RGB)."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
         try:
             # a stream request starts the stream's producer, as a viewer would
             with urllib.request.urlopen("http://127.0.0.1:%d/snapshot/%s" % (port, name),
@@ -85,8 +77,8 @@ def test_python_ingest_snippet_shows_red_and_blue(readme):
 
     def check():
         seen = set()
-        deadline = time.time() + 8
-        while time.time() < deadline and len(seen) < 2:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and len(seen) < 2:
             try:
                 size, (r, g, b) = snapshot(port, "cam", timeout=1)
             except AssertionError:

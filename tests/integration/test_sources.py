@@ -15,9 +15,8 @@ import urllib.request
 import pytest
 import mjpeg
 from PIL import Image
-from stacks import free_port
+from stacks import Stack, free_port, wait_until
 
-TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TOKEN = "s3cret-token-0123456789abcdef"
 RAW_W, RAW_H = 64, 48
 FRAME_BYTES_MAX = 200000
@@ -42,11 +41,12 @@ def is_blue(p):
     return p[0] < 60 and p[1] < 60 and p[2] > 200
 
 
-class Stack:
+class SourcesStack(Stack):
+    """The stack with a config of every source kind, its frame files and
+    FIFOs in TMP."""
+
     def __init__(self, tmp):
         self.tmp = tmp
-        self.port = free_port()
-        self.base = "http://127.0.0.1:%d/" % self.port
         self.dir = os.path.join(tmp, "frames")
         os.mkdir(self.dir)
         self.files = []
@@ -62,8 +62,8 @@ class Stack:
         self.mjpeg_fifo = os.path.join(tmp, "mjpeg.fifo")
         os.mkfifo(self.raw_fifo)
         os.mkfifo(self.mjpeg_fifo)
-        self.config = os.path.join(tmp, "sources.ini")
-        with open(self.config, "w") as f:
+        config = os.path.join(tmp, "sources.ini")
+        with open(config, "w") as f:
             f.write(
                 "[server]\nframe_bytes_max = %d\n\n"
                 "[stream files]\nsource = dir:%s\nfps = 10\n\n"
@@ -73,17 +73,10 @@ class Stack:
                 "[stream demo]\nsource = pattern:redblue\n"
                 % (FRAME_BYTES_MAX, self.dir, self.raw_fifo, RAW_W, RAW_H,
                    self.mjpeg_fifo, TOKEN))
+        super().__init__(free_port(), config=config)
 
-    def make(self, *args):
-        return subprocess.run(["make", "-s", "-C", TOP] + list(args),
-                              capture_output=True, text=True, timeout=60)
-
-    def log(self):
-        path = os.path.join(TOP, "run", str(self.port), "mjpeg-fcgi.log")
-        with open(path, errors="replace") as f:
-            return f.read()
-
-    def get(self, path, headers=None, data=None, method=None, timeout=10):
+    def fetch(self, path, headers=None, data=None, method=None, timeout=10):
+        """urllib's answer to one request: (status, headers dict, body)."""
         req = urllib.request.Request(self.base + path, data=data,
                                      headers=headers or {}, method=method)
         try:
@@ -94,7 +87,7 @@ class Stack:
 
     def parts(self, name, count, timeout=15):
         """The bodies of the first `count` parts of stream/NAME?frames=count."""
-        status, headers, body = self.get("stream/%s?frames=%d" % (name, count),
+        status, headers, body = self.fetch("stream/%s?frames=%d" % (name, count),
                                          timeout=timeout)
         assert status == 200, body
         boundary = headers["Content-Type"].split("boundary=")[1].encode()
@@ -113,13 +106,11 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    st = Stack(str(tmp_path_factory.mktemp("sources")))
-    r = st.make("start", "PORT=%d" % st.port, "CONFIG=%s" % st.config)
-    assert r.returncode == 0, r.stdout + r.stderr
+    st = SourcesStack(str(tmp_path_factory.mktemp("sources"))).start()
     try:
         yield st
     finally:
-        st.make("stop", "PORT=%d" % st.port)
+        st.stop()
 
 
 def test_dir_passes_files_through_in_order_and_skips_invalid(stack):
@@ -150,11 +141,11 @@ class FifoWriter(threading.Thread):
                 time.sleep(self.interval)
 
 
-def wait_colour(stack, name, check, timeout=8):
-    deadline = time.time() + timeout
+def wait_colour(stack, name, check, timeout=15):
+    deadline = time.monotonic() + timeout
     last = None
-    while time.time() < deadline:
-        status, _, body = stack.get("snapshot/" + name)
+    while time.monotonic() < deadline:
+        status, _, body = stack.fetch("snapshot/" + name)
         if status == 200:
             last = centre(body)
             if check(last[1]):
@@ -193,13 +184,8 @@ def test_mjpeg_fifo_from_ffmpeg_passes_through(stack):
          "-y", stack.mjpeg_fifo],
         stdin=subprocess.DEVNULL)
     try:
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            status, _, body = stack.get("snapshot/mj")
-            if status == 200:
-                break
-            time.sleep(0.2)
-        assert status == 200
+        assert wait_until(lambda: stack.fetch("snapshot/mj")[0] == 200, 15, 0.2), \
+            "no frame from ffmpeg's FIFO within 15 s"
         parts = stack.parts("mj", 5)
         for p in parts:
             assert p[:2] == b"\xff\xd8" and p[-2:] == b"\xff\xd9"
@@ -215,16 +201,16 @@ AUTH = {"Authorization": "Bearer " + TOKEN}
 
 def test_ingest_publishes_jpeg_and_raw(stack):
     red = jpeg_of("red", (80, 60))
-    status, _, body = stack.get("ingest/cam", AUTH, red, "POST")
+    status, _, body = stack.fetch("ingest/cam", AUTH, red, "POST")
     assert status == 200, body
-    status, headers, snap = stack.get("snapshot/cam")
+    status, headers, snap = stack.fetch("snapshot/cam")
     assert status == 200 and snap == red  # passed through as posted
 
     raw = bytes([0, 0, 255]) * (32 * 16)
-    status, _, body = stack.get("ingest/cam?format=rgb24&width=32&height=16", AUTH, raw,
+    status, _, body = stack.fetch("ingest/cam?format=rgb24&width=32&height=16", AUTH, raw,
                                 "POST")
     assert status == 200, body
-    status, _, snap = stack.get("snapshot/cam")
+    status, _, snap = stack.fetch("snapshot/cam")
     size, pixel = centre(snap)
     assert size == (32, 16) and is_blue(pixel)
 
@@ -251,22 +237,22 @@ def test_ingest_publishes_jpeg_and_raw(stack):
 ])
 def test_ingest_errors_change_nothing(stack, path, headers, data, method, code, words):
     good = jpeg_of((10, 200, 30), (40, 30))
-    status, _, body = stack.get("ingest/cam", AUTH, good, "POST")
+    status, _, body = stack.fetch("ingest/cam", AUTH, good, "POST")
     assert status == 200, body
-    status, hdrs, body = stack.get(path, headers, data, method)
+    status, hdrs, body = stack.fetch(path, headers, data, method)
     assert status == code, body
     assert hdrs["Content-Type"].startswith("text/plain")
     assert body.endswith(b"\n") and body.count(b"\n") == 1
     assert words.encode() in body, body
     if code == 405:
         assert hdrs["Allow"] == "POST"
-    status, _, snap = stack.get("snapshot/cam")
+    status, _, snap = stack.fetch("snapshot/cam")
     assert status == 200 and snap == good  # the rejected frame changed nothing
 
 
 def test_token_never_shown(stack):
     for path in ("status", "metrics"):
-        status, _, body = stack.get(path)
+        status, _, body = stack.fetch(path)
         assert status == 200
         assert TOKEN.encode() not in body
     assert TOKEN not in stack.log()

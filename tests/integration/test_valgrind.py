@@ -6,14 +6,11 @@ import os
 import re
 import shutil
 import socket
-import subprocess
 import urllib.error
 import urllib.request
 
 import pytest
-from stacks import free_port
-
-TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from stacks import TOP, start_stack
 
 
 def fetch(port, path, data=None):
@@ -36,11 +33,8 @@ def test_streaming_session_is_memcheck_clean(tmp_path):
                        "--log-file=%s %s \"$@\"\n" % (log, os.path.join(TOP, "fcgi",
                                                                          "mjpeg-fcgi")))
     wrapper.chmod(0o755)
-    port = free_port()
-    env = dict(os.environ, RESPONDER=str(wrapper))
-    r = subprocess.run(["make", "-s", "-C", TOP, "start", "PORT=%d" % port], env=env,
-                       capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stdout + r.stderr
+    st = start_stack(responder=wrapper)
+    port = st.port
     try:
         assert fetch(port, "/status")[0] == 200
         assert fetch(port, "/stream/demo?frames=2")[0] == 200
@@ -55,8 +49,7 @@ def test_streaming_session_is_memcheck_clean(tmp_path):
         s.recv(20000)
         s.close()  # cut mid-frame
     finally:
-        r = subprocess.run(["make", "-s", "-C", TOP, "stop", "PORT=%d" % port],
-                           capture_output=True, text=True, timeout=60)
+        st.stop()
     logs = list(tmp_path.glob("memcheck.*.log"))
     assert logs, "valgrind wrote no log"
     text = "".join(p.read_text() for p in logs)
