@@ -20,7 +20,7 @@ import time
 import pytest
 
 import mjpeg
-from conftest import TOP
+from stacks import TOP
 
 BIN = os.environ.get("RESPONDER") or os.path.join(TOP, "fcgi", "mjpeg-fcgi")
 TIMEOUT = 5.0                 # every socket operation

@@ -21,7 +21,8 @@ import time
 import uuid
 
 import pytest
-from conftest import SERVERS, Stack, make
+from conftest import SERVERS
+from stacks import running_stack
 from stacks import TOP, free_port
 
 BIN = os.environ.get("RESPONDER") or os.path.join(TOP, "fcgi", "mjpeg-fcgi")
@@ -346,14 +347,10 @@ def any_stack(request):
     bus = "/dev/shm/mjpeg-fcgi-%d" % port
     # what a second user left at the stack's bus path before the start
     as_user("nobody", "mkdir -m 0777 %s; touch %s/demo; chmod 666 %s/demo" % (bus, bus, bus))
-    r = subprocess.run([os.path.join(TOP, "conf", "stack.sh"), "start", str(port)],
-                       env=dict(os.environ, SERVER=server), capture_output=True, text=True,
-                       timeout=60)
     try:
-        assert r.returncode == 0, r.stdout + r.stderr
-        yield Stack(port, server), bus
+        with running_stack(port=port, server=server) as stack:
+            yield stack, bus
     finally:
-        make("stop", "PORT=%d" % port)
         if os.path.lexists(bus):
             shutil.rmtree(bus)
 

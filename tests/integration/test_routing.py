@@ -31,7 +31,7 @@ import time
 import pytest
 
 import mjpeg
-from conftest import TOP, free_port, start_stack
+from stacks import TOP, free_port, start_stack
 from test_deploy import fcgi_params, fcgi_request
 
 TIMEOUT = 5.0

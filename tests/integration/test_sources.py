@@ -41,7 +41,39 @@ def is_blue(p):
     return p[0] < 60 and p[1] < 60 and p[2] > 200
 
 
-class SourcesStack(Stack):
+class FramesStack(Stack):
+    """A stack whose tests read whole answers and counted stream parts."""
+
+    def fetch(self, path, headers=None, data=None, method=None, timeout=10):
+        """urllib's answer to one request: (status, headers dict, body)."""
+        req = urllib.request.Request(self.base + path, data=data,
+                                     headers=headers or {}, method=method)
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                return r.status, dict(r.headers), r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, dict(e.headers), e.read()
+
+    def parts(self, name, count, timeout=15):
+        """The bodies of the first `count` parts of stream/NAME?frames=count."""
+        status, headers, body = self.fetch("stream/%s?frames=%d" % (name, count),
+                                         timeout=timeout)
+        assert status == 200, body
+        boundary = headers["Content-Type"].split("boundary=")[1].encode()
+        chunks = body.split(b"--" + boundary)
+        assert chunks[0] == b"" and chunks[-1] == b"--\r\n"
+        out = []
+        for chunk in chunks[1:-1]:
+            head, _, rest = chunk.partition(b"\r\n\r\n")
+            length = int([l for l in head.split(b"\r\n")
+                          if l.startswith(b"Content-Length: ")][0].split(b": ")[1])
+            out.append(rest[:length])
+            assert rest[length:] == b"\r\n"
+        assert len(out) == count
+        return out
+
+
+class SourcesStack(FramesStack):
     """The stack with a config of every source kind, its frame files and
     FIFOs in TMP."""
 
@@ -74,35 +106,6 @@ class SourcesStack(Stack):
                 % (FRAME_BYTES_MAX, self.dir, self.raw_fifo, RAW_W, RAW_H,
                    self.mjpeg_fifo, TOKEN))
         super().__init__(free_port(), config=config)
-
-    def fetch(self, path, headers=None, data=None, method=None, timeout=10):
-        """urllib's answer to one request: (status, headers dict, body)."""
-        req = urllib.request.Request(self.base + path, data=data,
-                                     headers=headers or {}, method=method)
-        try:
-            with urllib.request.urlopen(req, timeout=timeout) as r:
-                return r.status, dict(r.headers), r.read()
-        except urllib.error.HTTPError as e:
-            return e.code, dict(e.headers), e.read()
-
-    def parts(self, name, count, timeout=15):
-        """The bodies of the first `count` parts of stream/NAME?frames=count."""
-        status, headers, body = self.fetch("stream/%s?frames=%d" % (name, count),
-                                         timeout=timeout)
-        assert status == 200, body
-        boundary = headers["Content-Type"].split("boundary=")[1].encode()
-        chunks = body.split(b"--" + boundary)
-        assert chunks[0] == b"" and chunks[-1] == b"--\r\n"
-        out = []
-        for chunk in chunks[1:-1]:
-            head, _, rest = chunk.partition(b"\r\n\r\n")
-            length = int([l for l in head.split(b"\r\n")
-                          if l.startswith(b"Content-Length: ")][0].split(b": ")[1])
-            out.append(rest[:length])
-            assert rest[length:] == b"\r\n"
-        assert len(out) == count
-        return out
-
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
@@ -361,9 +364,9 @@ def test_bad_jpegs_are_what_they_claim():
 @pytest.mark.parametrize("name,body,words", BAD_JPEGS, ids=[b[0] for b in BAD_JPEGS])
 def test_ingest_refuses_bad_jpeg_and_changes_nothing(stack, name, body, words):
     good = jpeg_of((200, 30, 10), (40, 30))
-    status, _, reply = stack.get("ingest/cam", AUTH, good, "POST")
+    status, _, reply = stack.fetch("ingest/cam", AUTH, good, "POST")
     assert status == 200, reply
-    status, hdrs, reply = stack.get("ingest/cam", AUTH, body, "POST")
+    status, hdrs, reply = stack.fetch("ingest/cam", AUTH, body, "POST")
     assert status == 415, reply
     assert hdrs["Content-Type"].startswith("text/plain")
     assert reply.endswith(b"\n") and reply.count(b"\n") == 1
@@ -388,7 +391,7 @@ def test_ingest_refuses_bad_jpeg_behind_every_server(stack_factory, tmp_path):
     assert status == 200 and snap == good
 
 
-class BadStack(Stack):
+class BadStack(FramesStack):
     """A stack of sources fed bad frames and bad files:
 
     baddir  dir: with two good frames (one through a symlink) among files
@@ -401,8 +404,6 @@ class BadStack(Stack):
 
     def __init__(self, tmp):
         self.tmp = tmp
-        self.port = free_port()
-        self.base = "http://127.0.0.1:%d/" % self.port
         self.dir = os.path.join(tmp, "bad")
         os.mkdir(self.dir)
         d = self.dir
@@ -437,8 +438,8 @@ class BadStack(Stack):
         os.chmod(os.path.join(d, "unreadable.jpg"), 0)
         self.mjpeg_fifo = os.path.join(tmp, "bad.fifo")
         os.mkfifo(self.mjpeg_fifo)
-        self.config = os.path.join(tmp, "bad.ini")
-        with open(self.config, "w") as f:
+        config = os.path.join(tmp, "bad.ini")
+        with open(config, "w") as f:
             f.write(
                 "[server]\nframe_bytes_max = %d\nidle_pause_s = 1\n\n"
                 "[stream baddir]\nsource = dir:%s\nfps = 30\n\n"
@@ -446,22 +447,16 @@ class BadStack(Stack):
                 "[stream zero]\nsource = raw:/dev/zero\nformat = gray\nsize = 640x480\n"
                 "fps = 10\n"
                 % (FRAME_BYTES_MAX, self.dir, self.mjpeg_fifo))
-
-    def status_of(self, name):
-        status, _, body = self.get("status")
-        assert status == 200, body
-        return [s for s in json.loads(body)["streams"] if s["name"] == name][0]
+        super().__init__(free_port(), config=config)
 
 
 @pytest.fixture(scope="module")
 def bad_stack(tmp_path_factory):
-    st = BadStack(str(tmp_path_factory.mktemp("badsources")))
-    r = st.make("start", "PORT=%d" % st.port, "CONFIG=%s" % st.config)
-    assert r.returncode == 0, r.stdout + r.stderr
+    st = BadStack(str(tmp_path_factory.mktemp("badsources"))).start()
     try:
         yield st
     finally:
-        st.make("stop", "PORT=%d" % st.port)
+        st.stop()
 
 
 def test_dir_bad_files_one_line_each_good_ones_served(bad_stack):
@@ -537,12 +532,12 @@ def test_device_source_paced_at_fps_and_paused_without_viewers(bad_stack):
     with mjpeg.Viewer(st.port, "/stream/zero", timeout=10) as v:
         assert v.status == 200
         v.reader.next_part()
-        before = st.status_of("zero")["frames_published"]
+        before = st.stream("zero")["frames_published"]
         t0 = time.monotonic()
         deadline = t0 + window
         while time.monotonic() < deadline:
             v.reader.next_part()
-        published = st.status_of("zero")["frames_published"] - before
+        published = st.stream("zero")["frames_published"] - before
         took = time.monotonic() - t0
     # At most fps x the time, + 2 for the edges of the window; a slow
     # machine publishes fewer, never more.  Unpaced: thousands.
@@ -552,11 +547,11 @@ def test_device_source_paced_at_fps_and_paused_without_viewers(bad_stack):
     # gray at 10 fps would be 3 MB a second; the margin (1 MB in 2 s)
     # leaves room for the responder's other reads (status requests).
     time.sleep(3.0)
-    pid = st.status_of("zero")["producer_pid"]
+    pid = st.stream("zero")["producer_pid"]
     assert pid > 0
-    published = st.status_of("zero")["frames_published"]
+    published = st.stream("zero")["frames_published"]
     read0 = producer_read_bytes(pid)
     time.sleep(2.0)
     read = producer_read_bytes(pid) - read0
-    assert st.status_of("zero")["frames_published"] == published
+    assert st.stream("zero")["frames_published"] == published
     assert read < 1 << 20, "%d bytes read in 2 s without viewers" % read
