@@ -42,7 +42,7 @@ FUZZ_LIBS_mjpeg := -lturbojpeg
 FUZZ_MODS_config := config http encode log
 FUZZ_LIBS_config := -linih -lturbojpeg
 
-.PHONY: fuzz fuzz-build fuzz-regress
+.PHONY: fuzz fuzz-build fuzz-regress $(FUZZ_TARGETS:%=fuzz-run-%)
 
 fuzz-build: $(FUZZ_BINS)
 
@@ -68,8 +68,17 @@ $(foreach t,$(FUZZ_TARGETS),$(eval $(call fuzz_harness,$(t))))
 # Per harness: a fresh copy of the corpus, the regressions replayed first
 # (read-only, as a second corpus directory), the dictionary when there is
 # one, the log in build/fuzz/NAME.log.
+# Harnesses run FUZZ_JOBS at a time (one per core): each still gets
+# FUZZ_SECONDS of a core of its own, so running them side by side costs no
+# coverage, only wall time.  -k: every harness runs even after one fails.
+FUZZ_JOBS ?= $(shell nproc 2>/dev/null || echo 1)
+
 fuzz: $(FUZZ_BINS)
-	$(Q)failed=""; for t in $(FUZZ_TARGETS); do \
+	$(Q)$(MAKE) --no-print-directory -k -j$(FUZZ_JOBS) --output-sync=target \
+		$(FUZZ_TARGETS:%=fuzz-run-%) || { echo "fuzzing found crashes (see above)"; exit 1; }
+
+$(FUZZ_TARGETS:%=fuzz-run-%): fuzz-run-%: $(FUZZ_DIR)/fuzz_%
+	$(Q)t=$*; \
 		work=$(FUZZ_DIR)/work/$$t; crashes=$(FUZZ_DIR)/crashes/$$t; log=$(FUZZ_DIR)/$$t.log; \
 		rm -rf $$work $$crashes && mkdir -p $$work $$crashes && \
 		cp $(FUZZ_SRC)/corpus/$$t/* $$work/ || exit 1; \
@@ -81,7 +90,6 @@ fuzz: $(FUZZ_BINS)
 			-artifact_prefix=$$crashes/ $$work $$extra >$$log 2>&1; then \
 			grep -E '^#[0-9]+[[:space:]]+DONE' $$log | sed 's/^/  /'; \
 		else \
-			failed="$$failed fuzz_$$t"; \
 			grep -E -A25 '^==[0-9]+==ERROR|runtime error|deadly signal|ERROR: libFuzzer' \
 				$$log | grep -v -E 'in fuzzer::|in __libc_start|in _start|in main ' | head -n 40; \
 			for c in $$crashes/*; do [ -e "$$c" ] || continue; \
@@ -99,9 +107,8 @@ fuzz: $(FUZZ_BINS)
 			done; \
 			if ! ls $$crashes/* >/dev/null 2>&1; then \
 				echo "fuzz_$$t failed without a crash file: see $$log"; fi; \
-		fi; \
-	done; \
-	if [ -n "$$failed" ]; then echo "fuzzing found crashes in:$$failed"; exit 1; fi
+			echo "fuzzing found crashes in: fuzz_$$t"; exit 1; \
+		fi
 
 # Each harness once over its corpus and regressions: no new inputs, fast.
 fuzz-regress: $(FUZZ_BINS)
