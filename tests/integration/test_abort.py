@@ -9,21 +9,15 @@ request without FCGI_KEEP_CONN goes to the writer threads, one with it stays
 in the request's own thread (viewer_stream). Every read has a timeout.
 """
 
-import os
-import shutil
-import signal
-import socket
-import struct
-import subprocess
 import time
 
 import pytest
 
 import mjpeg
-from stacks import TOP
+from fcgiwire import (ABORT_REQUEST, KEEP_CONN, STDIN, STDOUT, Connection, begin,
+                      own_responder, record)
+from stacks import time_limit as limit
 
-BIN = os.environ.get("RESPONDER") or os.path.join(TOP, "fcgi", "mjpeg-fcgi")
-TIMEOUT = 5.0                 # every socket operation
 TEST_TIME_LIMIT = 30
 # How soon after the abort FCGI_END_REQUEST must come: the part in flight
 # (a 640x480 bars frame, tens of KB over a unix socket) and at most one
@@ -32,154 +26,19 @@ TEST_TIME_LIMIT = 30
 END_AFTER_ABORT = 1.5
 INGEST_MS = 1000              # the responder's ingest_ms here
 
-BEGIN_REQUEST, ABORT_REQUEST, END_REQUEST, PARAMS, STDIN, STDOUT = 1, 2, 3, 4, 5, 6
-RESPONDER, KEEP_CONN = 1, 1
-REQUEST_COMPLETE = 0
-
-
-class TimeLimitExceeded(Exception):
-    pass
-
 
 @pytest.fixture(autouse=True)
 def time_limit():
-    def expired(signum, frame):
-        raise TimeLimitExceeded("test ran over %d s" % TEST_TIME_LIMIT)
-
-    old = signal.signal(signal.SIGALRM, expired)
-    signal.setitimer(signal.ITIMER_REAL, TEST_TIME_LIMIT)
-    try:
+    with limit(TEST_TIME_LIMIT):
         yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
 
 
 @pytest.fixture
 def responder():
     """mjpeg-fcgi on a unix socket of its own (default streams); yields the
     socket path."""
-    base = "/tmp/mjpeg-abort-%d" % os.getpid()
-    os.makedirs(base, exist_ok=True)
-    sock = os.path.join(base, "s.sock")
-    log = open(os.path.join(base, "log"), "wb")
-    proc = subprocess.Popen([BIN, "--listen", "unix:" + sock, "--bus-dir", base + "-bus",
-                             "--ingest-ms", str(INGEST_MS)],
-                            stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-    try:
-        deadline = time.monotonic() + TIMEOUT
-        while not os.path.exists(sock):
-            assert proc.poll() is None, "the responder exited"
-            assert time.monotonic() < deadline, "the responder made no socket"
-            time.sleep(0.05)
-        yield sock
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-        log.close()
-        shutil.rmtree(base, ignore_errors=True)
-        shutil.rmtree(base + "-bus", ignore_errors=True)
-
-
-def record(kind, rid, content=b""):
-    return struct.pack("!BBHHBx", 1, kind, rid, len(content), 0) + content
-
-
-def params_of(uri):
-    path, _, query = uri.partition("?")
-    env = {"GATEWAY_INTERFACE": "CGI/1.1", "REQUEST_METHOD": "GET", "SCRIPT_NAME": path,
-           "QUERY_STRING": query, "REQUEST_URI": uri, "SERVER_PROTOCOL": "HTTP/1.1",
-           "REMOTE_ADDR": "127.0.0.1", "SERVER_NAME": "localhost", "SERVER_PORT": "80"}
-
-    def length(n):
-        return bytes([n]) if n < 128 else struct.pack("!I", n | 0x80000000)
-
-    return b"".join(length(len(k)) + length(len(v)) + k + v
-                    for k, v in ((k.encode(), v.encode()) for k, v in env.items()))
-
-
-class Connection:
-    """The web server's end of one FastCGI connection."""
-
-    def __init__(self, path):
-        self.sock = socket.socket(socket.AF_UNIX)
-        self.sock.settimeout(TIMEOUT)
-        self.sock.connect(path)
-        self.buf = b""
-        self.stdout = b""
-
-    def send(self, data):
-        self.sock.sendall(data)
-
-    def next_record(self):
-        """(type, request id, content); None at the end of the connection."""
-        while True:
-            if len(self.buf) >= 8:
-                _, kind, rid, clen, plen = struct.unpack("!BBHHBx", self.buf[:8])
-                if len(self.buf) >= 8 + clen + plen:
-                    content = self.buf[8:8 + clen]
-                    self.buf = self.buf[8 + clen + plen:]
-                    return kind, rid, content
-            data = self.sock.recv(65536)
-            if not data:
-                assert not self.buf, "connection ended inside a record"
-                return None
-            self.buf += data
-
-    def read_parts(self, rid, count):
-        """Reads STDOUT records until the response head and count parts are
-        in; returns the boundary."""
-        while True:
-            kind, got, content = self.next_record()
-            assert (kind, got) == (STDOUT, rid), (kind, got, content[:80])
-            self.stdout += content
-            head, sep, body = self.stdout.partition(b"\r\n\r\n")
-            if not sep:
-                continue
-            ctype = [line.split(b":", 1)[1].strip() for line in head.split(b"\r\n")
-                     if line.lower().startswith(b"content-type:")][0].decode()
-            boundary = mjpeg.boundary_of(ctype)
-            if body.count(b"\r\n--" + boundary.encode() + b"\r\n") >= count:
-                return boundary
-
-    def read_to_end(self, rid, deadline):
-        """STDOUT records, the empty one, then FCGI_END_REQUEST (checked)
-        by time.monotonic() deadline; returns the stdout bytes that came
-        meanwhile."""
-        stdout_ended = False
-        before = len(self.stdout)
-        while True:
-            assert time.monotonic() < deadline, (
-                "no FCGI_END_REQUEST in time; %d bytes of stdout came meanwhile"
-                % (len(self.stdout) - before))
-            rec = self.next_record()
-            assert rec is not None, "connection closed without FCGI_END_REQUEST"
-            kind, got, content = rec
-            assert got == rid, rec[:2]
-            if kind == STDOUT and content:
-                assert not stdout_ended, "stdout after its end"
-                self.stdout += content
-            elif kind == STDOUT:
-                stdout_ended = True
-            else:
-                assert kind == END_REQUEST, kind
-                assert stdout_ended, "FCGI_END_REQUEST before the end of stdout"
-                app_status, protocol_status = struct.unpack("!IB3x", content)
-                assert protocol_status == REQUEST_COMPLETE, protocol_status
-                return len(self.stdout) - before
-
-    def close(self):
-        self.sock.close()
-
-
-def begin(conn, rid, uri, flags, stdin_end=True):
-    conn.send(record(BEGIN_REQUEST, rid, struct.pack("!HB5x", RESPONDER, flags))
-              + record(PARAMS, rid, params_of(uri)) + record(PARAMS, rid)
-              + (record(STDIN, rid) if stdin_end else b""))
+    with own_responder("--ingest-ms", str(INGEST_MS)) as r:
+        yield r.socket
 
 
 def send_buffer_bytes():
