@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* The scheme name is case-insensitive (RFC 9110, 11.1). */
 #define BEARER "Bearer "
