@@ -486,8 +486,9 @@ static void set_timeout(int fd, int option, int64_t usec)
 
 /* Bounds what one request can hold a thread for: a viewer whose writes make
  * no progress for stall_usec (the client stopped reading, and the web
- * server stopped taking bytes from us) fails its write and is dropped; an
- * ingest body must arrive within ingest_usec. */
+ * server stopped taking bytes from us) fails its write and is dropped; no
+ * single read of a body waits longer than ingest_usec (the watchdog bounds
+ * an ingest body as a whole). */
 static void set_timeouts(struct server *srv, int fd)
 {
 	set_timeout(fd, SO_SNDTIMEO, srv->settings->stall_usec);
