@@ -125,6 +125,27 @@ static void assert_frame_is(const struct bus_frame *frame, size_t bytes, unsigne
 	free(expected);
 }
 
+/* An ingest publish into f->bus: a frame of BYTES tagged 6, 32x16 at
+ * PUBLISH_USEC; bus_publish_shared's result. */
+static int publish_ingest(struct fixture *f, size_t bytes, int64_t publish_usec,
+			  _Atomic int *cancel)
+{
+	unsigned char *jpeg = make_frame(bytes, 6);
+	int rc = bus_publish_shared(f->bus, jpeg, bytes, 32, 16, publish_usec, -1, cancel);
+
+	free(jpeg);
+	return rc;
+}
+
+/* f->other: a second opening of the stream, closed by teardown (or by the
+ * test, which then sets it to NULL). */
+static struct bus *open_other(struct fixture *f)
+{
+	f->other = bus_open(f->dir, STREAM, FRAME_MAX);
+	assert_non_null(f->other);
+	return f->other;
+}
+
 /* ---- opening ------------------------------------------------------------ */
 
 static void test_open_creates_file_0600(void **state)
@@ -369,8 +390,7 @@ static void test_second_open_shares_frames(void **state)
 
 	lock_producer(f);
 	publish_tagged(f->bus, 777, 4, 44);
-	other = f->other = bus_open(f->dir, STREAM, FRAME_MAX);
-	assert_non_null(other);
+	other = open_other(f);
 	assert_int_equal(bus_latest(other), 1);
 	assert_int_equal(bus_read_latest(other, &f->frame), 1);
 	assert_int_equal(f->frame.seq, 1);
@@ -393,11 +413,10 @@ static void test_second_open_shares_frames(void **state)
 static void test_publish_shared(void **state)
 {
 	struct fixture *f = *state;
-	unsigned char *jpeg = make_frame(500, 6);
 	struct bus_stats stats;
 
-	assert_int_equal(bus_publish_shared(f->bus, jpeg, 500, 32, 16, 66, -1, NULL), 0);
-	assert_int_equal(bus_publish_shared(f->bus, jpeg, 500, 32, 16, 67, -1, NULL), 0);
+	assert_int_equal(publish_ingest(f, 500, 66, NULL), 0);
+	assert_int_equal(publish_ingest(f, 500, 67, NULL), 0);
 	assert_int_equal(bus_latest(f->bus), 2);
 	assert_int_equal(bus_read_latest(f->bus, &f->frame), 1);
 	assert_int_equal(f->frame.publish_usec, 67);
@@ -406,9 +425,8 @@ static void test_publish_shared(void **state)
 	bus_stats(f->bus, &stats);
 	assert_int_equal(stats.frames_published, 2);
 	assert_int_equal(stats.frames_encoded, 0);
-	assert_int_equal(bus_publish_shared(f->bus, jpeg, FRAME_MAX + 1, 32, 16, 68, -1, NULL), -1);
+	assert_int_equal(publish_ingest(f, FRAME_MAX + 1, 68, NULL), -1);
 	assert_int_equal(bus_latest(f->bus), 2);
-	free(jpeg);
 }
 
 /* ---- counters ----------------------------------------------------------- */
@@ -419,26 +437,21 @@ static void test_publish_shared(void **state)
 static void test_publish_shared_gives_up_on_a_producer(void **state)
 {
 	struct fixture *f = *state;
-	unsigned char *jpeg = make_frame(500, 6);
-	struct bus *producer = bus_open(f->dir, STREAM, FRAME_MAX);
 	_Atomic int never = 0;
 	int64_t start, waited;
 
-	assert_non_null(producer);
-	assert_int_equal(bus_lock_producer(producer, &f->cancel), 0);
+	assert_int_equal(bus_lock_producer(open_other(f), &f->cancel), 0);
 	start = clock_mono_usec();
-	assert_int_equal(bus_publish_shared(f->bus, jpeg, 500, 32, 16, 66, -1, &never),
-			 BUS_PUBLISH_BUSY);
+	assert_int_equal(publish_ingest(f, 500, 66, &never), BUS_PUBLISH_BUSY);
 	waited = clock_mono_usec() - start;
 	/* a lower bound only: how much longer it took depends on the machine */
 	assert_true(waited >= BUS_PUBLISH_WAIT_USEC - EARLY_SLACK_USEC);
 	assert_int_equal(bus_latest(f->bus), 0);
 	/* once the producer is gone the lock is free again */
-	bus_close(producer);
-	assert_int_equal(bus_publish_shared(f->bus, jpeg, 500, 32, 16, 67, -1, &never),
-			 BUS_PUBLISHED);
+	bus_close(f->other);
+	f->other = NULL;
+	assert_int_equal(publish_ingest(f, 500, 67, &never), BUS_PUBLISHED);
 	assert_int_equal(bus_latest(f->bus), 1);
-	free(jpeg);
 }
 
 /* A set cancel flag (the stream was retired) publishes nothing, whether
@@ -446,25 +459,19 @@ static void test_publish_shared_gives_up_on_a_producer(void **state)
 static void test_publish_shared_cancelled(void **state)
 {
 	struct fixture *f = *state;
-	unsigned char *jpeg = make_frame(500, 6);
-	struct bus *producer = bus_open(f->dir, STREAM, FRAME_MAX);
+	struct bus *producer = open_other(f);
 	_Atomic int retired = 1;
 	int64_t start;
 
-	assert_non_null(producer);
-	assert_int_equal(bus_publish_shared(f->bus, jpeg, 500, 32, 16, 66, -1, &retired),
-			 BUS_PUBLISH_CANCELLED);
+	assert_int_equal(publish_ingest(f, 500, 66, &retired), BUS_PUBLISH_CANCELLED);
 	assert_int_equal(bus_latest(f->bus), 0);
 	assert_int_equal(bus_lock_producer(producer, &f->cancel), 0);
 	start = clock_mono_usec();
-	assert_int_equal(bus_publish_shared(f->bus, jpeg, 500, 32, 16, 67, -1, &retired),
-			 BUS_PUBLISH_CANCELLED);
+	assert_int_equal(publish_ingest(f, 500, 67, &retired), BUS_PUBLISH_CANCELLED);
 	/* it did not sit out the wait: the flag is looked at between tries
 	 * (the margin is the whole wait, which no slow machine takes) */
 	assert_true(clock_mono_usec() - start < BUS_PUBLISH_WAIT_USEC);
 	assert_int_equal(bus_latest(f->bus), 0);
-	bus_close(producer);
-	free(jpeg);
 }
 
 static void test_stats(void **state)
@@ -853,8 +860,7 @@ static void test_refuses_other_frame_bytes_max(void **state)
 	lock_producer(f); /* initialises the file's layout */
 	assert_null(bus_open(f->dir, STREAM, FRAME_MAX * 2));
 	assert_null(bus_open(f->dir, STREAM, FRAME_MAX / 2));
-	f->other = bus_open(f->dir, STREAM, FRAME_MAX);
-	assert_non_null(f->other);
+	open_other(f);
 }
 
 /* ---- concurrency -------------------------------------------------------- */
@@ -1204,13 +1210,15 @@ static void test_viewers_beyond_the_slots_share_one_count(void **state)
 	close(go[0]);
 }
 
+/* DIR_TEST: a test given a fresh bus directory; BUS_TEST: and the bus open in it. */
+#define DIR_TEST(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 #define BUS_TEST(fn) cmocka_unit_test_setup_teardown(fn, bus_setup, teardown)
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_open_creates_file_0600, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_open_creates_dir, setup, teardown),
+		DIR_TEST(test_open_creates_file_0600),
+		DIR_TEST(test_open_creates_dir),
 		BUS_TEST(test_empty_bus_has_no_frame),
 		BUS_TEST(test_publish_reads_back_exact),
 		BUS_TEST(test_publish_exactly_max),
@@ -1228,21 +1236,19 @@ int main(void)
 		BUS_TEST(test_stats),
 		BUS_TEST(test_demand),
 		BUS_TEST(test_demand_wakes_paused_producer),
-		cmocka_unit_test_setup_teardown(test_refuses_dir_of_another_user, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_refuses_dir_others_may_write, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_refuses_symlinked_dir, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_refuses_file_of_another_user, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_refuses_file_of_ours_with_other_mode, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_refuses_symlink_as_stream_file, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_refuses_hard_link, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_refuses_fifo_and_directory, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_reopens_own_file, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_file_mode_whatever_the_umask, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_refuses_other_layout_version, setup, teardown),
+		DIR_TEST(test_refuses_dir_of_another_user),
+		DIR_TEST(test_refuses_dir_others_may_write),
+		DIR_TEST(test_refuses_symlinked_dir),
+		DIR_TEST(test_refuses_file_of_another_user),
+		DIR_TEST(test_refuses_file_of_ours_with_other_mode),
+		DIR_TEST(test_refuses_symlink_as_stream_file),
+		DIR_TEST(test_refuses_hard_link),
+		DIR_TEST(test_refuses_fifo_and_directory),
+		DIR_TEST(test_reopens_own_file),
+		DIR_TEST(test_file_mode_whatever_the_umask),
+		DIR_TEST(test_refuses_other_layout_version),
 		BUS_TEST(test_refuses_other_frame_bytes_max),
-		cmocka_unit_test_setup_teardown(test_concurrent_readers_never_see_torn_frames, setup,
-						teardown),
+		DIR_TEST(test_concurrent_readers_never_see_torn_frames),
 		BUS_TEST(test_cross_process_wake),
 		BUS_TEST(test_viewers_of_a_dead_process_stop_counting),
 		BUS_TEST(test_slots_of_dead_processes_are_reused),

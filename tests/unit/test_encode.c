@@ -769,27 +769,24 @@ static void test_pixel_bytes(void **state)
 	assert_int_equal(encode_pixel_bytes(PIXEL_YUYV), 2);
 }
 
+/* A test given an encoder (setup_encoder). */
+#define ENCODER_TEST(fn) cmocka_unit_test_setup_teardown(fn, setup_encoder, teardown_encoder)
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_encode_red_rgb, setup_encoder,
-						teardown_encoder),
-		cmocka_unit_test_setup_teardown(test_encode_bgr24, setup_encoder,
-						teardown_encoder),
-		cmocka_unit_test_setup_teardown(test_encode_rgba, setup_encoder, teardown_encoder),
-		cmocka_unit_test_setup_teardown(test_encode_gray, setup_encoder, teardown_encoder),
-		cmocka_unit_test_setup_teardown(test_encode_yuyv, setup_encoder, teardown_encoder),
-		cmocka_unit_test_setup_teardown(test_encode_reuse_sizes, setup_encoder,
-						teardown_encoder),
+		ENCODER_TEST(test_encode_red_rgb),
+		ENCODER_TEST(test_encode_bgr24),
+		ENCODER_TEST(test_encode_rgba),
+		ENCODER_TEST(test_encode_gray),
+		ENCODER_TEST(test_encode_yuyv),
+		ENCODER_TEST(test_encode_reuse_sizes),
 		cmocka_unit_test(test_validate_rejects_empty_and_non_jpeg),
-		cmocka_unit_test_setup_teardown(test_validate_rejects_truncated, setup_encoder,
-						teardown_encoder),
+		ENCODER_TEST(test_validate_rejects_truncated),
 		cmocka_unit_test(test_validate_rejects_garbage_after_soi),
 		cmocka_unit_test(test_validate_rejects_soi_eoi_without_frame),
-		cmocka_unit_test_setup_teardown(test_validate_after_refused_header, setup_encoder,
-						teardown_encoder),
-		cmocka_unit_test_setup_teardown(test_validate_size_optional, setup_encoder,
-						teardown_encoder),
+		ENCODER_TEST(test_validate_after_refused_header),
+		ENCODER_TEST(test_validate_size_optional),
 		cmocka_unit_test(test_validate_refuses_oversize_declared),
 		cmocka_unit_test(test_validate_size_limit_each_side),
 		cmocka_unit_test(test_validate_refuses_truncated_with_eoi),
