@@ -502,6 +502,17 @@ static size_t marker_at(const struct test_jpeg *j, unsigned char code)
 	return 0;
 }
 
+/* A 64x48 baseline JPEG, and in *sof the offset of its SOF0 marker: for a
+ * test that rewrites the frame header. */
+static struct test_jpeg baseline_with_sof(size_t *sof)
+{
+	struct test_jpeg j = make_jpeg(64, 48, TJPF_RGB, TJSAMP_420, 0);
+
+	*sof = marker_at(&j, 0xC0);
+	assert_true(*sof > 0);
+	return j;
+}
+
 /* Offset of the first byte of entropy-coded data (after the SOS header). */
 static size_t scan_data_at(const struct test_jpeg *j)
 {
@@ -542,11 +553,10 @@ static void assert_validate_accepts(const unsigned char *jpeg, size_t bytes, uin
  * every viewer (a browser would try to decode about 17 GB). */
 static void test_validate_refuses_oversize_declared(void **state)
 {
-	struct test_jpeg j = make_jpeg(64, 48, TJPF_RGB, TJSAMP_420, 0);
-	size_t sof = marker_at(&j, 0xC0);
+	size_t sof;
+	struct test_jpeg j = baseline_with_sof(&sof);
 
 	(void)state;
-	assert_true(sof > 0);
 	/* SOF0: FFC0, length (2), precision (1), height (2), width (2) */
 	j.data[sof + 5] = 0xFF;
 	j.data[sof + 6] = 0xDC;
@@ -695,11 +705,10 @@ static void test_validate_colour_spaces(void **state)
  * write one; the marker alone decides, so a relabelled frame does.) */
 static void test_validate_refuses_arithmetic(void **state)
 {
-	struct test_jpeg j = make_jpeg(64, 48, TJPF_RGB, TJSAMP_420, 0);
-	size_t sof = marker_at(&j, 0xC0);
+	size_t sof;
+	struct test_jpeg j = baseline_with_sof(&sof);
 
 	(void)state;
-	assert_true(sof > 0);
 	j.data[sof + 1] = 0xC9;
 	assert_validate_refuses(j.data, j.bytes, "arithmetic");
 	tjFree(j.data);
