@@ -43,6 +43,8 @@
 
 struct fixture {
 	char dir[PATH_MAX];
+	char file[PATH_MAX + 16];   /* dir/STREAM: the stream's bus file */
+	char victim[PATH_MAX + 16]; /* dir/victim: what a planted link points at */
 	struct bus *bus;      /* opened by bus_setup, closed by teardown */
 	struct bus *other;    /* a second opening by a test, closed by teardown */
 	struct bus_frame frame;
@@ -64,6 +66,8 @@ static int setup(void **state)
 		teardown(state);
 		return -1;
 	}
+	snprintf(f->file, sizeof(f->file), "%s/%s", f->dir, STREAM);
+	snprintf(f->victim, sizeof(f->victim), "%s/victim", f->dir);
 	return 0;
 }
 
@@ -151,14 +155,12 @@ static struct bus *open_other(struct fixture *f)
 static void test_open_creates_file_0600(void **state)
 {
 	struct fixture *f = *state;
-	char path[PATH_MAX + 16];
 	struct stat st;
 
-	snprintf(path, sizeof(path), "%s/%s", f->dir, STREAM);
-	assert_int_equal(stat(path, &st), -1);
+	assert_int_equal(stat(f->file, &st), -1);
 	f->bus = bus_open(f->dir, STREAM, FRAME_MAX);
 	assert_non_null(f->bus);
-	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(stat(f->file, &st), 0);
 	assert_true(S_ISREG(st.st_mode));
 	assert_int_equal(st.st_mode & 07777, 0600);
 	/* room for the header and BUS_SLOTS frames of FRAME_MAX */
@@ -716,17 +718,15 @@ static void test_refuses_file_of_another_user(void **state)
 {
 	struct fixture *f = *state;
 	static const mode_t modes[] = { 0600, 0666 };
-	char path[PATH_MAX + 16];
 
 	if (skip_unless_root())
 		return;
-	snprintf(path, sizeof(path), "%s/%s", f->dir, STREAM);
 	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
-		write_file(path, PLANTED, modes[i]);
-		assert_int_equal(chown(path, OTHER_UID, OTHER_UID), 0);
-		assert_refused(f->dir, STREAM, path, "is owned by uid 65534");
-		assert_file_holds(path, PLANTED);
-		unlink(path);
+		write_file(f->file, PLANTED, modes[i]);
+		assert_int_equal(chown(f->file, OTHER_UID, OTHER_UID), 0);
+		assert_refused(f->dir, STREAM, f->file, "is owned by uid 65534");
+		assert_file_holds(f->file, PLANTED);
+		unlink(f->file);
 	}
 }
 
@@ -734,61 +734,52 @@ static void test_refuses_file_of_ours_with_other_mode(void **state)
 {
 	struct fixture *f = *state;
 	static const mode_t modes[] = { 0666, 0644, 0660, 0700, 0640 };
-	char path[PATH_MAX + 16], expect[64];
+	char expect[64];
 
-	snprintf(path, sizeof(path), "%s/%s", f->dir, STREAM);
 	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
-		write_file(path, PLANTED, modes[i]);
+		write_file(f->file, PLANTED, modes[i]);
 		snprintf(expect, sizeof(expect), "has mode %04o, not 0600", (unsigned)modes[i]);
-		assert_refused(f->dir, STREAM, path, expect);
-		assert_file_holds(path, PLANTED);
-		unlink(path);
+		assert_refused(f->dir, STREAM, f->file, expect);
+		assert_file_holds(f->file, PLANTED);
+		unlink(f->file);
 	}
 }
 
 static void test_refuses_symlink_as_stream_file(void **state)
 {
 	struct fixture *f = *state;
-	char path[PATH_MAX + 16], target[PATH_MAX + 16];
 
-	snprintf(path, sizeof(path), "%s/%s", f->dir, STREAM);
-	snprintf(target, sizeof(target), "%s/victim", f->dir);
-	write_file(target, PLANTED, 0600);
-	assert_int_equal(symlink(target, path), 0);
-	assert_refused(f->dir, STREAM, path, "is a symbolic link");
-	assert_file_holds(target, PLANTED);
-	/* dangling: nothing is created at the target */
-	unlink(target);
-	assert_refused(f->dir, STREAM, path, "is a symbolic link");
-	assert_int_equal(access(target, F_OK), -1);
+	write_file(f->victim, PLANTED, 0600);
+	assert_int_equal(symlink(f->victim, f->file), 0);
+	assert_refused(f->dir, STREAM, f->file, "is a symbolic link");
+	assert_file_holds(f->victim, PLANTED);
+	/* dangling: nothing is created at the f->victim */
+	unlink(f->victim);
+	assert_refused(f->dir, STREAM, f->file, "is a symbolic link");
+	assert_int_equal(access(f->victim, F_OK), -1);
 }
 
 static void test_refuses_hard_link(void **state)
 {
 	struct fixture *f = *state;
-	char path[PATH_MAX + 16], target[PATH_MAX + 16];
 
-	snprintf(path, sizeof(path), "%s/%s", f->dir, STREAM);
-	snprintf(target, sizeof(target), "%s/victim", f->dir);
-	write_file(target, PLANTED, 0600);
-	assert_int_equal(link(target, path), 0);
-	assert_refused(f->dir, STREAM, path, "has 2 links");
-	assert_file_holds(target, PLANTED);
+	write_file(f->victim, PLANTED, 0600);
+	assert_int_equal(link(f->victim, f->file), 0);
+	assert_refused(f->dir, STREAM, f->file, "has 2 links");
+	assert_file_holds(f->victim, PLANTED);
 }
 
 static void test_refuses_fifo_and_directory(void **state)
 {
 	struct fixture *f = *state;
-	char path[PATH_MAX + 16];
 
-	snprintf(path, sizeof(path), "%s/%s", f->dir, STREAM);
 	/* a FIFO: refused at once, not waited on for a writer */
-	assert_int_equal(mkfifo(path, 0600), 0);
-	assert_refused(f->dir, STREAM, path, "is a FIFO");
-	unlink(path);
-	assert_int_equal(mkdir(path, 0700), 0);
-	assert_refused(f->dir, STREAM, path, "is a directory");
-	assert_int_equal(entries_in(path), 0);
+	assert_int_equal(mkfifo(f->file, 0600), 0);
+	assert_refused(f->dir, STREAM, f->file, "is a FIFO");
+	unlink(f->file);
+	assert_int_equal(mkdir(f->file, 0700), 0);
+	assert_refused(f->dir, STREAM, f->file, "is a directory");
+	assert_int_equal(entries_in(f->file), 0);
 }
 
 /* A file we made before, 0600 and ours, is taken as it is (a restart). */
@@ -811,15 +802,13 @@ static void test_reopens_own_file(void **state)
 static void test_file_mode_whatever_the_umask(void **state)
 {
 	struct fixture *f = *state;
-	char path[PATH_MAX + 16];
 	struct stat st;
 	mode_t was = umask(0277);
 
 	f->bus = bus_open(f->dir, STREAM, FRAME_MAX);
 	umask(was);
 	assert_non_null(f->bus);
-	snprintf(path, sizeof(path), "%s/%s", f->dir, STREAM);
-	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(stat(f->file, &st), 0);
 	assert_int_equal(st.st_mode & 07777, 0600);
 }
 
