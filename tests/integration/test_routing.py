@@ -33,7 +33,7 @@ import pytest
 import mjpeg
 import stacks
 from fcgiwire import BIN, cgi_env, fcgi_request, own_responder
-from stacks import free_port, start_stack
+from stacks import start_stack
 
 TIMEOUT = 5.0
 TEST_TIME_LIMIT = 120
@@ -374,14 +374,11 @@ def check_protected(port):
 def test_protected_locations_hold(server, tmp_path):
     config = tmp_path / "cams.ini"
     config.write_text(CONFIG)
-    st = start_stack(free_port(), str(config), server=server)
-    try:
+    with start_stack(config=config, server=server) as st:
         passwords = htpasswd_file(st.run_dir)
         PROTECT[server](st, passwords)
         wait_protected(st.port)
         check_protected(st.port)
-    finally:
-        st.stop()
 
 
 # --- the responder itself, behind prefix locations -----------------------------------
@@ -392,8 +389,7 @@ def test_prefix_locations_do_not_cross(tmp_path):
     responder: the responder itself must refuse the crossings."""
     config = tmp_path / "cams.ini"
     config.write_text(CONFIG)
-    st = start_stack(free_port(), str(config), server="nginx")
-    try:
+    with start_stack(config=config, server="nginx") as st:
         protect_nginx_locations(
             st, htpasswd_file(st.run_dir), "location /stream/", "location /snapshot/",
             [(r"location ~ \^/(stream|snapshot|ingest)/\[A-Za-z0-9_-\]\+\$ \{",
@@ -405,8 +401,6 @@ def test_prefix_locations_do_not_cross(tmp_path):
         for path in ("/ingest/stream/bars?frames=1", "/ingest/x/status",
                      "/stream/bars/extra?frames=1"):
             assert fetch(st.port, path, auth=True)[0] in (404, 405), path
-    finally:
-        st.stop()
 
 
 # --- CGI and FastCGI: what the path below the mount point is -------------------------
@@ -485,8 +479,7 @@ def test_streams_named_status_and_metrics(tmp_path):
     config = tmp_path / "named.ini"
     config.write_text("[stream status]\nsource = pattern:bars\nsize = 160x120\nfps = 10\n\n"
                       "[stream metrics]\nsource = pattern:redblue\n")
-    st = start_stack(free_port(), str(config), server="nginx")
-    try:
+    with start_stack(config=config, server="nginx") as st:
         status, headers, body = fetch(st.port, "/status")
         assert kind_of(status, headers, body) == STATUS
         assert {s["name"] for s in json.loads(body)["streams"]} == {"status", "metrics"}
@@ -499,8 +492,6 @@ def test_streams_named_status_and_metrics(tmp_path):
             parts = list(v.reader)
             v.reader.finish()
         assert mjpeg.decode_jpeg(parts[0].body).size == (256, 256)
-    finally:
-        st.stop()
 
 
 # --- config files that are not config files ------------------------------------------
