@@ -39,7 +39,8 @@ ASAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
 	-fno-omit-frame-pointer
 ASAN_LOGS := $(abspath $(ASAN_DIR))/logs
 ASAN_TESTS := $(addprefix tests/integration/,test_nginx_stack.py test_sources.py \
-	test_limits.py test_workers.py test_reload.py test_churn.py)
+	test_limits.py test_workers.py test_reload.py test_churn.py test_abort.py \
+	test_ingest_reload.py)
 # Every module but main.c: the tests link these same objects.
 LIB_SRCS := $(filter-out fcgi/main.c,$(wildcard fcgi/*.c))
 LIB_OBJS := $(LIB_SRCS:.c=.o)

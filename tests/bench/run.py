@@ -699,34 +699,28 @@ class Bench:
         # no __pycache__ left in tests/bench
         env = dict(os.environ, BENCH_FRAMES_DIR=FRAMES_DIR, BENCH_FPS=str(FPS),
                    PYTHONDONTWRITEBYTECODE="1")
-        proc = subprocess.Popen(
+        return self.baseline_run(
+            "fastapi", port, reserve_s, top,
             [PYTHON, "-m", "uvicorn", "baseline_fastapi:app", "--app-dir", HERE, "--host",
              "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level", "warning",
-             "--backlog", "4096"], env=env, stdout=subprocess.DEVNULL,
-            stderr=open(os.path.join(WORK, "fastapi.log"), "w"))
-        out = {"port": port}
-        try:
-            wait_port(port)
-            server = Server("fastapi", port, lambda: [proc.pid])
-            out.update(self.baseline_scenarios(server, reserve_s, top))
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        return out
+             "--backlog", "4096"], env)
 
     def raw_run(self, port, reserve_s, top):
-        proc = subprocess.Popen(
+        return self.baseline_run(
+            "raw", port, reserve_s, top,
             [os.path.join(WORK, "baseline_raw"), "--port", str(port), "--frames", FRAMES_DIR,
-             "--fps", str(FPS)], stdout=subprocess.DEVNULL,
-            stderr=open(os.path.join(WORK, "raw.log"), "w"))
+             "--fps", str(FPS)])
+
+    def baseline_run(self, name, port, reserve_s, top, cmd, env=None):
+        """The baseline server CMD, listening on PORT (its log WORK/NAME.log),
+        through baseline_scenarios; terminated at the end (killed if it has
+        not exited 10 s later)."""
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
+                                stderr=open(os.path.join(WORK, name + ".log"), "w"))
         out = {"port": port}
         try:
             wait_port(port)
-            server = Server("raw", port, lambda: [proc.pid])
+            server = Server(name, port, lambda: [proc.pid])
             out.update(self.baseline_scenarios(server, reserve_s, top))
         finally:
             proc.terminate()
@@ -753,49 +747,38 @@ class Bench:
 
 # --- the table ----------------------------------------------------------------
 
+def derive_viewers(f, r, v, n):
+    """Into F, the figures every run of N viewers has (V: its results, R:
+    the server's run)."""
+    f["fps_min_%d" % n] = v["fps"]["min"]
+    for what in ("gap", "delay"):
+        for q in ("p50", "p99", "max"):
+            f["%s_%s_%d" % (what, q, n)] = v[what + "_ms"][q]
+    for q in ("p50", "max"):
+        f["ttff_%s_%d" % (q, n)] = v["ttff_ms"][q]
+    f["cpu_frame_%d" % n] = v["server_cpu_us_per_frame"]
+    # the baselines encode nothing: their figure is the same
+    f["cpu_frame_noenc_%d" % n] = v.get("server_cpu_us_per_frame_without_encode",
+                                        None if "encode_windows" in r else
+                                        v["server_cpu_us_per_frame"])
+    f["server_cpu_%d" % n] = v["server_cpu_pct"]
+    f["client_cpu_%d" % n] = v["client_cpu_pct"]
+
+
 def derive(r):
     """The figures of one server's run, by name (None where not measured)."""
     v100, v500 = r.get("v100"), r.get("v500")
     f = {}
     if v500:
-        f["fps_min_500"] = v500["fps"]["min"]
+        derive_viewers(f, r, v500, 500)
         f["fps_median_500"] = v500["fps"]["median"]
         f["starved_500"] = v500["starved"]
-        f["gap_p50_500"] = v500["gap_ms"]["p50"]
-        f["gap_p99_500"] = v500["gap_ms"]["p99"]
-        f["gap_max_500"] = v500["gap_ms"]["max"]
-        f["delay_p50_500"] = v500["delay_ms"]["p50"]
-        f["delay_p99_500"] = v500["delay_ms"]["p99"]
-        f["delay_max_500"] = v500["delay_ms"]["max"]
-        f["cpu_frame_500"] = v500["server_cpu_us_per_frame"]
-        # the baselines encode nothing: their figure is the same
-        f["cpu_frame_noenc_500"] = v500.get("server_cpu_us_per_frame_without_encode",
-                                            None if "encode_windows" in r else
-                                            v500["server_cpu_us_per_frame"])
-        f["server_cpu_500"] = v500["server_cpu_pct"]
         if v500["server_cpu_s"]:
             f["responder_share_500"] = 100 * v500["responder_cpu_s"] / v500["server_cpu_s"]
-        f["client_cpu_500"] = v500["client_cpu_pct"]
         f["machine_500"] = v500["machine_busy_pct"]
         f["other_500"] = v500["other_cpu_pct"]
-        f["ttff_p50_500"] = v500["ttff_ms"]["p50"]
-        f["ttff_max_500"] = v500["ttff_ms"]["max"]
     if v100:
-        f["delay_p50_100"] = v100["delay_ms"]["p50"]
-        f["delay_p99_100"] = v100["delay_ms"]["p99"]
-        f["delay_max_100"] = v100["delay_ms"]["max"]
-        f["gap_p50_100"] = v100["gap_ms"]["p50"]
-        f["gap_p99_100"] = v100["gap_ms"]["p99"]
-        f["gap_max_100"] = v100["gap_ms"]["max"]
-        f["ttff_p50_100"] = v100["ttff_ms"]["p50"]
-        f["ttff_max_100"] = v100["ttff_ms"]["max"]
-        f["cpu_frame_100"] = v100["server_cpu_us_per_frame"]
-        f["cpu_frame_noenc_100"] = v100.get("server_cpu_us_per_frame_without_encode",
-                                            None if "encode_windows" in r else
-                                            v100["server_cpu_us_per_frame"])
-        f["server_cpu_100"] = v100["server_cpu_pct"]
-        f["client_cpu_100"] = v100["client_cpu_pct"]
-        f["fps_min_100"] = v100["fps"]["min"]
+        derive_viewers(f, r, v100, 100)
     if "ramp" in r:
         f["max_viewers"] = r["ramp"]["max_viewers_held"]
     if v500 and "rss_one" in r:

@@ -28,11 +28,8 @@ def stack(server):
     """The default stack behind SERVER (no config file: streams demo and
     bars). One per server, kept for the whole session; pytest runs the tests
     server by server, so only one of them runs at a time."""
-    st = start_stack(server=server)
-    try:
+    with start_stack(server=server) as st:
         yield st
-    finally:
-        st.stop()
 
 
 @pytest.fixture

@@ -74,7 +74,8 @@ def wait_until(predicate, timeout, period=0.1):
 
 class Stack:
     """A stack on PORT: `make start PORT=port SERVER=server [CONFIG=config]
-    [WORKERS=n] [RESPONDER=path]`, and small HTTP helpers against it."""
+    [WORKERS=n] [RESPONDER=path]`, and small HTTP helpers against it.
+    `with st.start():` stops it when the block ends, however it ends."""
 
     def __init__(self, port, server="nginx", config=None, workers=None, responder=None):
         self.port = port
@@ -115,6 +116,12 @@ class Stack:
         r = make("stop", "PORT=%d" % self.port)
         assert r.returncode == 0, "make stop PORT=%d failed:\n%s\n%s" % (
             self.port, r.stdout, r.stderr)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
 
     # --- HTTP -------------------------------------------------------------
 
@@ -182,12 +189,7 @@ def start_stack(port=None, config=None, server="nginx", workers=None, responder=
                  responder and str(responder)).start()
 
 
-@contextlib.contextmanager
 def running_stack(**kw):
     """`with running_stack(config=...) as st:` a started Stack (start_stack's
     arguments), stopped when the block ends, however it ends."""
-    st = start_stack(**kw)
-    try:
-        yield st
-    finally:
-        st.stop()
+    return start_stack(**kw)

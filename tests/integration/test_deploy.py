@@ -18,7 +18,6 @@ import os
 import shutil
 import signal
 import socket
-import struct
 import subprocess
 import threading
 import time
@@ -28,11 +27,11 @@ from PIL import Image
 
 import mjpeg
 import stacks
+from fcgiwire import BIN, cgi_env, fcgi_request
 from stacks import TOP, start_stack
 
 TIMEOUT = 5.0
 TEST_TIME_LIMIT = 60
-BIN = os.environ.get("RESPONDER") or os.path.join(TOP, "fcgi", "mjpeg-fcgi")
 TOKEN = "deploy-test-token-0123456789abcdef"
 
 
@@ -360,70 +359,14 @@ def test_sigterm_ends_a_viewers_stream_with_the_closing_boundary():
 
 # --- standalone: systemd socket activation, spawn-fcgi ---------------------------------
 
-def fcgi_request(path, params, stdin=b"", timeout=TIMEOUT):
-    """One FastCGI request over the unix socket PATH: (headers dict with
-    lower-case names and 'status', body bytes)."""
-    rid = 1
-
-    def record(kind, content=b""):
-        return struct.pack("!BBHHBx", 1, kind, rid, len(content), 0) + content
-
-    def length(n):
-        return bytes([n]) if n < 128 else struct.pack("!I", n | 0x80000000)
-
-    pairs = b"".join(length(len(k)) + length(len(v)) + k + v
-                     for k, v in ((k.encode(), v.encode()) for k, v in params.items()))
-    s = socket.socket(socket.AF_UNIX)
-    s.settimeout(timeout)
-    try:
-        s.connect(path)
-        s.sendall(record(1, struct.pack("!HB5x", 1, 0)) + record(4, pairs) + record(4)
-                  + (record(5, stdin) if stdin else b"") + record(5))
-        reader = s.makefile("rb")
-        out = b""
-        while True:                 # STDOUT records until END_REQUEST
-            head = reader.read(8)
-            assert len(head) == 8, "connection ended before END_REQUEST: %r" % out[:200]
-            _, kind, _, clen, plen = struct.unpack("!BBHHBx", head)
-            content = reader.read(clen + plen)[:clen]
-            if kind == 6:
-                out += content
-            elif kind == 3:
-                break
-        reader.close()
-    finally:
-        s.close()
-    head, _, body = out.partition(b"\r\n\r\n")
-    headers = {}
-    for line in head.decode("latin-1").split("\r\n"):
-        name, _, value = line.partition(":")
-        headers[name.strip().lower()] = value.strip()
-    headers.setdefault("status", "200 OK")
-    return headers, body
-
-
-def fcgi_params(uri):
-    path, _, query = uri.partition("?")
-    return {"GATEWAY_INTERFACE": "CGI/1.1", "REQUEST_METHOD": "GET", "SCRIPT_NAME": path,
-            "QUERY_STRING": query, "REQUEST_URI": uri, "SERVER_PROTOCOL": "HTTP/1.1",
-            "REMOTE_ADDR": "127.0.0.1", "SERVER_NAME": "localhost", "SERVER_PORT": "80"}
-
-
-def wait_for(cond, seconds, what):
-    deadline = time.monotonic() + seconds
-    while not cond():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.05)
-
-
 def check_fd0_responder(sock, proc):
     """The responder behind SOCK answers status and a finite stream, then
     ends on SIGTERM with status 0."""
-    headers, body = fcgi_request(sock, fcgi_params("/status"))
+    headers, body = fcgi_request(sock, cgi_env("/status"))
     assert headers["status"].startswith("200"), (headers, body[:200])
     doc = json.loads(body)
     assert {s["name"] for s in doc["streams"]} == {"demo", "bars"}, doc
-    headers, body = fcgi_request(sock, fcgi_params("/stream/bars?frames=3"))
+    headers, body = fcgi_request(sock, cgi_env("/stream/bars?frames=3"))
     assert headers["status"].startswith("200"), (headers, body[:200])
     reader = mjpeg.from_bytes(body, mjpeg.boundary_of(headers["content-type"]))
     parts = list(reader)
@@ -441,8 +384,8 @@ def check_fd0_launcher(cmd, sock, short_dir):
     with open(os.path.join(short_dir, "log"), "wb") as log:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
         try:
-            wait_for(lambda: os.path.exists(sock), 10,
-                     "%s made no socket" % os.path.basename(cmd[0]))
+            assert stacks.wait_until(lambda: os.path.exists(sock), 10, 0.05), (
+                "%s made no socket" % os.path.basename(cmd[0]))
             check_fd0_responder(sock, proc)
         finally:
             if proc.poll() is None:

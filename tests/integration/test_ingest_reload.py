@@ -11,7 +11,7 @@ import subprocess
 import time
 
 import pytest
-from stacks import TOP, free_port
+from stacks import start_stack
 
 TOKEN = "ingest-reload-token-0123456789"
 BEFORE = """[stream cam]
@@ -29,22 +29,12 @@ size = 160x120
 ANSWER_TIMEOUT = 10
 
 
-@pytest.fixture(params=["1", "2"], ids=["one-process", "two-workers"])
+@pytest.fixture(params=[1, 2], ids=["one-process", "two-workers"])
 def stack(request, tmp_path):
     config = tmp_path / "cam.ini"
     config.write_text(BEFORE)
-    port = free_port()
-    r = subprocess.run(["make", "-s", "-C", TOP, "start", "PORT=%d" % port,
-                        "CONFIG=%s" % config, "WORKERS=%s" % request.param],
-                       capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0, r.stdout + r.stderr
-    with open(os.path.join(TOP, "run", str(port), "mjpeg-fcgi.pid")) as f:
-        pid = int(f.read())
-    try:
-        yield port, config, pid
-    finally:
-        subprocess.run(["make", "-s", "-C", TOP, "stop", "PORT=%d" % port],
-                       capture_output=True, timeout=60)
+    with start_stack(config=config, workers=request.param) as st:
+        yield st.port, config, st.pid()
 
 
 def http_get(port, path, timeout=10):

@@ -22,10 +22,9 @@ import uuid
 
 import pytest
 from conftest import SERVERS
-from stacks import running_stack
-from stacks import TOP, free_port
+from fcgiwire import BIN
+from stacks import free_port, running_stack
 
-BIN = os.environ.get("RESPONDER") or os.path.join(TOP, "fcgi", "mjpeg-fcgi")
 START_TIMEOUT = 10  # s: a refused start exits at once; this only bounds a hang
 PLANTED = b"planted by another user\n"
 

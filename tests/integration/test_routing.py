@@ -31,12 +31,12 @@ import time
 import pytest
 
 import mjpeg
-from stacks import TOP, free_port, start_stack
-from test_deploy import fcgi_params, fcgi_request
+import stacks
+from fcgiwire import BIN, cgi_env, fcgi_request, own_responder
+from stacks import start_stack
 
 TIMEOUT = 5.0
 TEST_TIME_LIMIT = 120
-BIN = os.environ.get("RESPONDER") or os.path.join(TOP, "fcgi", "mjpeg-fcgi")
 TOKEN = "routing-test-token-0123456789abcdef"
 USER, PASSWORD = "viewer", "correct-horse-battery"
 MONITOR = "10.0.0.5"      # the only address allowed to status and metrics
@@ -101,22 +101,11 @@ NORMALISED = [
 ]
 
 
-class TimeLimitExceeded(Exception):
-    pass
-
-
 @pytest.fixture(autouse=True)
 def time_limit():
-    def expired(signum, frame):
-        raise TimeLimitExceeded("test ran over %d s" % TEST_TIME_LIMIT)
-
-    old = signal.signal(signal.SIGALRM, expired)
-    signal.setitimer(signal.ITIMER_REAL, TEST_TIME_LIMIT)
-    try:
+    """Bounds every test of this module: nothing may hang."""
+    with stacks.time_limit(TEST_TIME_LIMIT):
         yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
 
 
 def kind_of(status, headers, body):
@@ -241,17 +230,25 @@ NGINX_VIEWERS = ('auth_basic "cameras"; auth_basic_user_file "%s";')
 NGINX_MONITOR = "allow %s; deny all;" % MONITOR
 
 
-def protect_nginx(st, passwords):
+def protect_nginx_locations(st, passwords, stream, snapshot, edits=()):
+    """EDITS to the stack's nginx.conf, then the viewers' password on the
+    locations that start as STREAM and SNAPSHOT (regexes) and the monitor's
+    address on status and metrics; nginx reloads the config."""
     conf = os.path.join(st.run_dir, "nginx.conf")
     viewers = NGINX_VIEWERS % passwords
-    edit(conf, [(r"^(\s*location ~ \^/stream/\[A-Za-z0-9_-\]\+\$ \{)", r"\1 " + viewers),
-                (r"^(\s*location ~ \^/snapshot/\[A-Za-z0-9_-\]\+\$ \{)", r"\1 " + viewers),
-                (r"^(\s*location = /status \{)", r"\1 " + NGINX_MONITOR),
-                (r"^(\s*location = /metrics \{)", r"\1 " + NGINX_MONITOR)])
+    edit(conf, list(edits) + [(r"^(\s*%s \{)" % stream, r"\1 " + viewers),
+                              (r"^(\s*%s \{)" % snapshot, r"\1 " + viewers),
+                              (r"^(\s*location = /status \{)", r"\1 " + NGINX_MONITOR),
+                              (r"^(\s*location = /metrics \{)", r"\1 " + NGINX_MONITOR)])
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     subprocess.run([nginx, "-p", st.run_dir + "/", "-c", conf, "-e",
                     os.path.join(st.run_dir, "nginx-error.log"), "-s", "reload"],
                    check=True, capture_output=True, timeout=TIMEOUT)
+
+
+def protect_nginx(st, passwords):
+    protect_nginx_locations(st, passwords, r"location ~ \^/stream/\[A-Za-z0-9_-\]\+\$",
+                            r"location ~ \^/snapshot/\[A-Za-z0-9_-\]\+\$")
 
 
 def protect_lighttpd(st, passwords):
@@ -377,14 +374,11 @@ def check_protected(port):
 def test_protected_locations_hold(server, tmp_path):
     config = tmp_path / "cams.ini"
     config.write_text(CONFIG)
-    st = start_stack(free_port(), str(config), server=server)
-    try:
+    with start_stack(config=config, server=server) as st:
         passwords = htpasswd_file(st.run_dir)
         PROTECT[server](st, passwords)
         wait_protected(st.port)
         check_protected(st.port)
-    finally:
-        st.stop()
 
 
 # --- the responder itself, behind prefix locations -----------------------------------
@@ -395,21 +389,11 @@ def test_prefix_locations_do_not_cross(tmp_path):
     responder: the responder itself must refuse the crossings."""
     config = tmp_path / "cams.ini"
     config.write_text(CONFIG)
-    st = start_stack(free_port(), str(config), server="nginx")
-    try:
-        passwords = htpasswd_file(st.run_dir)
-        conf = os.path.join(st.run_dir, "nginx.conf")
-        viewers = NGINX_VIEWERS % passwords
-        edit(conf, [(r"location ~ \^/(stream|snapshot|ingest)/\[A-Za-z0-9_-\]\+\$ \{",
-                     r"location /\1/ {"),
-                    (r"^(\s*location /stream/ \{)", r"\1 " + viewers),
-                    (r"^(\s*location /snapshot/ \{)", r"\1 " + viewers),
-                    (r"^(\s*location = /status \{)", r"\1 " + NGINX_MONITOR),
-                    (r"^(\s*location = /metrics \{)", r"\1 " + NGINX_MONITOR)])
-        nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-        subprocess.run([nginx, "-p", st.run_dir + "/", "-c", conf, "-e",
-                        os.path.join(st.run_dir, "nginx-error.log"), "-s", "reload"],
-                       check=True, capture_output=True, timeout=TIMEOUT)
+    with start_stack(config=config, server="nginx") as st:
+        protect_nginx_locations(
+            st, htpasswd_file(st.run_dir), "location /stream/", "location /snapshot/",
+            [(r"location ~ \^/(stream|snapshot|ingest)/\[A-Za-z0-9_-\]\+\$ \{",
+              r"location /\1/ {")])
         wait_protected(st.port)
         check_protected(st.port)
         # these reached the responder, which said 404 (GET on an ingest
@@ -417,8 +401,6 @@ def test_prefix_locations_do_not_cross(tmp_path):
         for path in ("/ingest/stream/bars?frames=1", "/ingest/x/status",
                      "/stream/bars/extra?frames=1"):
             assert fetch(st.port, path, auth=True)[0] in (404, 405), path
-    finally:
-        st.stop()
 
 
 # --- CGI and FastCGI: what the path below the mount point is -------------------------
@@ -463,24 +445,14 @@ def test_cgi_routes_path_info_only(bus_dir):
     assert head.startswith("Status: 404"), head
 
 
-def test_fastcgi_mount(bus_dir):
+def test_fastcgi_mount():
     """FastCGI: SCRIPT_NAME + PATH_INFO below --mount; nothing else."""
-    sock = "/tmp/mjpeg-routing-%d.sock" % os.getpid()
-    log = open("/tmp/mjpeg-routing-%d.log" % os.getpid(), "wb")
-    proc = subprocess.Popen([BIN, "--listen", "unix:" + sock, "--bus-dir", bus_dir,
-                             "--mount", "/cams/"], stdin=subprocess.DEVNULL, stdout=log,
-                            stderr=log)
-    try:
-        deadline = time.monotonic() + TIMEOUT
-        while not os.path.exists(sock):
-            assert proc.poll() is None and time.monotonic() < deadline, "no socket"
-            time.sleep(0.05)
-
+    with own_responder("--mount", "/cams/") as r:
         def status_of(script_name, path_info=None):
-            params = fcgi_params(script_name)
+            env = cgi_env(script_name)
             if path_info is not None:
-                params["PATH_INFO"] = path_info
-            headers, body = fcgi_request(sock, params)
+                env["PATH_INFO"] = path_info
+            headers, body = fcgi_request(r.socket, env)
             return int(headers["status"].split()[0]), body
 
         assert status_of("/cams/status")[0] == 200
@@ -491,15 +463,6 @@ def test_fastcgi_mount(bus_dir):
                             "/cams/ingest/stream/bars?frames=1", "/cams/x/status",
                             "/other/cams/status", "/cams/status/", "/cams//status"):
             assert status_of(script_name)[0] == 404, script_name
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(5)
-        log.close()
-        for path in (sock, log.name):
-            try:
-                os.unlink(path)
-            except OSError:
-                pass
 
 
 def test_mount_option_refused_when_invalid(bus_dir):
@@ -516,8 +479,7 @@ def test_streams_named_status_and_metrics(tmp_path):
     config = tmp_path / "named.ini"
     config.write_text("[stream status]\nsource = pattern:bars\nsize = 160x120\nfps = 10\n\n"
                       "[stream metrics]\nsource = pattern:redblue\n")
-    st = start_stack(free_port(), str(config), server="nginx")
-    try:
+    with start_stack(config=config, server="nginx") as st:
         status, headers, body = fetch(st.port, "/status")
         assert kind_of(status, headers, body) == STATUS
         assert {s["name"] for s in json.loads(body)["streams"]} == {"status", "metrics"}
@@ -530,8 +492,6 @@ def test_streams_named_status_and_metrics(tmp_path):
             parts = list(v.reader)
             v.reader.finish()
         assert mjpeg.decode_jpeg(parts[0].body).size == (256, 256)
-    finally:
-        st.stop()
 
 
 # --- config files that are not config files ------------------------------------------

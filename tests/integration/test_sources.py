@@ -4,7 +4,6 @@ file is started for the module, and a second one for sources fed bad frames
 and bad files (and a device)."""
 
 import io
-import json
 import os
 import subprocess
 import threading
@@ -109,11 +108,8 @@ class SourcesStack(FramesStack):
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    st = SourcesStack(str(tmp_path_factory.mktemp("sources"))).start()
-    try:
+    with SourcesStack(str(tmp_path_factory.mktemp("sources"))).start() as st:
         yield st
-    finally:
-        st.stop()
 
 
 def test_dir_passes_files_through_in_order_and_skips_invalid(stack):
@@ -452,11 +448,8 @@ class BadStack(FramesStack):
 
 @pytest.fixture(scope="module")
 def bad_stack(tmp_path_factory):
-    st = BadStack(str(tmp_path_factory.mktemp("badsources"))).start()
-    try:
+    with BadStack(str(tmp_path_factory.mktemp("badsources"))).start() as st:
         yield st
-    finally:
-        st.stop()
 
 
 def test_dir_bad_files_one_line_each_good_ones_served(bad_stack):

@@ -43,6 +43,8 @@
 
 struct fixture {
 	char dir[PATH_MAX];
+	char file[PATH_MAX + 16];   /* dir/STREAM: the stream's bus file */
+	char victim[PATH_MAX + 16]; /* dir/victim: what a planted link points at */
 	struct bus *bus;      /* opened by bus_setup, closed by teardown */
 	struct bus *other;    /* a second opening by a test, closed by teardown */
 	struct bus_frame frame;
@@ -64,6 +66,8 @@ static int setup(void **state)
 		teardown(state);
 		return -1;
 	}
+	snprintf(f->file, sizeof(f->file), "%s/%s", f->dir, STREAM);
+	snprintf(f->victim, sizeof(f->victim), "%s/victim", f->dir);
 	return 0;
 }
 
@@ -125,19 +129,38 @@ static void assert_frame_is(const struct bus_frame *frame, size_t bytes, unsigne
 	free(expected);
 }
 
+/* An ingest publish into f->bus: a frame of BYTES tagged 6, 32x16 at
+ * PUBLISH_USEC; bus_publish_shared's result. */
+static int publish_ingest(struct fixture *f, size_t bytes, int64_t publish_usec,
+			  _Atomic int *cancel)
+{
+	unsigned char *jpeg = make_frame(bytes, 6);
+	int rc = bus_publish_shared(f->bus, jpeg, bytes, 32, 16, publish_usec, -1, cancel);
+
+	free(jpeg);
+	return rc;
+}
+
+/* f->other: a second opening of the stream, closed by teardown (or by the
+ * test, which then sets it to NULL). */
+static struct bus *open_other(struct fixture *f)
+{
+	f->other = bus_open(f->dir, STREAM, FRAME_MAX);
+	assert_non_null(f->other);
+	return f->other;
+}
+
 /* ---- opening ------------------------------------------------------------ */
 
 static void test_open_creates_file_0600(void **state)
 {
 	struct fixture *f = *state;
-	char path[PATH_MAX + 16];
 	struct stat st;
 
-	snprintf(path, sizeof(path), "%s/%s", f->dir, STREAM);
-	assert_int_equal(stat(path, &st), -1);
+	assert_int_equal(stat(f->file, &st), -1);
 	f->bus = bus_open(f->dir, STREAM, FRAME_MAX);
 	assert_non_null(f->bus);
-	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(stat(f->file, &st), 0);
 	assert_true(S_ISREG(st.st_mode));
 	assert_int_equal(st.st_mode & 07777, 0600);
 	/* room for the header and BUS_SLOTS frames of FRAME_MAX */
@@ -369,8 +392,7 @@ static void test_second_open_shares_frames(void **state)
 
 	lock_producer(f);
 	publish_tagged(f->bus, 777, 4, 44);
-	other = f->other = bus_open(f->dir, STREAM, FRAME_MAX);
-	assert_non_null(other);
+	other = open_other(f);
 	assert_int_equal(bus_latest(other), 1);
 	assert_int_equal(bus_read_latest(other, &f->frame), 1);
 	assert_int_equal(f->frame.seq, 1);
@@ -393,11 +415,10 @@ static void test_second_open_shares_frames(void **state)
 static void test_publish_shared(void **state)
 {
 	struct fixture *f = *state;
-	unsigned char *jpeg = make_frame(500, 6);
 	struct bus_stats stats;
 
-	assert_int_equal(bus_publish_shared(f->bus, jpeg, 500, 32, 16, 66, -1, NULL), 0);
-	assert_int_equal(bus_publish_shared(f->bus, jpeg, 500, 32, 16, 67, -1, NULL), 0);
+	assert_int_equal(publish_ingest(f, 500, 66, NULL), 0);
+	assert_int_equal(publish_ingest(f, 500, 67, NULL), 0);
 	assert_int_equal(bus_latest(f->bus), 2);
 	assert_int_equal(bus_read_latest(f->bus, &f->frame), 1);
 	assert_int_equal(f->frame.publish_usec, 67);
@@ -406,9 +427,8 @@ static void test_publish_shared(void **state)
 	bus_stats(f->bus, &stats);
 	assert_int_equal(stats.frames_published, 2);
 	assert_int_equal(stats.frames_encoded, 0);
-	assert_int_equal(bus_publish_shared(f->bus, jpeg, FRAME_MAX + 1, 32, 16, 68, -1, NULL), -1);
+	assert_int_equal(publish_ingest(f, FRAME_MAX + 1, 68, NULL), -1);
 	assert_int_equal(bus_latest(f->bus), 2);
-	free(jpeg);
 }
 
 /* ---- counters ----------------------------------------------------------- */
@@ -419,26 +439,21 @@ static void test_publish_shared(void **state)
 static void test_publish_shared_gives_up_on_a_producer(void **state)
 {
 	struct fixture *f = *state;
-	unsigned char *jpeg = make_frame(500, 6);
-	struct bus *producer = bus_open(f->dir, STREAM, FRAME_MAX);
 	_Atomic int never = 0;
 	int64_t start, waited;
 
-	assert_non_null(producer);
-	assert_int_equal(bus_lock_producer(producer, &f->cancel), 0);
+	assert_int_equal(bus_lock_producer(open_other(f), &f->cancel), 0);
 	start = clock_mono_usec();
-	assert_int_equal(bus_publish_shared(f->bus, jpeg, 500, 32, 16, 66, -1, &never),
-			 BUS_PUBLISH_BUSY);
+	assert_int_equal(publish_ingest(f, 500, 66, &never), BUS_PUBLISH_BUSY);
 	waited = clock_mono_usec() - start;
 	/* a lower bound only: how much longer it took depends on the machine */
 	assert_true(waited >= BUS_PUBLISH_WAIT_USEC - EARLY_SLACK_USEC);
 	assert_int_equal(bus_latest(f->bus), 0);
 	/* once the producer is gone the lock is free again */
-	bus_close(producer);
-	assert_int_equal(bus_publish_shared(f->bus, jpeg, 500, 32, 16, 67, -1, &never),
-			 BUS_PUBLISHED);
+	bus_close(f->other);
+	f->other = NULL;
+	assert_int_equal(publish_ingest(f, 500, 67, &never), BUS_PUBLISHED);
 	assert_int_equal(bus_latest(f->bus), 1);
-	free(jpeg);
 }
 
 /* A set cancel flag (the stream was retired) publishes nothing, whether
@@ -446,25 +461,19 @@ static void test_publish_shared_gives_up_on_a_producer(void **state)
 static void test_publish_shared_cancelled(void **state)
 {
 	struct fixture *f = *state;
-	unsigned char *jpeg = make_frame(500, 6);
-	struct bus *producer = bus_open(f->dir, STREAM, FRAME_MAX);
+	struct bus *producer = open_other(f);
 	_Atomic int retired = 1;
 	int64_t start;
 
-	assert_non_null(producer);
-	assert_int_equal(bus_publish_shared(f->bus, jpeg, 500, 32, 16, 66, -1, &retired),
-			 BUS_PUBLISH_CANCELLED);
+	assert_int_equal(publish_ingest(f, 500, 66, &retired), BUS_PUBLISH_CANCELLED);
 	assert_int_equal(bus_latest(f->bus), 0);
 	assert_int_equal(bus_lock_producer(producer, &f->cancel), 0);
 	start = clock_mono_usec();
-	assert_int_equal(bus_publish_shared(f->bus, jpeg, 500, 32, 16, 67, -1, &retired),
-			 BUS_PUBLISH_CANCELLED);
+	assert_int_equal(publish_ingest(f, 500, 67, &retired), BUS_PUBLISH_CANCELLED);
 	/* it did not sit out the wait: the flag is looked at between tries
 	 * (the margin is the whole wait, which no slow machine takes) */
 	assert_true(clock_mono_usec() - start < BUS_PUBLISH_WAIT_USEC);
 	assert_int_equal(bus_latest(f->bus), 0);
-	bus_close(producer);
-	free(jpeg);
 }
 
 static void test_stats(void **state)
@@ -709,17 +718,15 @@ static void test_refuses_file_of_another_user(void **state)
 {
 	struct fixture *f = *state;
 	static const mode_t modes[] = { 0600, 0666 };
-	char path[PATH_MAX + 16];
 
 	if (skip_unless_root())
 		return;
-	snprintf(path, sizeof(path), "%s/%s", f->dir, STREAM);
 	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
-		write_file(path, PLANTED, modes[i]);
-		assert_int_equal(chown(path, OTHER_UID, OTHER_UID), 0);
-		assert_refused(f->dir, STREAM, path, "is owned by uid 65534");
-		assert_file_holds(path, PLANTED);
-		unlink(path);
+		write_file(f->file, PLANTED, modes[i]);
+		assert_int_equal(chown(f->file, OTHER_UID, OTHER_UID), 0);
+		assert_refused(f->dir, STREAM, f->file, "is owned by uid 65534");
+		assert_file_holds(f->file, PLANTED);
+		unlink(f->file);
 	}
 }
 
@@ -727,61 +734,52 @@ static void test_refuses_file_of_ours_with_other_mode(void **state)
 {
 	struct fixture *f = *state;
 	static const mode_t modes[] = { 0666, 0644, 0660, 0700, 0640 };
-	char path[PATH_MAX + 16], expect[64];
+	char expect[64];
 
-	snprintf(path, sizeof(path), "%s/%s", f->dir, STREAM);
 	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
-		write_file(path, PLANTED, modes[i]);
+		write_file(f->file, PLANTED, modes[i]);
 		snprintf(expect, sizeof(expect), "has mode %04o, not 0600", (unsigned)modes[i]);
-		assert_refused(f->dir, STREAM, path, expect);
-		assert_file_holds(path, PLANTED);
-		unlink(path);
+		assert_refused(f->dir, STREAM, f->file, expect);
+		assert_file_holds(f->file, PLANTED);
+		unlink(f->file);
 	}
 }
 
 static void test_refuses_symlink_as_stream_file(void **state)
 {
 	struct fixture *f = *state;
-	char path[PATH_MAX + 16], target[PATH_MAX + 16];
 
-	snprintf(path, sizeof(path), "%s/%s", f->dir, STREAM);
-	snprintf(target, sizeof(target), "%s/victim", f->dir);
-	write_file(target, PLANTED, 0600);
-	assert_int_equal(symlink(target, path), 0);
-	assert_refused(f->dir, STREAM, path, "is a symbolic link");
-	assert_file_holds(target, PLANTED);
-	/* dangling: nothing is created at the target */
-	unlink(target);
-	assert_refused(f->dir, STREAM, path, "is a symbolic link");
-	assert_int_equal(access(target, F_OK), -1);
+	write_file(f->victim, PLANTED, 0600);
+	assert_int_equal(symlink(f->victim, f->file), 0);
+	assert_refused(f->dir, STREAM, f->file, "is a symbolic link");
+	assert_file_holds(f->victim, PLANTED);
+	/* dangling: nothing is created at the f->victim */
+	unlink(f->victim);
+	assert_refused(f->dir, STREAM, f->file, "is a symbolic link");
+	assert_int_equal(access(f->victim, F_OK), -1);
 }
 
 static void test_refuses_hard_link(void **state)
 {
 	struct fixture *f = *state;
-	char path[PATH_MAX + 16], target[PATH_MAX + 16];
 
-	snprintf(path, sizeof(path), "%s/%s", f->dir, STREAM);
-	snprintf(target, sizeof(target), "%s/victim", f->dir);
-	write_file(target, PLANTED, 0600);
-	assert_int_equal(link(target, path), 0);
-	assert_refused(f->dir, STREAM, path, "has 2 links");
-	assert_file_holds(target, PLANTED);
+	write_file(f->victim, PLANTED, 0600);
+	assert_int_equal(link(f->victim, f->file), 0);
+	assert_refused(f->dir, STREAM, f->file, "has 2 links");
+	assert_file_holds(f->victim, PLANTED);
 }
 
 static void test_refuses_fifo_and_directory(void **state)
 {
 	struct fixture *f = *state;
-	char path[PATH_MAX + 16];
 
-	snprintf(path, sizeof(path), "%s/%s", f->dir, STREAM);
 	/* a FIFO: refused at once, not waited on for a writer */
-	assert_int_equal(mkfifo(path, 0600), 0);
-	assert_refused(f->dir, STREAM, path, "is a FIFO");
-	unlink(path);
-	assert_int_equal(mkdir(path, 0700), 0);
-	assert_refused(f->dir, STREAM, path, "is a directory");
-	assert_int_equal(entries_in(path), 0);
+	assert_int_equal(mkfifo(f->file, 0600), 0);
+	assert_refused(f->dir, STREAM, f->file, "is a FIFO");
+	unlink(f->file);
+	assert_int_equal(mkdir(f->file, 0700), 0);
+	assert_refused(f->dir, STREAM, f->file, "is a directory");
+	assert_int_equal(entries_in(f->file), 0);
 }
 
 /* A file we made before, 0600 and ours, is taken as it is (a restart). */
@@ -804,15 +802,13 @@ static void test_reopens_own_file(void **state)
 static void test_file_mode_whatever_the_umask(void **state)
 {
 	struct fixture *f = *state;
-	char path[PATH_MAX + 16];
 	struct stat st;
 	mode_t was = umask(0277);
 
 	f->bus = bus_open(f->dir, STREAM, FRAME_MAX);
 	umask(was);
 	assert_non_null(f->bus);
-	snprintf(path, sizeof(path), "%s/%s", f->dir, STREAM);
-	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(stat(f->file, &st), 0);
 	assert_int_equal(st.st_mode & 07777, 0600);
 }
 
@@ -853,8 +849,7 @@ static void test_refuses_other_frame_bytes_max(void **state)
 	lock_producer(f); /* initialises the file's layout */
 	assert_null(bus_open(f->dir, STREAM, FRAME_MAX * 2));
 	assert_null(bus_open(f->dir, STREAM, FRAME_MAX / 2));
-	f->other = bus_open(f->dir, STREAM, FRAME_MAX);
-	assert_non_null(f->other);
+	open_other(f);
 }
 
 /* ---- concurrency -------------------------------------------------------- */
@@ -1204,13 +1199,15 @@ static void test_viewers_beyond_the_slots_share_one_count(void **state)
 	close(go[0]);
 }
 
+/* DIR_TEST: a test given a fresh bus directory; BUS_TEST: and the bus open in it. */
+#define DIR_TEST(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 #define BUS_TEST(fn) cmocka_unit_test_setup_teardown(fn, bus_setup, teardown)
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_open_creates_file_0600, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_open_creates_dir, setup, teardown),
+		DIR_TEST(test_open_creates_file_0600),
+		DIR_TEST(test_open_creates_dir),
 		BUS_TEST(test_empty_bus_has_no_frame),
 		BUS_TEST(test_publish_reads_back_exact),
 		BUS_TEST(test_publish_exactly_max),
@@ -1228,21 +1225,19 @@ int main(void)
 		BUS_TEST(test_stats),
 		BUS_TEST(test_demand),
 		BUS_TEST(test_demand_wakes_paused_producer),
-		cmocka_unit_test_setup_teardown(test_refuses_dir_of_another_user, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_refuses_dir_others_may_write, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_refuses_symlinked_dir, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_refuses_file_of_another_user, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_refuses_file_of_ours_with_other_mode, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_refuses_symlink_as_stream_file, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_refuses_hard_link, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_refuses_fifo_and_directory, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_reopens_own_file, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_file_mode_whatever_the_umask, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_refuses_other_layout_version, setup, teardown),
+		DIR_TEST(test_refuses_dir_of_another_user),
+		DIR_TEST(test_refuses_dir_others_may_write),
+		DIR_TEST(test_refuses_symlinked_dir),
+		DIR_TEST(test_refuses_file_of_another_user),
+		DIR_TEST(test_refuses_file_of_ours_with_other_mode),
+		DIR_TEST(test_refuses_symlink_as_stream_file),
+		DIR_TEST(test_refuses_hard_link),
+		DIR_TEST(test_refuses_fifo_and_directory),
+		DIR_TEST(test_reopens_own_file),
+		DIR_TEST(test_file_mode_whatever_the_umask),
+		DIR_TEST(test_refuses_other_layout_version),
 		BUS_TEST(test_refuses_other_frame_bytes_max),
-		cmocka_unit_test_setup_teardown(test_concurrent_readers_never_see_torn_frames, setup,
-						teardown),
+		DIR_TEST(test_concurrent_readers_never_see_torn_frames),
 		BUS_TEST(test_cross_process_wake),
 		BUS_TEST(test_viewers_of_a_dead_process_stop_counting),
 		BUS_TEST(test_slots_of_dead_processes_are_reused),

@@ -594,30 +594,30 @@ static void test_file_size_limit(void **state)
 	assert_path_refused(f, f->ini, "larger than 1048576 bytes");
 }
 
+/* A test given the fixture: its directory, the INI path, stderr captured on demand. */
+#define CONFIG_TEST(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_stream_name_valid),
-		cmocka_unit_test_setup_teardown(test_no_args_gives_default_streams, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_args_applied, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_bad_args, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_help_and_version, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_file_values_applied, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_file_streams_replace_defaults, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_file_stream_defaults, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_command_line_overrides_file, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_file_errors, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_file_stream_without_source, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_mount, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_duplicate_stream_section, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_server_section_twice, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_streams_named_status_and_metrics, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_unreadable_files, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_file_size_limit, setup, teardown),
+		CONFIG_TEST(test_no_args_gives_default_streams),
+		CONFIG_TEST(test_args_applied),
+		CONFIG_TEST(test_bad_args),
+		CONFIG_TEST(test_help_and_version),
+		CONFIG_TEST(test_file_values_applied),
+		CONFIG_TEST(test_file_streams_replace_defaults),
+		CONFIG_TEST(test_file_stream_defaults),
+		CONFIG_TEST(test_command_line_overrides_file),
+		CONFIG_TEST(test_missing_file),
+		CONFIG_TEST(test_file_errors),
+		CONFIG_TEST(test_file_stream_without_source),
+		CONFIG_TEST(test_mount),
+		CONFIG_TEST(test_duplicate_stream_section),
+		CONFIG_TEST(test_server_section_twice),
+		CONFIG_TEST(test_streams_named_status_and_metrics),
+		CONFIG_TEST(test_unreadable_files),
+		CONFIG_TEST(test_file_size_limit),
 	};
 
 	return cmocka_run_group_tests_name("config", tests, NULL, NULL);

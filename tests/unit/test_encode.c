@@ -502,6 +502,17 @@ static size_t marker_at(const struct test_jpeg *j, unsigned char code)
 	return 0;
 }
 
+/* A 64x48 baseline JPEG, and in *sof the offset of its SOF0 marker: for a
+ * test that rewrites the frame header. */
+static struct test_jpeg baseline_with_sof(size_t *sof)
+{
+	struct test_jpeg j = make_jpeg(64, 48, TJPF_RGB, TJSAMP_420, 0);
+
+	*sof = marker_at(&j, 0xC0);
+	assert_true(*sof > 0);
+	return j;
+}
+
 /* Offset of the first byte of entropy-coded data (after the SOS header). */
 static size_t scan_data_at(const struct test_jpeg *j)
 {
@@ -542,11 +553,10 @@ static void assert_validate_accepts(const unsigned char *jpeg, size_t bytes, uin
  * every viewer (a browser would try to decode about 17 GB). */
 static void test_validate_refuses_oversize_declared(void **state)
 {
-	struct test_jpeg j = make_jpeg(64, 48, TJPF_RGB, TJSAMP_420, 0);
-	size_t sof = marker_at(&j, 0xC0);
+	size_t sof;
+	struct test_jpeg j = baseline_with_sof(&sof);
 
 	(void)state;
-	assert_true(sof > 0);
 	/* SOF0: FFC0, length (2), precision (1), height (2), width (2) */
 	j.data[sof + 5] = 0xFF;
 	j.data[sof + 6] = 0xDC;
@@ -695,11 +705,10 @@ static void test_validate_colour_spaces(void **state)
  * write one; the marker alone decides, so a relabelled frame does.) */
 static void test_validate_refuses_arithmetic(void **state)
 {
-	struct test_jpeg j = make_jpeg(64, 48, TJPF_RGB, TJSAMP_420, 0);
-	size_t sof = marker_at(&j, 0xC0);
+	size_t sof;
+	struct test_jpeg j = baseline_with_sof(&sof);
 
 	(void)state;
-	assert_true(sof > 0);
 	j.data[sof + 1] = 0xC9;
 	assert_validate_refuses(j.data, j.bytes, "arithmetic");
 	tjFree(j.data);
@@ -769,27 +778,24 @@ static void test_pixel_bytes(void **state)
 	assert_int_equal(encode_pixel_bytes(PIXEL_YUYV), 2);
 }
 
+/* A test given an encoder (setup_encoder). */
+#define ENCODER_TEST(fn) cmocka_unit_test_setup_teardown(fn, setup_encoder, teardown_encoder)
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_encode_red_rgb, setup_encoder,
-						teardown_encoder),
-		cmocka_unit_test_setup_teardown(test_encode_bgr24, setup_encoder,
-						teardown_encoder),
-		cmocka_unit_test_setup_teardown(test_encode_rgba, setup_encoder, teardown_encoder),
-		cmocka_unit_test_setup_teardown(test_encode_gray, setup_encoder, teardown_encoder),
-		cmocka_unit_test_setup_teardown(test_encode_yuyv, setup_encoder, teardown_encoder),
-		cmocka_unit_test_setup_teardown(test_encode_reuse_sizes, setup_encoder,
-						teardown_encoder),
+		ENCODER_TEST(test_encode_red_rgb),
+		ENCODER_TEST(test_encode_bgr24),
+		ENCODER_TEST(test_encode_rgba),
+		ENCODER_TEST(test_encode_gray),
+		ENCODER_TEST(test_encode_yuyv),
+		ENCODER_TEST(test_encode_reuse_sizes),
 		cmocka_unit_test(test_validate_rejects_empty_and_non_jpeg),
-		cmocka_unit_test_setup_teardown(test_validate_rejects_truncated, setup_encoder,
-						teardown_encoder),
+		ENCODER_TEST(test_validate_rejects_truncated),
 		cmocka_unit_test(test_validate_rejects_garbage_after_soi),
 		cmocka_unit_test(test_validate_rejects_soi_eoi_without_frame),
-		cmocka_unit_test_setup_teardown(test_validate_after_refused_header, setup_encoder,
-						teardown_encoder),
-		cmocka_unit_test_setup_teardown(test_validate_size_optional, setup_encoder,
-						teardown_encoder),
+		ENCODER_TEST(test_validate_after_refused_header),
+		ENCODER_TEST(test_validate_size_optional),
 		cmocka_unit_test(test_validate_refuses_oversize_declared),
 		cmocka_unit_test(test_validate_size_limit_each_side),
 		cmocka_unit_test(test_validate_refuses_truncated_with_eoi),

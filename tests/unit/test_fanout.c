@@ -712,6 +712,21 @@ static int wait_delivered(struct fixture *f, uint64_t frames, int64_t timeout_us
 	}
 }
 
+/* What the web server did to C's connection a moment (20 ms) ago ended
+ * nothing: the next frame reaches C, with no error and no end, and it is
+ * still counted. */
+static void assert_still_served(struct fixture *f, struct client *c)
+{
+	uint32_t tag;
+
+	clock_sleep_usec(20 * USEC_PER_MSEC);
+	tag = publish(f);
+	assert_true(client_wait(c, has_tag, tag, WAIT_USEC));
+	assert_no_error(c);
+	assert_false(client_seen(c).eof);
+	assert_true(wait_viewers(f, 1, 0));
+}
+
 /* The end of a response: the held frame tag (0: none) as the closing
  * part, the empty stdout record, FCGI_END_REQUEST, then the fanout closed
  * the connection.  Returns the number of parts. */
@@ -1190,16 +1205,10 @@ static void test_peer_half_close_keeps_viewer(void **state)
 {
 	struct fixture *f = *state;
 	struct client *c;
-	uint32_t tag;
 
 	c = add_watching_viewer(f, &plain_query);
 	assert_int_equal(shutdown(c->fd, SHUT_WR), 0);
-	clock_sleep_usec(20 * USEC_PER_MSEC);
-	tag = publish(f);
-	assert_true(client_wait(c, has_tag, tag, WAIT_USEC));
-	assert_no_error(c);
-	assert_false(client_seen(c).eof);
-	assert_true(wait_viewers(f, 1, 0));
+	assert_still_served(f, c);
 }
 
 /* What the web server sends on the connection (an FCGI_STDIN record, an
@@ -1360,7 +1369,6 @@ static void test_abort_records_parsed(void **state)
 	unsigned char content[100], values[12] = { 0 };
 	FCGI_Header *fake = (FCGI_Header *)(content + 16);
 	struct client *c;
-	uint32_t tag;
 	size_t before;
 	FCGI_Header abort_head = { .version = FCGI_VERSION_1, .type = FCGI_ABORT_REQUEST };
 
@@ -1376,12 +1384,7 @@ static void test_abort_records_parsed(void **state)
 	client_send_record(c, FCGI_STDIN, c->request_id, NULL, 0, 0, 0);
 	client_send_record(c, FCGI_GET_VALUES, FCGI_NULL_REQUEST_ID, values, sizeof(values), 0, 0);
 	client_send_record(c, FCGI_ABORT_REQUEST, c->request_id + 1, NULL, 0, 0, 1);
-	clock_sleep_usec(20 * USEC_PER_MSEC);
-	tag = publish(f);
-	assert_true(client_wait(c, has_tag, tag, WAIT_USEC));
-	assert_no_error(c);
-	assert_false(client_seen(c).eof);
-	assert_true(wait_viewers(f, 1, 0));
+	assert_still_served(f, c);
 
 	abort_head.requestIdB0 = (unsigned char)c->request_id;
 	before = client_seen(c).part_count;

@@ -935,6 +935,21 @@ static void *stopper_main(void *arg)
 	return NULL;
 }
 
+/* pipe_source_next(SRC) while STOPPER's thread sets the flag: it must
+ * return 0 (stopped, no frame).  Returns clock_mono_usec() at its return. */
+static int64_t next_until_stopped(struct pipe_source *src, struct stopper *stopper)
+{
+	struct source_frame frame;
+	pthread_t thread;
+	int64_t returned;
+
+	assert_int_equal(pthread_create(&thread, NULL, stopper_main, stopper), 0);
+	assert_int_equal(pipe_source_next(src, &frame, stopper->stopping), 0);
+	returned = clock_mono_usec();
+	assert_int_equal(pthread_join(thread, NULL), 0);
+	return returned;
+}
+
 /* With no writer (none yet, and none after one went away) the source
  * sleeps: next neither spins nor misses a stop.  It is judged by what the
  * kernel counted for this thread, not by CPU microseconds: see the three
@@ -945,7 +960,6 @@ static void test_fifo_without_writer_sleeps_and_stops(void **state)
 	struct stopper stopper = { &stopping, IDLE_USEC, 0 };
 	struct source_frame frame;
 	struct pipe_source *src;
-	pthread_t thread;
 	char path[PATH_MAX];
 	int round;
 
@@ -958,10 +972,7 @@ static void test_fifo_without_writer_sleeps_and_stops(void **state)
 		atomic_store(&stopping, 0);
 		before = tu_thread_sched();
 		started = clock_mono_usec();
-		assert_int_equal(pthread_create(&thread, NULL, stopper_main, &stopper), 0);
-		assert_int_equal(pipe_source_next(src, &frame, &stopping), 0);
-		returned = clock_mono_usec();
-		assert_int_equal(pthread_join(thread, NULL), 0);
+		returned = next_until_stopped(src, &stopper);
 		after = tu_thread_sched();
 		runnable = after.runnable_usec - before.runnable_usec;
 		wakeups = after.wakeups - before.wakeups;
@@ -1205,9 +1216,7 @@ static void test_mjpeg_char_device_garbage_paced(void **state)
 	enum { FPS = 10, MAX_BYTES = 64 * 1024, READ_BYTES = 64 * 1024 };
 	_Atomic int stopping = 0;
 	struct stopper stopper = { &stopping, USEC_PER_SEC, 0 };
-	struct source_frame frame;
 	struct pipe_source *src;
-	pthread_t thread;
 	uint64_t read_bytes, allowed;
 	int64_t start, returned;
 
@@ -1219,10 +1228,7 @@ static void test_mjpeg_char_device_garbage_paced(void **state)
 	assert_int_equal(pipe_source_is_paced(src), 1);
 	read_bytes = process_read_bytes();
 	start = clock_mono_usec();
-	assert_int_equal(pthread_create(&thread, NULL, stopper_main, &stopper), 0);
-	assert_int_equal(pipe_source_next(src, &frame, &stopping), 0);
-	returned = clock_mono_usec();
-	assert_int_equal(pthread_join(thread, NULL), 0);
+	returned = next_until_stopped(src, &stopper);
 	read_bytes = process_read_bytes() - read_bytes;
 	/* Paced: a frame's turn per MAX_BYTES + READ_BYTES, one turn at once
 	 * and one per 100 ms after; 4x that as margin (and the /proc reads).

@@ -30,20 +30,31 @@ static struct viewer_pace pace(int64_t min_gap_usec, int repeated)
 	return p;
 }
 
+/* viewer_next(P, NEWER, NOW_USEC) decides STEP, and sets the wake time to
+ * WAKE_USEC (UNTOUCHED: a step that sends leaves it as it was). */
+static void expect_next(const struct viewer_pace *p, int newer, int64_t now_usec,
+			enum viewer_step step, int64_t wake_usec)
+{
+	int64_t wake = UNTOUCHED;
+	enum viewer_step got = viewer_next(p, newer, now_usec, &wake);
+
+	if (got != step || wake != wake_usec)
+		fail_msg("viewer_next(newer %d, at sent%+lld us): step %d, wake %lld; "
+			 "expected step %d, wake %lld", newer, (long long)(now_usec - SENT_USEC),
+			 got, (long long)wake, step, (long long)wake_usec);
+}
+
 /* Without ?fps a newer frame goes at once, even right after a part. */
 static void test_newer_without_gap_goes_at_once(void **state)
 {
 	struct viewer_pace p = pace(0, 0);
-	int64_t wake = UNTOUCHED;
 
 	(void)state;
-	assert_int_equal(viewer_next(&p, 1, SENT_USEC, &wake), VIEWER_SEND_NEWER);
-	assert_int_equal(wake, UNTOUCHED);
-	assert_int_equal(viewer_next(&p, 1, SENT_USEC + 1, &wake), VIEWER_SEND_NEWER);
+	expect_next(&p, 1, SENT_USEC, VIEWER_SEND_NEWER, UNTOUCHED);
+	expect_next(&p, 1, SENT_USEC + 1, VIEWER_SEND_NEWER, UNTOUCHED);
 	/* a held frame already repeated does not change that */
 	p.repeated = 1;
-	assert_int_equal(viewer_next(&p, 1, SENT_USEC, &wake), VIEWER_SEND_NEWER);
-	assert_int_equal(wake, UNTOUCHED);
+	expect_next(&p, 1, SENT_USEC, VIEWER_SEND_NEWER, UNTOUCHED);
 }
 
 /* With ?fps a newer frame waits for the gap, then goes; the wake time is
@@ -51,18 +62,12 @@ static void test_newer_without_gap_goes_at_once(void **state)
 static void test_newer_waits_for_the_gap(void **state)
 {
 	struct viewer_pace p = pace(200 * MSEC, 0);
-	int64_t wake = UNTOUCHED;
 
 	(void)state;
-	assert_int_equal(viewer_next(&p, 1, SENT_USEC, &wake), VIEWER_WAIT);
-	assert_int_equal(wake, SENT_USEC + 200 * MSEC);
-	wake = UNTOUCHED;
-	assert_int_equal(viewer_next(&p, 1, SENT_USEC + 199999, &wake), VIEWER_WAIT);
-	assert_int_equal(wake, SENT_USEC + 200 * MSEC);
-	wake = UNTOUCHED;
-	assert_int_equal(viewer_next(&p, 1, SENT_USEC + 200 * MSEC, &wake), VIEWER_SEND_NEWER);
-	assert_int_equal(wake, UNTOUCHED);
-	assert_int_equal(viewer_next(&p, 1, SENT_USEC + 5000 * MSEC, &wake), VIEWER_SEND_NEWER);
+	expect_next(&p, 1, SENT_USEC, VIEWER_WAIT, SENT_USEC + 200 * MSEC);
+	expect_next(&p, 1, SENT_USEC + 199999, VIEWER_WAIT, SENT_USEC + 200 * MSEC);
+	expect_next(&p, 1, SENT_USEC + 200 * MSEC, VIEWER_SEND_NEWER, UNTOUCHED);
+	expect_next(&p, 1, SENT_USEC + 5000 * MSEC, VIEWER_SEND_NEWER, UNTOUCHED);
 }
 
 /* A gap longer than the repeat interval: a newer frame waits for the gap,
@@ -70,42 +75,30 @@ static void test_newer_waits_for_the_gap(void **state)
 static void test_newer_with_long_gap_is_not_a_repeat(void **state)
 {
 	struct viewer_pace p = pace(500 * MSEC, 0);
-	int64_t wake = UNTOUCHED;
 
 	(void)state;
-	assert_int_equal(viewer_next(&p, 1, SENT_USEC + 300 * MSEC, &wake), VIEWER_WAIT);
-	assert_int_equal(wake, SENT_USEC + 500 * MSEC);
+	expect_next(&p, 1, SENT_USEC + 300 * MSEC, VIEWER_WAIT, SENT_USEC + 500 * MSEC);
 }
 
 /* No newer frame: the held one goes again after repeat_usec. */
 static void test_repeat_after_repeat_interval(void **state)
 {
 	struct viewer_pace p = pace(0, 0);
-	int64_t wake = UNTOUCHED;
 
 	(void)state;
-	assert_int_equal(viewer_next(&p, 0, SENT_USEC, &wake), VIEWER_WAIT);
-	assert_int_equal(wake, SENT_USEC + 200 * MSEC);
-	wake = UNTOUCHED;
-	assert_int_equal(viewer_next(&p, 0, SENT_USEC + 199 * MSEC, &wake), VIEWER_WAIT);
-	assert_int_equal(wake, SENT_USEC + 200 * MSEC);
-	wake = UNTOUCHED;
-	assert_int_equal(viewer_next(&p, 0, SENT_USEC + 200 * MSEC, &wake), VIEWER_RESEND);
-	assert_int_equal(wake, UNTOUCHED);
+	expect_next(&p, 0, SENT_USEC, VIEWER_WAIT, SENT_USEC + 200 * MSEC);
+	expect_next(&p, 0, SENT_USEC + 199 * MSEC, VIEWER_WAIT, SENT_USEC + 200 * MSEC);
+	expect_next(&p, 0, SENT_USEC + 200 * MSEC, VIEWER_RESEND, UNTOUCHED);
 }
 
 /* Once repeated, the held frame goes every keepalive_usec. */
 static void test_keepalive_after_the_repeat(void **state)
 {
 	struct viewer_pace p = pace(0, 1);
-	int64_t wake = UNTOUCHED;
 
 	(void)state;
-	assert_int_equal(viewer_next(&p, 0, SENT_USEC + 200 * MSEC, &wake), VIEWER_WAIT);
-	assert_int_equal(wake, SENT_USEC + 1000 * MSEC);
-	wake = UNTOUCHED;
-	assert_int_equal(viewer_next(&p, 0, SENT_USEC + 1000 * MSEC, &wake), VIEWER_RESEND);
-	assert_int_equal(wake, UNTOUCHED);
+	expect_next(&p, 0, SENT_USEC + 200 * MSEC, VIEWER_WAIT, SENT_USEC + 1000 * MSEC);
+	expect_next(&p, 0, SENT_USEC + 1000 * MSEC, VIEWER_RESEND, UNTOUCHED);
 }
 
 /* ?fps does not slow the repeat or the keepalive: those depend on the
@@ -113,13 +106,11 @@ static void test_keepalive_after_the_repeat(void **state)
 static void test_gap_does_not_apply_to_repeats(void **state)
 {
 	struct viewer_pace p = pace(2000 * MSEC, 0);
-	int64_t wake = UNTOUCHED;
 
 	(void)state;
-	assert_int_equal(viewer_next(&p, 0, SENT_USEC + 200 * MSEC, &wake), VIEWER_RESEND);
+	expect_next(&p, 0, SENT_USEC + 200 * MSEC, VIEWER_RESEND, UNTOUCHED);
 	p.repeated = 1;
-	assert_int_equal(viewer_next(&p, 0, SENT_USEC + 500 * MSEC, &wake), VIEWER_WAIT);
-	assert_int_equal(wake, SENT_USEC + 1000 * MSEC);
+	expect_next(&p, 0, SENT_USEC + 500 * MSEC, VIEWER_WAIT, SENT_USEC + 1000 * MSEC);
 }
 
 /* The sequence a writer goes through: part, repeat, keepalives, then a
@@ -174,17 +165,12 @@ static void test_sent_fresh_and_repeat(void **state)
 static void test_keepalive_while_newer_waits(void **state)
 {
 	struct viewer_pace p = pace(20000 * MSEC, 0);
-	int64_t wake = UNTOUCHED;
 
 	(void)state;
-	assert_int_equal(viewer_next(&p, 1, SENT_USEC + 200 * MSEC, &wake), VIEWER_WAIT);
-	assert_int_equal(wake, SENT_USEC + 1000 * MSEC);
-	wake = UNTOUCHED;
-	assert_int_equal(viewer_next(&p, 1, SENT_USEC + 1000 * MSEC, &wake), VIEWER_RESEND);
-	assert_int_equal(wake, UNTOUCHED);
+	expect_next(&p, 1, SENT_USEC + 200 * MSEC, VIEWER_WAIT, SENT_USEC + 1000 * MSEC);
+	expect_next(&p, 1, SENT_USEC + 1000 * MSEC, VIEWER_RESEND, UNTOUCHED);
 	viewer_sent(&p, 0, SENT_USEC + 1000 * MSEC);
-	assert_int_equal(viewer_next(&p, 1, SENT_USEC + 1500 * MSEC, &wake), VIEWER_WAIT);
-	assert_int_equal(wake, SENT_USEC + 2000 * MSEC);
+	expect_next(&p, 1, SENT_USEC + 1500 * MSEC, VIEWER_WAIT, SENT_USEC + 2000 * MSEC);
 }
 
 /* The ?fps gap runs from when the held frame first went out, not from its
@@ -192,13 +178,11 @@ static void test_keepalive_while_newer_waits(void **state)
 static void test_gap_counts_from_the_new_frame(void **state)
 {
 	struct viewer_pace p = pace(2000 * MSEC, 1);
-	int64_t wake = UNTOUCHED;
 
 	(void)state;
 	p.last_sent_usec = SENT_USEC + 1500 * MSEC; /* a keepalive */
-	assert_int_equal(viewer_next(&p, 1, SENT_USEC + 1900 * MSEC, &wake), VIEWER_WAIT);
-	assert_int_equal(wake, SENT_USEC + 2000 * MSEC);
-	assert_int_equal(viewer_next(&p, 1, SENT_USEC + 2000 * MSEC, &wake), VIEWER_SEND_NEWER);
+	expect_next(&p, 1, SENT_USEC + 1900 * MSEC, VIEWER_WAIT, SENT_USEC + 2000 * MSEC);
+	expect_next(&p, 1, SENT_USEC + 2000 * MSEC, VIEWER_SEND_NEWER, UNTOUCHED);
 }
 
 /* ?fps=0.05 on a stream that always has a newer frame, for 45 s of
