@@ -1,0 +1,342 @@
+"""Slow peers hold up nobody (README, Security and Limits).
+
+Anyone who can connect to the responder's socket can send a request as
+slowly as they like. The responder reads a request's head (FCGI_BEGIN_REQUEST
+and every FCGI_PARAMS record) by the deadline `request_ms` from the accept,
+and a request body by the deadline `ingest_ms` from its start, with no lock
+held meanwhile; a kept connection (FCGI_KEEP_CONN) takes one request after
+another and holds no thread while idle; snapshots waiting for a frame are
+capped per process. Checked here:
+
+- a peer stalled at every stage of a request, twenty at once: a /status on
+  a new connection is answered meanwhile, and the stalled connection is
+  closed (head) or answered (body: 408 for ingest, the end for a stream)
+  in time, also when the peer trickles bytes so that no single read waits
+  long;
+- the same through every web server whose responders listen on a socket
+  (stalled connections on each of those sockets, /status over HTTP), and
+  the body deadline of plain CGI behind Apache and run directly;
+- kept connections: requests in a row, idle ones hold up nobody and are
+  closed after request_ms, at most SERVER_KEPT_MAX (64) idle ones per
+  process, a stream on a kept connection; behind nginx (fastcgi_keep_conn
+  on, keepalive) and Apache mod_proxy_fcgi (enablereuse=on);
+- snapshots of a stream without a frame: at most 8 wait, the others get 503
+  with Retry-After at once, /status stays quick;
+- ingest: a CONTENT_LENGTH that is not a number is 400, the Bearer scheme
+  is taken in any case.
+
+lighttpd (1.4.69, mod_fastcgi) never sets FCGI_KEEP_CONN (its begin record's
+flags are always 0), so it has no kept connections to test.
+
+Every read has a timeout; every time bound says what it catches and its
+margin. "/status within STATUS_WITHIN" is the main one: it answers in a few
+milliseconds, and a responder that reads requests under its accepting lock
+does not answer it before the stalled peers give up (never, for a peer
+that stays connected).
+"""
+
+import glob
+import http.client
+import io
+import json
+import os
+import re
+import select
+import shutil
+import signal
+import socket
+import stat
+import struct
+import subprocess
+import threading
+import time
+
+import pytest
+from PIL import Image
+
+import mjpeg
+import stacks
+from fcgiwire import (BEGIN_REQUEST, BIN, END_REQUEST, KEEP_CONN, PARAMS, RESPONDER, STDIN,
+                      STDOUT, Connection, cgi_env, fcgi_request, name_values, own_responder,
+                      params_of, parse_response, record, request_bytes)
+from stacks import TOP, free_port, start_stack, wait_until
+
+TEST_TIME_LIMIT = 60
+TIMEOUT = 5.0              # every socket operation that should answer at once
+TOKEN = "slow-peer-token-0123456789abcdef"
+
+# /status on a new connection while peers stall: it answers in a few ms on
+# an idle machine (a second on a slow, sanitized one would still be
+# 5x inside); a responder that reads a request under its accepting lock
+# answers it only when every stalled peer before it has given up, which
+# is never for a peer that stays connected and request_ms (5 s) times
+# twenty with a deadline.
+STATUS_WITHIN = 5.0
+PEERS = 20                 # stalled peers at once: more than the idle threads (4)
+# The "closed in time" tests: request_ms / ingest_ms there, and how late
+# after it the connection may end. The watchdog fires at the deadline; 3 s
+# covers scheduling on a machine 3x slower and busy. Without a deadline it
+# never ends (the peer stays connected).
+SHORT_MS = 1000
+LATE_BY = 3.0
+TRICKLE_S = 0.1            # a trickling peer sends one byte this often: no read waits long
+INGEST_BYTES = 4096        # CONTENT_LENGTH of the stalled ingest bodies (half is sent)
+SNAPSHOT_WAITERS = 8       # SERVER_SNAPSHOT_WAITERS / VIEWER_SNAPSHOT_WAITING_MAX
+KEPT_MAX = 64              # SERVER_KEPT_MAX
+
+
+@pytest.fixture(autouse=True)
+def time_limit():
+    with stacks.time_limit(TEST_TIME_LIMIT):
+        yield
+
+
+def write_config(directory, **server):
+    """A config file with an ingest stream (cam, no frame until one is
+    posted) and a small bars stream; SERVER are [server] keys."""
+    path = os.path.join(str(directory), "slow.ini")
+    with open(path, "w") as f:
+        if server:
+            f.write("[server]\n" + "".join("%s = %s\n" % kv for kv in server.items()) + "\n")
+        f.write("[stream bars]\nsource = pattern:bars\nsize = 160x120\nfps = 10\n\n"
+                "[stream cam]\nsource = ingest\ntoken = %s\n" % TOKEN)
+    return path
+
+
+def jpeg_of(colour, size=(64, 48)):
+    out = io.BytesIO()
+    Image.new("RGB", size, colour).save(out, "JPEG", quality=90)
+    return out.getvalue()
+
+
+def begin_record(rid=1, flags=0):
+    return record(BEGIN_REQUEST, rid, struct.pack("!HB5x", RESPONDER, flags))
+
+
+def ingest_env(length, authorization="Bearer " + TOKEN, name="cam"):
+    return cgi_env("/ingest/" + name, "POST", CONTENT_LENGTH=str(length),
+                   CONTENT_TYPE="image/jpeg", HTTP_AUTHORIZATION=authorization)
+
+
+def records_in(data):
+    """The record types of the whole records at the start of DATA."""
+    kinds = []
+    while len(data) >= 8:
+        _, kind, _, clen, plen = struct.unpack("!BBHHBx", data[:8])
+        if len(data) < 8 + clen + plen:
+            break
+        kinds.append(kind)
+        data = data[8 + clen + plen:]
+    return kinds
+
+
+def status_ok(headers, body):
+    assert headers["status"].startswith("200"), (headers, body[:200])
+    assert json.loads(body)["streams"], body[:200]
+
+
+# --- peers stalled at each stage of a request ----------------------------------------
+
+HEAD_STAGES = ["connected", "begin-header", "begin", "half-params", "params-unended",
+               "params-trickle"]
+BODY_STAGES = ["stream-body", "stream-trickle", "ingest-half", "ingest-trickle"]
+
+
+class Peer:
+    """A connection to the responder whose request stops at STAGE:
+
+    connected       connected, nothing sent
+    begin-header    the 8-byte header of FCGI_BEGIN_REQUEST, not its body
+    begin           the whole FCGI_BEGIN_REQUEST
+    half-params     and half a PARAMS record
+    params-unended  and the whole PARAMS record, not their empty end record
+    params-trickle  and a PARAMS record's header, then one byte of it every
+                    TRICKLE_S (it would take minutes to end)
+    stream-body     a whole GET of a stream, its body (STDIN) never ended
+    stream-trickle  the same, one byte of body every TRICKLE_S
+    ingest-half     an ingest POST (FCGI_KEEP_CONN) with half its body
+    ingest-trickle  the same, then one byte of body every TRICKLE_S
+    """
+
+    def __init__(self, address, stage):
+        self.stage = stage
+        self.conn = Connection(address, TIMEOUT)
+        self.started = time.monotonic()
+        self.stop = threading.Event()
+        self.trickler = None
+        params = params_of("/status")
+        if stage == "begin-header":
+            self.conn.send(begin_record()[:8])
+        elif stage == "begin":
+            self.conn.send(begin_record())
+        elif stage == "half-params":
+            self.conn.send(begin_record() + record(PARAMS, 1, params)[:8 + len(params) // 2])
+        elif stage == "params-unended":
+            self.conn.send(begin_record() + record(PARAMS, 1, params))
+        elif stage == "params-trickle":
+            self.conn.send(begin_record() + record(PARAMS, 1, params)[:8])
+            self.trickle(params[i:i + 1] for i in range(len(params)))
+        elif stage in ("stream-body", "stream-trickle"):
+            self.conn.send(request_bytes(1, cgi_env("/stream/bars"), 0, stdin_end=False))
+            if stage == "stream-trickle":
+                self.trickle(record(STDIN, 1, b"x") for _ in range(100000))
+        elif stage in ("ingest-half", "ingest-trickle"):
+            body = b"\xff\xd8" + bytes(INGEST_BYTES // 2 - 2)
+            self.conn.send(request_bytes(1, ingest_env(INGEST_BYTES), KEEP_CONN, body,
+                                         stdin_end=False))
+            if stage == "ingest-trickle":
+                self.trickle(record(STDIN, 1, b"\0") for _ in range(INGEST_BYTES // 2 - 1))
+        else:
+            assert stage == "connected", stage
+
+    def trickle(self, chunks):
+        def run():
+            for chunk in chunks:
+                if self.stop.wait(TRICKLE_S):
+                    return
+                try:
+                    self.conn.sock.sendall(chunk)
+                except OSError:
+                    return   # the responder shut or closed it
+
+        self.trickler = threading.Thread(target=run, daemon=True)
+        self.trickler.start()
+
+    def close(self):
+        self.stop.set()
+        if self.trickler:
+            self.trickler.join(TIMEOUT)
+        self.conn.close()
+
+    def assert_held(self):
+        """The connection is open and nothing ended its request: nothing
+        came at all (head stages, ingest), or no FCGI_END_REQUEST (a
+        stream, whose response head comes at once)."""
+        # a socket with a timeout waits for input first, whatever the flags
+        self.conn.sock.setblocking(False)
+        try:
+            data = self.conn.sock.recv(1 << 20, socket.MSG_PEEK)
+        except BlockingIOError:
+            return
+        except ConnectionResetError:
+            data = b""
+        finally:
+            self.conn.sock.settimeout(TIMEOUT)
+        assert data, "%s: the responder closed the connection already" % self.stage
+        assert self.stage.startswith("stream"), "%s: sent %r" % (self.stage, data[:80])
+        assert END_REQUEST not in records_in(data), "%s: the request ended already" % (
+            self.stage)
+
+    def set_deadline(self, deadline):
+        self.conn.sock.settimeout(max(0.05, deadline - time.monotonic()))
+
+    def assert_closed_silently(self, deadline):
+        """The responder closes the connection by DEADLINE (monotonic),
+        having sent nothing."""
+        self.set_deadline(deadline)
+        try:
+            data = self.conn.sock.recv(65536)
+        except socket.timeout:
+            pytest.fail("%s: still open %.1f s after it started (request_ms %d ms)"
+                        % (self.stage, time.monotonic() - self.started, SHORT_MS))
+        except ConnectionResetError:
+            data = b""
+        assert data == b"", "%s: the responder sent %r" % (self.stage, data[:80])
+
+    def assert_ended(self, deadline):
+        """The request's end (FCGI_END_REQUEST) came by DEADLINE, then the
+        end of the connection; (headers, body) of the response."""
+        self.set_deadline(deadline)
+        try:
+            self.conn.read_to_end(1, deadline)
+            rec = self.conn.next_record()
+        except socket.timeout:
+            pytest.fail("%s: no end %.1f s after it started (ingest_ms %d ms)"
+                        % (self.stage, time.monotonic() - self.started, SHORT_MS))
+        except ConnectionResetError:
+            rec = None
+        assert rec is None, "%s: the connection stayed open (%r)" % (self.stage, rec[:2])
+        return parse_response(self.conn.stdout)
+
+
+@pytest.fixture
+def config(tmp_path):
+    return write_config(tmp_path)
+
+
+def close_all(peers):
+    for p in peers:
+        p.close()
+
+
+@pytest.mark.parametrize("stage", HEAD_STAGES + BODY_STAGES)
+def test_stalled_peers_hold_up_nobody(config, stage):
+    """PEERS peers stall at STAGE; /status on a new connection is answered
+    within STATUS_WITHIN meanwhile, and the stalled ones are still held
+    (request_ms is its default, 5 s; ingest_ms 30 s: the whole check takes
+    well under a second)."""
+    with own_responder("--config", config, "--ingest-ms", "30000") as r:
+        peers = []
+        try:
+            for _ in range(PEERS):
+                peers.append(Peer(r.socket, stage))
+            t0 = time.monotonic()
+            try:
+                headers, body = fcgi_request(r.socket, cgi_env("/status"),
+                                             timeout=STATUS_WITHIN)
+            except socket.timeout:
+                pytest.fail("/status not answered within %.0f s while %d peers stall at %s"
+                            % (STATUS_WITHIN, PEERS, stage))
+            status_ok(headers, body)
+            assert time.monotonic() - t0 < STATUS_WITHIN
+            for p in peers:
+                p.assert_held()
+        finally:
+            close_all(peers)
+
+
+def test_stalled_heads_closed_after_request_ms(config):
+    """With request_ms 1000, a peer stalled anywhere in a request's head
+    (two of each stage, trickling ones included: the deadline is for the
+    whole head, not for each read) is closed with nothing sent, not before
+    half of request_ms and by request_ms + LATE_BY."""
+    with own_responder("--config", config, "--request-ms", str(SHORT_MS)) as r:
+        peers = []
+        try:
+            for stage in HEAD_STAGES * 2:
+                peers.append(Peer(r.socket, stage))
+            # not closed at once: checked at half the deadline, if the
+            # set-up left the time to
+            first = peers[0].started
+            time.sleep(max(0.0, first + SHORT_MS / 2000 - time.monotonic()))
+            if time.monotonic() < first + 0.9 * SHORT_MS / 1000:
+                for p in peers:
+                    p.assert_held()
+            for p in peers:
+                p.assert_closed_silently(p.started + SHORT_MS / 1000 + LATE_BY)
+            # and the responder still serves
+            status_ok(*fcgi_request(r.socket, cgi_env("/status")))
+        finally:
+            close_all(peers)
+
+
+@pytest.mark.parametrize("stage", BODY_STAGES)
+def test_stalled_bodies_end_after_ingest_ms(config, stage):
+    """With ingest_ms 1000, a body that does not arrive whole (silent or
+    trickling) ends its request by ingest_ms + LATE_BY: an ingest with 408
+    naming ingest_ms, its connection not kept although the request asked
+    for it; a stream request with the end of its response."""
+    with own_responder("--config", config, "--ingest-ms", str(SHORT_MS)) as r:
+        peers = []
+        try:
+            for _ in range(2):
+                peers.append(Peer(r.socket, stage))
+            for p in peers:
+                headers, body = p.assert_ended(p.started + SHORT_MS / 1000 + LATE_BY)
+                assert time.monotonic() - p.started > 0.9 * SHORT_MS / 1000
+                if stage.startswith("ingest"):
+                    assert headers["status"].startswith("408"), (headers, body)
+                    assert b"ingest_ms" in body and body.count(b"\n") == 1, body
+            status_ok(*fcgi_request(r.socket, cgi_env("/status")))
+        finally:
+            close_all(peers)
