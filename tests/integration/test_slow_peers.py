@@ -340,3 +340,211 @@ def test_stalled_bodies_end_after_ingest_ms(config, stage):
             status_ok(*fcgi_request(r.socket, cgi_env("/status")))
         finally:
             close_all(peers)
+
+
+# --- the same behind the web servers ----------------------------------------------
+
+WEB_STAGES = ["connected", "begin", "half-params"]
+
+
+def responder_sockets(st):
+    """The sockets the stack's responders listen on: stack.sh's (nginx,
+    apache-proxy), the ones lighttpd spawns its responders on
+    (mjpeg-fcgi.sock-N), mod_fcgid's in its IPC directory."""
+    run = st.run_dir
+    if st.server == "lighttpd":
+        paths = glob.glob(os.path.join(run, "mjpeg-fcgi.sock-*"))
+    elif st.server == "apache-fcgid":
+        paths = glob.glob(os.path.join(run, "fcgidsock", "**"), recursive=True)
+    else:
+        paths = [os.path.join(run, "mjpeg-fcgi.sock")]
+    found = []
+    for p in paths:
+        try:
+            if stat.S_ISSOCK(os.stat(p).st_mode):
+                found.append(p)
+        except OSError:
+            pass
+    return found
+
+
+def test_stalled_peers_on_every_responder_socket(stack):
+    """Peers stalled in a request's head on every socket a responder of the
+    stack listens on (two at each of WEB_STAGES per socket): /status over
+    HTTP through the web server is answered within STATUS_WITHIN (the
+    stack's request_ms is the default, 5 s: the stalled peers are still
+    held when it is checked, well under a second later)."""
+    if stack.server == "apache":
+        pytest.skip("plain CGI: Apache runs a process per request on a pipe, there is "
+                    "no responder socket; its body deadline is tested below")
+    stack.status()   # mod_fcgid starts its first responder for it
+    sockets = wait_until(lambda: responder_sockets(stack), TIMEOUT)
+    assert sockets, "no responder socket under %s" % stack.run_dir
+    peers = []
+    try:
+        for path in sockets:
+            for stage in WEB_STAGES * 2:
+                peers.append(Peer(path, stage))
+        try:
+            status, _, body = stack.get("status", timeout=STATUS_WITHIN)
+        except socket.timeout:
+            pytest.fail("/status through %s not answered within %.0f s while %d peers stall "
+                        "on %s" % (stack.server, STATUS_WITHIN, len(peers), sockets))
+        assert status == 200, (status, body[:200])
+        assert json.loads(body)["streams"]
+        for p in peers:
+            p.assert_held()
+    finally:
+        close_all(peers)
+
+
+def cgi_env_of(uri, method="GET", **extra):
+    """Plain CGI's variables for URI: the script at /cams/mjpeg.cgi, the
+    path below it in PATH_INFO (the only part that routes)."""
+    path, _, query = uri.partition("?")
+    env = {"GATEWAY_INTERFACE": "CGI/1.1", "REQUEST_METHOD": method,
+           "SCRIPT_NAME": "/cams/mjpeg.cgi", "PATH_INFO": path, "QUERY_STRING": query,
+           "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1",
+           "SERVER_NAME": "localhost", "SERVER_PORT": "80",
+           "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    env.update(extra)
+    return env
+
+
+def cgi_ingest_env(length, authorization="Bearer " + TOKEN):
+    return cgi_env_of("/ingest/cam", "POST", CONTENT_LENGTH=str(length),
+                      CONTENT_TYPE="image/jpeg", HTTP_AUTHORIZATION=authorization)
+
+
+def read_until_eof(fd, deadline):
+    """Everything read from FD until its end; None if the end did not come
+    by DEADLINE (what came so far is lost)."""
+    out = b""
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        ready, _, _ = select.select([fd], [], [], left)
+        if ready:
+            data = os.read(fd, 65536)
+            if not data:
+                return out
+            out += data
+
+
+@pytest.mark.parametrize("mode", ["half", "trickle"])
+def test_cgi_body_deadline(tmp_path, mode):
+    """Plain CGI (GATEWAY_INTERFACE set, standard input a pipe held open):
+    an ingest body of CONTENT_LENGTH bytes of which half came (then nothing,
+    or a byte every TRICKLE_S) is answered 408 naming ingest_ms (1000 here)
+    not before ingest_ms and by ingest_ms + LATE_BY, and the process ends.
+    Without a deadline it waits for the rest as long as the pipe is open."""
+    config = write_config(tmp_path, ingest_ms=SHORT_MS)
+    stop = threading.Event()
+    t0 = time.monotonic()
+    proc = subprocess.Popen([BIN, "--config", config, "--bus-dir", str(tmp_path / "bus")],
+                            env=cgi_ingest_env(INGEST_BYTES), stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    trickler = None
+    try:
+        proc.stdin.write(b"\xff\xd8" + bytes(INGEST_BYTES // 2 - 2))
+        proc.stdin.flush()
+        if mode == "trickle":
+            def run():
+                while not stop.wait(TRICKLE_S):
+                    try:
+                        proc.stdin.write(b"\0")
+                        proc.stdin.flush()
+                    except OSError:
+                        return
+            trickler = threading.Thread(target=run, daemon=True)
+            trickler.start()
+        out = read_until_eof(proc.stdout.fileno(), t0 + SHORT_MS / 1000 + LATE_BY)
+        assert out is not None, "no answer %.1f s after the start (ingest_ms %d ms)" % (
+            time.monotonic() - t0, SHORT_MS)
+        assert time.monotonic() - t0 > 0.9 * SHORT_MS / 1000
+        head, _, body = out.partition(b"\r\n\r\n")
+        assert head.startswith(b"Status: 408"), out[:300]
+        assert b"ingest_ms" in body and body.count(b"\n") == 1, body
+        assert proc.wait(TIMEOUT) == 0
+    finally:
+        stop.set()
+        if trickler:
+            trickler.join(TIMEOUT)
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        for f in (proc.stdin, proc.stdout):
+            try:
+                f.close()
+            except OSError:
+                pass
+
+
+def cgi_processes(st):
+    """Pids of the stack's CGI processes (their executable is its
+    www/mjpeg.cgi)."""
+    cgi = os.path.join(st.run_dir, "www", "mjpeg.cgi")
+    pids = []
+    for d in glob.glob("/proc/[0-9]*"):
+        try:
+            exe = os.readlink(os.path.join(d, "exe"))
+        except OSError:
+            continue
+        if exe.replace(" (deleted)", "") == cgi:
+            pids.append(int(os.path.basename(d)))
+    return pids
+
+
+def test_cgi_body_deadline_behind_apache(tmp_path):
+    """Apache CGI passes an ingest body on to the program as it arrives, and
+    sends the program's answer only once it read the whole body (mod_cgid).
+    A body trickling in (a byte every TRICKLE_S): the program answers 408
+    and ends by ingest_ms (1000 here) + LATE_BY while the body still
+    trickles; once the rest is sent, the client gets that 408. Without a
+    deadline the program reads on as long as bytes come, and answers the
+    whole body (2xx: it is a JPEG)."""
+    st = start_stack(config=write_config(tmp_path, ingest_ms=SHORT_MS), server="apache")
+    stop = threading.Event()
+    trickler = None
+    frame = jpeg_of("red")
+    sent = [2]
+    s = socket.create_connection(("127.0.0.1", st.port), timeout=TIMEOUT)
+    try:
+        s.sendall(b"POST /ingest/cam HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
+                  b"Authorization: Bearer %s\r\nContent-Type: image/jpeg\r\n"
+                  b"Content-Length: %d\r\n\r\n" % (TOKEN.encode(), len(frame)) + frame[:2])
+        t0 = time.monotonic()
+
+        def run():
+            while not stop.wait(TRICKLE_S) and sent[0] < len(frame) // 2:
+                s.sendall(frame[sent[0]:sent[0] + 1])
+                sent[0] += 1
+        trickler = threading.Thread(target=run, daemon=True)
+        trickler.start()
+        pids = wait_until(lambda: cgi_processes(st), TIMEOUT, period=0.02)
+        assert pids, "Apache started no CGI program for the request"
+        deadline = t0 + SHORT_MS / 1000 + LATE_BY
+        gone = wait_until(lambda: not set(pids) & set(cgi_processes(st)),
+                          deadline - time.monotonic(), period=0.05)
+        assert gone, "the CGI program still runs %.1f s after the request started (%d " \
+            "bytes of body came)" % (time.monotonic() - t0, sent[0])
+        assert trickler.is_alive(), "the body stopped trickling before the program ended"
+        stop.set()
+        trickler.join(TIMEOUT)
+        s.sendall(frame[sent[0]:])
+        status, headers, rest = mjpeg.read_http_head(s, time.monotonic() + TIMEOUT)
+        length = int(headers.get("content-length", "0"))
+        while len(rest) < length:
+            data = s.recv(65536)
+            if not data:
+                break
+            rest += data
+        assert status == 408, (status, headers, rest[:200])
+        assert b"ingest_ms" in rest, rest[:200]
+    finally:
+        stop.set()
+        if trickler:
+            trickler.join(TIMEOUT)
+        s.close()
+        st.stop()
