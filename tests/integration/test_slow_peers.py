@@ -548,3 +548,136 @@ def test_cgi_body_deadline_behind_apache(tmp_path):
             trickler.join(TIMEOUT)
         s.close()
         st.stop()
+
+
+# --- kept connections (FCGI_KEEP_CONN) ----------------------------------------------
+
+def kept_request(conn, uri, rid=1, timeout=TIMEOUT):
+    """One request with FCGI_KEEP_CONN on CONN: (headers, body). Its
+    answer comes in a few ms; TIMEOUT (5 s) bounds a responder that does
+    not read the next request of a kept connection (it never would)."""
+    try:
+        return conn.request(cgi_env(uri), rid=rid, flags=KEEP_CONN, timeout=timeout)
+    except socket.timeout:
+        pytest.fail("%s (request id %d) on a kept connection: no answer within %.0f s"
+                    % (uri, rid, timeout))
+
+
+def snapshot_ok(headers, body):
+    assert headers["status"].startswith("200"), (headers, body[:200])
+    assert headers["content-type"] == "image/jpeg", headers
+    mjpeg.decode_jpeg(body)
+
+
+def is_open(conn):
+    """The connection is open with nothing to read (no end, no data)."""
+    conn.sock.setblocking(False)
+    try:
+        data = conn.sock.recv(1, socket.MSG_PEEK)
+    except BlockingIOError:
+        return True
+    except ConnectionResetError:
+        return False
+    finally:
+        conn.sock.settimeout(TIMEOUT)
+    assert not data, "unexpected bytes on a kept connection: %r" % data
+    return False
+
+
+def test_kept_connection_takes_requests_in_a_row(config):
+    """Six /status and six snapshots in a row on one connection, each with
+    FCGI_KEEP_CONN: each is answered, and the connection stays open."""
+    with own_responder("--config", config) as r, Connection(r.socket) as conn:
+        for i in range(6):
+            status_ok(*kept_request(conn, "/status", rid=i + 1))
+        for i in range(6):
+            snapshot_ok(*kept_request(conn, "/snapshot/bars", rid=i + 1))
+        assert is_open(conn), "the kept connection was closed"
+
+
+def test_idle_kept_connections_hold_up_nobody(config):
+    """Ten kept connections that answered one request each lie idle: a
+    /status and a snapshot on new connections are answered within
+    STATUS_WITHIN, and each kept one then takes a second request. (request_ms
+    is its default, 5 s; the whole test takes well under a second.)"""
+    with own_responder("--config", config) as r:
+        kept = []
+        try:
+            for _ in range(10):
+                kept.append(Connection(r.socket))
+                status_ok(*kept_request(kept[-1], "/status"))
+            try:
+                status_ok(*fcgi_request(r.socket, cgi_env("/status"), timeout=STATUS_WITHIN))
+                snapshot_ok(*fcgi_request(r.socket, cgi_env("/snapshot/bars"),
+                                          timeout=STATUS_WITHIN))
+            except socket.timeout:
+                pytest.fail("a new connection was not served within %.0f s while %d kept "
+                            "connections lie idle" % (STATUS_WITHIN, len(kept)))
+            for conn in kept:
+                status_ok(*kept_request(conn, "/status", rid=2))
+        finally:
+            for conn in kept:
+                conn.close()
+
+
+def test_idle_kept_connection_closed_after_request_ms(config):
+    """With request_ms 1000, a kept connection that takes no next request is
+    closed not before half of request_ms (it was kept) and by
+    request_ms + LATE_BY."""
+    with own_responder("--config", config, "--request-ms", str(SHORT_MS)) as r, \
+            Connection(r.socket) as conn:
+        status_ok(*kept_request(conn, "/status"))
+        idle_since = time.monotonic()
+        conn.sock.settimeout(SHORT_MS / 1000 + LATE_BY)
+        try:
+            rec = conn.next_record()
+        except socket.timeout:
+            pytest.fail("the idle kept connection is still open %.1f s later (request_ms "
+                        "%d ms)" % (time.monotonic() - idle_since, SHORT_MS))
+        except ConnectionResetError:
+            rec = None
+        assert rec is None, rec
+        assert time.monotonic() - idle_since > SHORT_MS / 2000
+        status_ok(*fcgi_request(r.socket, cgi_env("/status")))
+
+
+def test_stream_on_a_kept_connection_then_the_next_request(config):
+    """A stream with ?frames=3 on a kept connection is served to its
+    closing boundary (three whole parts; bars runs at 10 fps, so it ends
+    in under a second; 10 s bounds it), then the same connection takes a
+    /status."""
+    with own_responder("--config", config) as r, Connection(r.socket) as conn:
+        conn.send(request_bytes(1, cgi_env("/stream/bars?frames=3"), KEEP_CONN))
+        conn.read_to_end(1, time.monotonic() + 10)
+        headers, body = parse_response(conn.stdout)
+        reader = mjpeg.from_bytes(body, mjpeg.boundary_of(headers["content-type"]))
+        parts = list(reader)
+        reader.finish()
+        assert len(parts) == 3, len(parts)
+        for p in parts:
+            mjpeg.decode_jpeg(p.body)
+        status_ok(*kept_request(conn, "/status", rid=2))
+        assert is_open(conn)
+
+
+def test_idle_kept_connections_are_capped(config):
+    """KEPT_MAX + 1 connections each take one request with FCGI_KEEP_CONN:
+    one of them (the last, unless the one before it was put aside a moment
+    late) is closed after its answer, the other KEPT_MAX stay and each
+    takes a second request. request_ms is 30 s here so that none is closed
+    for idleness meanwhile (65 requests take well under a second)."""
+    with own_responder("--config", config, "--request-ms", "30000") as r:
+        conns = []
+        try:
+            for _ in range(KEPT_MAX + 1):
+                conns.append(Connection(r.socket))
+                status_ok(*kept_request(conns[-1], "/status"))
+            closed = wait_until(lambda: [c for c in conns if not is_open(c)], TIMEOUT, 0.05)
+            assert closed and len(closed) == 1, "%d of %d kept connections were closed" % (
+                len(closed or []), len(conns))
+            for conn in conns:
+                if conn is not closed[0]:
+                    status_ok(*kept_request(conn, "/status", rid=2))
+        finally:
+            for conn in conns:
+                conn.close()
