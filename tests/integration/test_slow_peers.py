@@ -681,3 +681,138 @@ def test_idle_kept_connections_are_capped(config):
         finally:
             for conn in conns:
                 conn.close()
+
+
+# --- kept connections behind nginx and Apache mod_proxy_fcgi -------------------------
+
+RELOAD_WAIT = 15.0         # a reloaded server runs the new config within this
+
+
+def edit(path, edits):
+    """Applies (pattern, replacement) regex substitutions, each of which
+    must match."""
+    with open(path) as f:
+        text = f.read()
+    for pattern, replacement in edits:
+        text, n = re.subn(pattern, replacement, text, flags=re.M)
+        assert n, "%s: no match for %r" % (path, pattern)
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def children(pid):
+    with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+        return {int(p) for p in f.read().split()}
+
+
+def connections_to(path):
+    """Connected sockets on the accepting side of the unix socket PATH
+    (they carry its name in /proc/net/unix; state 03 is connected)."""
+    with open("/proc/net/unix") as f:
+        rows = [line.split() for line in f.readlines()[1:]]
+    return sum(1 for r in rows if len(r) >= 8 and r[7] == path and r[5] == "03")
+
+
+def check_kept_in_a_row(st):
+    """Six /status and six snapshots in a row on one HTTP connection, then
+    six /status on connections of their own, each answered within TIMEOUT
+    (a few ms when the responder takes the next request of a kept
+    connection; never, with a responder that does not), and the web server
+    still keeps a connection to the responder afterwards: the requests did
+    go over kept connections."""
+    conn = http.client.HTTPConnection("127.0.0.1", st.port, timeout=TIMEOUT)
+    try:
+        for i, path in enumerate(["/status"] * 6 + ["/snapshot/bars"] * 6):
+            try:
+                conn.request("GET", path)
+                resp = conn.getresponse()
+                body = resp.read()
+            except socket.timeout:
+                pytest.fail("%s, request %d in a row through %s: no answer within %.0f s"
+                            % (path, i + 1, st.server, TIMEOUT))
+            assert resp.status == 200, (path, resp.status, body[:200])
+            if path == "/status":
+                assert json.loads(body)["streams"]
+            else:
+                assert resp.getheader("Content-Type") == "image/jpeg"
+                mjpeg.decode_jpeg(body)
+    finally:
+        conn.close()
+    for i in range(6):
+        try:
+            status, _, body = st.get("status", timeout=TIMEOUT)
+        except socket.timeout:
+            pytest.fail("/status %d on a connection of its own through %s: no answer "
+                        "within %.0f s" % (i + 1, st.server, TIMEOUT))
+        assert status == 200, (status, body[:200])
+    # the responder closes idle kept connections after request_ms (5 s);
+    # this looks within a few ms of the last answer
+    assert connections_to(os.path.join(st.run_dir, "mjpeg-fcgi.sock")) >= 1, \
+        "%s kept no connection to the responder: keep-alive was not in use" % st.server
+
+
+def test_kept_connections_behind_nginx():
+    """nginx with fastcgi_keep_conn on and keepalive 8 in its upstream."""
+    st = start_stack(server="nginx")
+    try:
+        conf = os.path.join(st.run_dir, "nginx.conf")
+        edit(conf, [(r"^(\s*)fastcgi_keep_conn off;", r"\1fastcgi_keep_conn on;"),
+                    (r'^(\s*)(server "unix:[^"]+"[^;]*;)', r"\1\2\n\1keepalive 8;")])
+        master = int(open(os.path.join(st.run_dir, "nginx.pid")).read())
+        old = children(master)
+        nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+        subprocess.run([nginx, "-p", st.run_dir + "/", "-c", conf, "-e",
+                        os.path.join(st.run_dir, "nginx-error.log"), "-s", "reload"],
+                       check=True, capture_output=True, timeout=TIMEOUT)
+        # the old workers (without keep-alive) leave once idle
+        assert wait_until(lambda: children(master) and not children(master) & old,
+                          RELOAD_WAIT), "nginx did not take the new config"
+        check_kept_in_a_row(st)
+    finally:
+        st.stop()
+
+
+def test_kept_connections_behind_apache_proxy_fcgi():
+    """Apache mod_proxy_fcgi with enablereuse=on (it then sets
+    FCGI_KEEP_CONN)."""
+    st = start_stack(server="apache-proxy")
+    try:
+        conf = os.path.join(st.run_dir, "apache.conf")
+        edit(conf, [(r"enablereuse=off", "enablereuse=on")])
+        log = st.log_path()
+
+        def generations():
+            with open(log, errors="replace") as f:
+                return f.read().count("resuming normal operations")
+
+        before = generations()
+        apache = shutil.which("apache2") or "/usr/sbin/apache2"
+        subprocess.run([apache, "-f", conf, "-k", "graceful"], check=True,
+                       capture_output=True, timeout=TIMEOUT)
+        assert wait_until(lambda: generations() > before, RELOAD_WAIT), \
+            "Apache did not take the new config"
+        check_kept_in_a_row(st)
+    finally:
+        st.stop()
+
+
+def test_kept_connection_body_end_after_the_answer(config):
+    """Apache mod_proxy_fcgi sends a request's begin and params in one
+    write and the end of its (empty) body in another, so the body's end
+    can come after the responder answered a /status or a snapshot, which
+    read no body. That record still belongs to the request: the kept
+    connection then takes the next request (Apache sends it right away)."""
+    with own_responder("--config", config) as r, Connection(r.socket) as conn:
+        for i, uri in enumerate(["/status", "/snapshot/bars", "/status"]):
+            rid = i + 1
+            conn.stdout = b""
+            conn.send(request_bytes(rid, cgi_env(uri), KEEP_CONN, stdin_end=False))
+            try:
+                conn.read_to_end(rid, time.monotonic() + TIMEOUT)
+            except (socket.timeout, AssertionError) as e:
+                pytest.fail("%s (request id %d) after the body's end of the one before came "
+                            "after its answer: %s" % (uri, rid, e))
+            conn.send(record(STDIN, rid))
+            (status_ok if uri == "/status" else snapshot_ok)(*parse_response(conn.stdout))
+        time.sleep(0.1)   # the body's end is read (or mistaken for a request) by now
+        status_ok(*kept_request(conn, "/status", rid=9))
