@@ -816,3 +816,136 @@ def test_kept_connection_body_end_after_the_answer(config):
             (status_ok if uri == "/status" else snapshot_ok)(*parse_response(conn.stdout))
         time.sleep(0.1)   # the body's end is read (or mistaken for a request) by now
         status_ok(*kept_request(conn, "/status", rid=9))
+
+
+# --- snapshots waiting for a frame ------------------------------------------------
+
+SNAPSHOTS = 30
+# /status while SNAPSHOT_WAITERS snapshots wait: it answers in a few ms;
+# 2 s is over 100 times that, and far below first_frame_ms (30 s here),
+# which a /status queued behind the waiting snapshots would take.
+STATUS_WHILE_WAITING = 2.0
+
+
+def test_waiting_snapshots_are_capped(tmp_path):
+    """SNAPSHOTS snapshots of the ingest stream, which has no frame (they
+    would wait first_frame_ms, 30 s): the SNAPSHOTS - 8 beyond the eight
+    that wait are answered 503 with Retry-After at once (within TIMEOUT;
+    a few ms), the eight still wait, /status answers within
+    STATUS_WHILE_WAITING; once a frame is posted the eight get it, and
+    snapshots no longer wait."""
+    config = write_config(tmp_path, first_frame_ms=30000)
+    with own_responder("--config", config) as r:
+        conns = []
+        try:
+            for _ in range(SNAPSHOTS):
+                conns.append(Connection(r.socket))
+                conns[-1].send(request_bytes(1, cgi_env("/snapshot/cam")))
+            beyond = SNAPSHOTS - SNAPSHOT_WAITERS
+            answered = {}
+            deadline = time.monotonic() + TIMEOUT
+            while len(answered) < beyond and time.monotonic() < deadline:
+                by_socket = {c.sock: c for c in conns if c not in answered}
+                ready, _, _ = select.select(list(by_socket), [], [],
+                                            max(0.0, deadline - time.monotonic()))
+                for c in (by_socket[s] for s in ready):
+                    c.read_to_end(1, time.monotonic() + TIMEOUT)
+                    answered[c] = parse_response(c.stdout)
+            assert len(answered) >= beyond, (
+                "%d of %d snapshots answered at once; %d should wait, the others get 503"
+                % (len(answered), SNAPSHOTS, SNAPSHOT_WAITERS))
+            time.sleep(0.2)   # one answer too many would come now, not in 30 s
+            for headers, body in answered.values():
+                assert headers["status"].startswith("503"), (headers, body)
+                assert int(headers["retry-after"]) >= 1, headers
+                assert body.count(b"\n") == 1, body
+            waiting = [c for c in conns if c not in answered]
+            assert len(waiting) == SNAPSHOT_WAITERS and all(is_open(c) for c in waiting), (
+                "%d snapshots answered, %d wait" % (len(answered), len(waiting)))
+            t0 = time.monotonic()
+            try:
+                status_ok(*fcgi_request(r.socket, cgi_env("/status"),
+                                        timeout=STATUS_WHILE_WAITING))
+            except socket.timeout:
+                pytest.fail("/status not answered within %.0f s while %d snapshots wait"
+                            % (STATUS_WHILE_WAITING, SNAPSHOT_WAITERS))
+            assert time.monotonic() - t0 < STATUS_WHILE_WAITING
+            assert all(is_open(c) for c in waiting)
+            # a frame: the waiting ones get it, and the next ones do not wait
+            frame = jpeg_of("blue")
+            headers, body = fcgi_request(r.socket, ingest_env(len(frame)), stdin=frame)
+            assert headers["status"][:1] == "2", (headers, body)
+            for c in waiting:
+                c.read_to_end(1, time.monotonic() + TIMEOUT)
+                snapshot_ok(*parse_response(c.stdout))
+            for _ in range(SNAPSHOTS // 3):
+                snapshot_ok(*fcgi_request(r.socket, cgi_env("/snapshot/cam")))
+        finally:
+            for c in conns:
+                c.close()
+
+
+# --- ingest: CONTENT_LENGTH and the Bearer scheme -------------------------------------
+
+BAD_LENGTHS = ["abc", "-1", "1x"]
+
+
+def test_content_length_not_a_number_is_400(config):
+    """FastCGI: an ingest whose CONTENT_LENGTH is not a whole number is
+    400 naming it (not 413, which says the frame is too large), and
+    publishes nothing."""
+    frame = jpeg_of("red")
+    with own_responder("--config", config) as r:
+        for length in BAD_LENGTHS:
+            headers, body = fcgi_request(r.socket, ingest_env(length), stdin=frame)
+            assert headers["status"].startswith("400"), (length, headers, body)
+            assert b"CONTENT_LENGTH" in body and body.count(b"\n") == 1, (length, body)
+        headers, body = fcgi_request(r.socket, ingest_env(len(frame)), stdin=frame)
+        assert headers["status"][:1] == "2", (headers, body)
+        cam = [s for s in json.loads(fcgi_request(r.socket, cgi_env("/status"))[1])["streams"]
+               if s["name"] == "cam"][0]
+        assert cam["frames_published"] == 1, cam
+
+
+@pytest.mark.parametrize("length", BAD_LENGTHS)
+def test_cgi_content_length_not_a_number_is_400(tmp_path, length):
+    """Plain CGI: the same 400."""
+    config = write_config(tmp_path)
+    r = subprocess.run([BIN, "--config", config, "--bus-dir", str(tmp_path / "bus")],
+                       env=cgi_ingest_env(length), input=jpeg_of("red"),
+                       capture_output=True, timeout=20)
+    head, _, body = r.stdout.partition(b"\r\n\r\n")
+    assert head.startswith(b"Status: 400"), r.stdout[:300]
+    assert b"CONTENT_LENGTH" in body, body
+
+
+SCHEMES = ["Bearer", "bearer", "BEARER", "bEaReR"]
+
+
+def test_bearer_scheme_in_any_case(config):
+    """The Authorization scheme is case-insensitive (RFC 9110, 11.1): each
+    spelling with the token publishes, with a wrong token is 403."""
+    with own_responder("--config", config) as r:
+        for i, scheme in enumerate(SCHEMES):
+            frame = jpeg_of((40 * i, 0, 0))
+            headers, body = fcgi_request(r.socket, ingest_env(len(frame), scheme + " " + TOKEN),
+                                         stdin=frame)
+            assert headers["status"][:1] == "2", (scheme, headers, body)
+            headers, body = fcgi_request(r.socket, ingest_env(len(frame), scheme + " x" + TOKEN),
+                                         stdin=frame)
+            assert headers["status"].startswith("403"), (scheme, headers, body)
+
+
+def test_bearer_scheme_in_any_case_behind_nginx(tmp_path):
+    """The same through nginx, which passes the header as it came."""
+    st = start_stack(config=write_config(tmp_path), server="nginx")
+    try:
+        frame = jpeg_of("green")
+        for scheme in ("bearer", "BEARER"):
+            status, _, body = st.request("POST", "/ingest/cam", body=frame, headers={
+                "Authorization": scheme + " " + TOKEN, "Content-Type": "image/jpeg"})
+            assert 200 <= status < 300, (scheme, status, body)
+        status, headers, body = st.get("snapshot/cam")
+        assert status == 200 and headers["Content-Type"] == "image/jpeg", (status, body[:200])
+    finally:
+        st.stop()
