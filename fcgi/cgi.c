@@ -1,5 +1,6 @@
 #include "cgi.h"
 
+#include "clock.h"
 #include "http.h"
 #include "log.h"
 #include "server.h"
@@ -63,6 +64,7 @@ struct cgi_stream {
 	FCGX_Stream stream;
 	int fd;
 	size_t read_total;  /* reader: bytes read from fd so far */
+	int64_t deadline_usec; /* reader: monotonic time the whole body is due by (ingest_ms) */
 	unsigned char buf[CGI_BUFFER_BYTES];
 };
 
@@ -91,16 +93,44 @@ static void cgi_empty(FCGX_Stream *stream, int do_close)
 	stream->stop = s->buf + sizeof(s->buf);
 }
 
-/* libfcgi calls this when the reader's buffer is used up. */
+/* Waits until fd is readable or the reader's deadline passes: 1 readable,
+ * 0 late.  Past the deadline, only input already there counts. */
+static int wait_readable(struct cgi_stream *s)
+{
+	for (;;) {
+		struct pollfd pfd = { .fd = s->fd, .events = POLLIN };
+		int64_t left = s->deadline_usec - clock_mono_usec();
+		int rc;
+
+		rc = poll(&pfd, 1, left > 0 ? (int)((left + USEC_PER_MSEC - 1) / USEC_PER_MSEC) : 0);
+		if (rc == 0 && left <= 0)
+			return 0;
+		if (rc > 0)
+			return 1;
+		if (rc < 0 && errno != EINTR)
+			return 1; /* let the read report it */
+	}
+}
+
+/* libfcgi calls this when the reader's buffer is used up.  The body is
+ * read by the deadline ingest_ms from the start of the request: past it
+ * the stream fails with EAGAIN, as a socket's receive time-out would, and
+ * the ingest answers 408. */
 static void cgi_fill(FCGX_Stream *stream)
 {
 	struct cgi_stream *s = stream->data;
 	ssize_t n;
 
+	stream->rdNext = stream->stopUnget = s->buf;
+	stream->stop = s->buf;
+	if (!wait_readable(s)) {
+		stream->FCGI_errno = EAGAIN;
+		stream->isClosed = 1;
+		return;
+	}
 	do {
 		n = read(s->fd, s->buf, sizeof(s->buf));
 	} while (n < 0 && errno == EINTR);
-	stream->rdNext = stream->stopUnget = s->buf;
 	stream->stop = s->buf + (n > 0 ? n : 0);
 	if (n > 0)
 		s->read_total += (size_t)n;
@@ -114,8 +144,8 @@ static void cgi_fill(FCGX_Stream *stream)
 /* Reads what is left of the request body (CONTENT_LENGTH bytes in all).
  * Under mod_cgid stdin and stdout are one socket, and closing it with
  * input unread makes the kernel reset the web server's side, which loses
- * the answer.  Waits at most timeout_ms for bytes that do not come. */
-static void drain_body(struct cgi_stream *in, int64_t timeout_ms)
+ * the answer.  Gives up at the reader's deadline. */
+static void drain_body(struct cgi_stream *in)
 {
 	const char *length_text = getenv("CONTENT_LENGTH");
 	long length;
@@ -124,13 +154,14 @@ static void drain_body(struct cgi_stream *in, int64_t timeout_ms)
 	if (!length_text || http_parse_long(length_text, 0, LONG_MAX, &length) < 0)
 		return;
 	while ((long)in->read_total < length) {
-		struct pollfd pfd = { .fd = in->fd, .events = POLLIN };
 		size_t want = (size_t)length - in->read_total;
 		ssize_t n;
 
-		if (poll(&pfd, 1, (int)timeout_ms) <= 0)
+		if (!wait_readable(in))
 			return;
 		n = read(in->fd, sink, want < sizeof(sink) ? want : sizeof(sink));
+		if (n < 0 && errno == EINTR)
+			continue;
 		if (n <= 0)
 			return;
 		in->read_total += (size_t)n;
@@ -165,6 +196,7 @@ int cgi_serve(const struct settings *settings)
 		return EXIT_FAILURE;
 	}
 	cgi_stream_init(&in, STDIN_FILENO, 1);
+	in.deadline_usec = clock_mono_usec() + settings->ingest_usec;
 	cgi_stream_init(&out, STDOUT_FILENO, 0);
 	memset(&req, 0, sizeof(req));
 	req.in = &in.stream;
@@ -182,7 +214,7 @@ int cgi_serve(const struct settings *settings)
 	}
 	rc = server_handle_one(settings, &streams, &req, &cgi_stopping);
 	FCGX_FFlush(req.out);
-	drain_body(&in, settings->ingest_usec / 1000);
+	drain_body(&in);
 	streams_close(&streams);
 	return rc;
 }

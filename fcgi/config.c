@@ -39,6 +39,7 @@ void config_defaults(struct settings *settings)
 	settings->first_frame_usec = FIRST_FRAME_MS_DEFAULT * 1000LL;
 	settings->stall_usec = STALL_MS_DEFAULT * 1000LL;
 	settings->ingest_usec = INGEST_MS_DEFAULT * 1000LL;
+	settings->request_usec = REQUEST_MS_DEFAULT * 1000LL;
 	settings->frame_bytes_max = FRAME_BYTES_MAX_DEFAULT;
 	settings->log_level = 2;
 }
@@ -202,6 +203,10 @@ static const char *apply_server_key(struct settings *s, const char *key, const c
 		if (http_parse_long(value, 100, 3600000, &n) < 0)
 			return "must be a whole number of milliseconds from 100 to 3600000";
 		s->ingest_usec = n * 1000;
+	} else if (strcmp(key, "request_ms") == 0) {
+		if (http_parse_long(value, 100, 600000, &n) < 0)
+			return "must be a whole number of milliseconds from 100 to 600000";
+		s->request_usec = n * 1000;
 	} else if (strcmp(key, "frame_bytes_max") == 0) {
 		if (http_parse_long(value, 1024, FRAME_BYTES_MAX_LIMIT, &n) < 0)
 			return "must be a whole number of bytes from 1024 to 67108864";
@@ -489,6 +494,7 @@ static const struct option long_options[] = {
 	{ "frame-bytes-max", required_argument, NULL, 'F' },
 	{ "stall-ms", required_argument, NULL, 's' },
 	{ "ingest-ms", required_argument, NULL, 'I' },
+	{ "request-ms", required_argument, NULL, 'R' },
 	{ "log-level", required_argument, NULL, 'L' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -520,7 +526,11 @@ void config_usage(const char *argv0)
 	       "  --first-frame-ms N     how long a snapshot waits for a first frame (default %d)\n"
 	       "  --frame-bytes-max N    largest JPEG frame in bytes (default %u)\n"
 	       "  --stall-ms N           drop a viewer that takes no bytes for N ms (default %d)\n"
-	       "  --ingest-ms N          an ingest body must arrive within N ms (default %d)\n"
+	       "  --ingest-ms N          a request body must arrive whole within N ms, else\n"
+	       "                         408 (default %d)\n"
+	       "  --request-ms N         a request's head (FastCGI params) must arrive within\n"
+	       "                         N ms, and an idle kept connection is closed after\n"
+	       "                         N ms (default %d)\n"
 	       "  --log-level LEVEL      error, warn, info or debug (default info)\n"
 	       "  --help                 this text\n"
 	       "  --version              the version\n"
@@ -536,7 +546,7 @@ void config_usage(const char *argv0)
 	       "GET metrics; any other path is 404.\n",
 	       argv0, BUS_DIR_DEFAULT, MAX_VIEWERS_DEFAULT, REPEAT_MS_DEFAULT,
 	       KEEPALIVE_MS_DEFAULT, IDLE_SEC_DEFAULT, FIRST_FRAME_MS_DEFAULT,
-	       FRAME_BYTES_MAX_DEFAULT, STALL_MS_DEFAULT, INGEST_MS_DEFAULT);
+	       FRAME_BYTES_MAX_DEFAULT, STALL_MS_DEFAULT, INGEST_MS_DEFAULT, REQUEST_MS_DEFAULT);
 }
 
 int config_from_args(struct settings *settings, int argc, char **argv)

@@ -57,6 +57,7 @@ struct settings {
 	int64_t first_frame_usec;   /* how long a snapshot waits for a first frame */
 	int64_t stall_usec;         /* a viewer that takes no bytes this long is dropped */
 	int64_t ingest_usec;        /* an ingest body must arrive within this */
+	int64_t request_usec;       /* a request's params must arrive within this */
 	size_t frame_bytes_max;     /* largest JPEG a stream carries */
 	int log_level;
 	size_t stream_count;
@@ -71,6 +72,7 @@ struct settings {
 #define FIRST_FRAME_MS_DEFAULT 2000
 #define STALL_MS_DEFAULT 10000
 #define INGEST_MS_DEFAULT 10000
+#define REQUEST_MS_DEFAULT 5000
 #define FRAME_BYTES_MAX_DEFAULT (4u << 20)
 #define FRAME_BYTES_MAX_LIMIT (64u << 20)
 #define FRAME_SIDE_MAX 8192

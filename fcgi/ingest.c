@@ -1,15 +1,19 @@
 #include "ingest.h"
 
 #include "clock.h"
+#include "deadline.h"
 #include "encode.h"
 #include "log.h"
 #include "viewer.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
+/* The scheme name is case-insensitive (RFC 9110, 11.1). */
 #define BEARER "Bearer "
 
 int ingest_token_matches(const char *authorization, const char *token)
@@ -17,7 +21,7 @@ int ingest_token_matches(const char *authorization, const char *token)
 	size_t presented_len, token_len = strlen(token), i;
 	unsigned char diff = 0;
 
-	if (strncmp(authorization, BEARER, strlen(BEARER)) != 0 || token_len == 0)
+	if (strncasecmp(authorization, BEARER, strlen(BEARER)) != 0 || token_len == 0)
 		return 0;
 	authorization += strlen(BEARER);
 	presented_len = strlen(authorization);
@@ -28,19 +32,36 @@ int ingest_token_matches(const char *authorization, const char *token)
 	return diff == 0 && presented_len == token_len;
 }
 
-/* Reads the whole body, up to limit bytes.  Returns its size; -1 when the
- * client sent less than CONTENT_LENGTH promised (gone); -2 when larger than
- * limit; -3 when it did not arrive within ingest_ms (SO_RCVTIMEO). */
-static long read_body(FCGX_Request *req, unsigned char *buf, size_t limit)
+enum {
+	BODY_GONE = -1,      /* the client sent less than CONTENT_LENGTH promised */
+	BODY_TOO_LARGE = -2, /* more than the limit */
+	BODY_LATE = -3,      /* not whole within ingest_ms */
+	BODY_BAD_LENGTH = -4 /* CONTENT_LENGTH is not a number */
+};
+
+/* Reads the body, up to limit bytes, by the deadline ingest_ms from now
+ * (the watchdog shuts the socket for reading then; under plain CGI, with no
+ * watchdog, the CGI reader keeps the same deadline).  Returns its size or
+ * one of the BODY_ values. */
+static long read_body(FCGX_Request *req, unsigned char *buf, size_t limit,
+		      int64_t timeout_usec, struct deadlines *watchdog)
 {
 	const char *length_text = FCGX_GetParam("CONTENT_LENGTH", req->envp);
+	struct deadline deadline;
 	long length = -1, used = 0;
+	int armed = 0, late = 0;
 
-	if (length_text && *length_text &&
-	    http_parse_long(length_text, 0, (long)limit + 1, &length) < 0)
-		return -2; /* a number beyond limit, or not a number at all */
-	if (length > (long)limit)
-		return -2;
+	if (length_text && *length_text) {
+		if (http_parse_long(length_text, 0, LONG_MAX, &length) < 0)
+			return BODY_BAD_LENGTH;
+		if (length > (long)limit)
+			return BODY_TOO_LARGE;
+	}
+	if (watchdog && req->ipcFd >= 0) {
+		if (deadline_arm(watchdog, &deadline, req->ipcFd, clock_mono_usec() + timeout_usec) < 0)
+			return BODY_GONE;
+		armed = 1;
+	}
 	for (;;) {
 		/* Without a length (chunked upload) read to the end, one byte
 		 * past the limit to tell "exactly limit" from "too large". */
@@ -55,14 +76,21 @@ static long read_body(FCGX_Request *req, unsigned char *buf, size_t limit)
 			break;
 		used += got;
 	}
+	if (armed && deadline_disarm(watchdog, &deadline)) {
+		late = 1;
+		req->keepConnection = 0; /* its input is shut */
+	}
 	if (length >= 0 && used < length)
-		return FCGX_GetError(req->in) == EAGAIN ? -3 : -1;
+		return late || FCGX_GetError(req->in) == EAGAIN ? BODY_LATE : BODY_GONE;
 	if (used > (long)limit)
-		return -2;
+		return BODY_TOO_LARGE;
+	if (late && length < 0)
+		return BODY_LATE; /* read "to the end", and the end was the deadline */
 	return used;
 }
 
-void ingest_handle(FCGX_Request *req, struct stream *stream, const struct query *query)
+void ingest_handle(FCGX_Request *req, struct stream *stream, const struct query *query,
+		   struct deadlines *watchdog)
 {
 	const struct stream_settings *st = stream->cfg;
 	const char *auth = FCGX_GetParam("HTTP_AUTHORIZATION", req->envp);
@@ -104,15 +132,19 @@ void ingest_handle(FCGX_Request *req, struct stream *stream, const struct query 
 		viewer_error(req->out, 500, NULL, "out of memory");
 		return;
 	}
-	got = read_body(req, body, limit);
-	if (got == -2) {
+	got = read_body(req, body, limit, stream->settings->ingest_usec, watchdog);
+	if (got == BODY_BAD_LENGTH) {
+		viewer_error(req->out, 400, NULL, "CONTENT_LENGTH is not a number");
+		goto out;
+	}
+	if (got == BODY_TOO_LARGE) {
 		viewer_error(req->out, query->raw ? 415 : 413, NULL,
 			     query->raw ? "raw frame larger than %zu bytes (format x width x height)"
 					: "frame larger than frame_bytes_max (%zu bytes)",
 			     limit);
 		goto out;
 	}
-	if (got == -3) {
+	if (got == BODY_LATE) {
 		viewer_error(req->out, 408, NULL, "the frame did not arrive within ingest_ms (%lld)",
 			     (long long)(stream->settings->ingest_usec / USEC_PER_MSEC));
 		goto out;

@@ -6,17 +6,22 @@
 #ifndef MJPEG_INGEST_H
 #define MJPEG_INGEST_H
 
+#include "deadline.h"
 #include "http.h"
 #include "stream.h"
 
 #include <fcgiapp.h>
 
-/* Answers the request: 200 on success, else 400/401/403/411/413/415 with a
- * one-line reason. */
-void ingest_handle(FCGX_Request *req, struct stream *stream, const struct query *query);
+/* Answers the request: 200 on success, else 400/401/403/408/409/413/415/503
+ * with a one-line reason.  The body must arrive whole within ingest_ms:
+ * watchdog enforces it on a FastCGI connection (NULL under plain CGI, whose
+ * reader keeps the deadline itself). */
+void ingest_handle(FCGX_Request *req, struct stream *stream, const struct query *query,
+		   struct deadlines *watchdog);
 
-/* Compares a presented Authorization header value with "Bearer TOKEN" in
- * time that does not depend on where they differ.  1 if equal. */
+/* Compares a presented Authorization header value with "Bearer TOKEN" (the
+ * scheme in any case) in time that does not depend on where they differ.
+ * 1 if equal. */
 int ingest_token_matches(const char *authorization, const char *token);
 
 #endif

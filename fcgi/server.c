@@ -1,6 +1,7 @@
 #include "server.h"
 
 #include "clock.h"
+#include "deadline.h"
 #include "fanout.h"
 #include "http.h"
 #include "ingest.h"
@@ -17,8 +18,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
 #include <fcntl.h>
-#include <poll.h>
+#include <netinet/in.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -33,9 +36,22 @@ struct server {
 	_Atomic int *stopping;      /* &stopping_own, or the CGI's own flag */
 	int wake_pipe[2];           /* written by server_stop to end the accept wait */
 	_Atomic int viewers;        /* stream requests being served */
+	_Atomic int snapshots_waiting; /* snapshots waiting for a frame (viewer_snapshot) */
 	struct fanout *fanout;      /* writer threads: stream viewers once their head is out */
+	struct deadlines *deadlines; /* ends reads past request_ms / ingest_ms */
+	const char *web_server_addrs; /* FCGI_WEB_SERVER_ADDRS: the peers allowed, or NULL */
 
-	pthread_mutex_t accept_lock; /* one thread in FCGX_Accept_r at a time */
+	/* The listening socket, the wake pipe and the idle kept connections,
+	 * waited on by the one thread that holds accept_lock. */
+	int epoll_fd;
+	pthread_mutex_t accept_lock; /* one thread waits for connections at a time */
+	pthread_mutex_t kept_lock;   /* guards kept and kept_count */
+	struct kept_connection {
+		int fd;
+		int64_t since_usec;  /* monotonic: idle since */
+	} kept[SERVER_KEPT_MAX];
+	int kept_count;
+
 	pthread_mutex_t pool_lock;   /* guards the three fields below */
 	pthread_cond_t pool_empty;   /* signalled when threads drops to 0 */
 	int threads;                 /* workers alive */
@@ -253,7 +269,7 @@ static void handle(struct server *srv, FCGX_Request *req)
 		handle_document(srv, req, route.kind, head_only);
 		break;
 	case ROUTE_SNAPSHOT:
-		viewer_snapshot(req->out, st, head_only);
+		viewer_snapshot(req->out, st, head_only, &srv->snapshots_waiting);
 		break;
 	case ROUTE_STREAM:
 		if (!viewer_admit(srv, st, req))
@@ -269,7 +285,7 @@ static void handle(struct server *srv, FCGX_Request *req)
 		viewer_release(srv, st);
 		break;
 	case ROUTE_INGEST:
-		ingest_handle(req, st, &query);
+		ingest_handle(req, st, &query, srv->deadlines);
 		break;
 	case ROUTE_NONE:
 		break;
@@ -279,38 +295,183 @@ out:
 		stream_release(st);
 }
 
-/* Waits for a connection or for server_stop, then accepts.  The listening
- * socket is non-blocking, because other processes may share it (spawn-fcgi
- * -F N) and take a connection first: then accept fails with EAGAIN and we
- * wait again, instead of blocking where server_stop cannot reach us.
- * 0: a request was accepted; -1: stopping or a fatal accept error. */
-static int accept_request(struct server *srv, FCGX_Request *req)
+/* 1 if the peer at addr may send requests: FCGI_WEB_SERVER_ADDRS, when
+ * set, lists the web servers' addresses (comma-separated, as libfcgi reads
+ * it) for a TCP socket; a unix socket is guarded by its file mode. */
+static int peer_allowed(const struct server *srv, const struct sockaddr_storage *addr)
+{
+	char text[INET6_ADDRSTRLEN];
+	const char *p;
+	size_t len;
+
+	if (!srv->web_server_addrs || (addr->ss_family != AF_INET && addr->ss_family != AF_INET6))
+		return 1;
+	if (!inet_ntop(addr->ss_family,
+		       addr->ss_family == AF_INET
+			       ? (const void *)&((const struct sockaddr_in *)addr)->sin_addr
+			       : (const void *)&((const struct sockaddr_in6 *)addr)->sin6_addr,
+		       text, sizeof(text)))
+		return 0;
+	len = strlen(text);
+	for (p = srv->web_server_addrs; *p;) {
+		size_t n = strcspn(p, ",");
+
+		while (n > 0 && (*p == ' ' || *p == '\t')) {
+			p++;
+			n--;
+		}
+		while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+			n--;
+		if (n == len && strncmp(p, text, n) == 0)
+			return 1;
+		p += strcspn(p, ",");
+		if (*p == ',')
+			p++;
+	}
+	log_warn("server: connection from %s refused: not in FCGI_WEB_SERVER_ADDRS", text);
+	return 0;
+}
+
+/* Accepts one connection: its descriptor; -1 when there was none to take
+ * (another process sharing the socket took it, spawn-fcgi -F N) or it was
+ * refused; -2 on an error that accepting again will not mend. */
+static int accept_connection(struct server *srv)
+{
+	struct sockaddr_storage addr;
+	socklen_t len = sizeof(addr);
+	int fd = accept4(srv->listen_fd, (struct sockaddr *)&addr, &len, SOCK_CLOEXEC);
+
+	if (fd < 0) {
+		switch (errno) {
+		case EAGAIN:
+		case EINTR:
+		case ECONNABORTED:
+		case EPROTO:
+			return -1;
+		case EMFILE:
+		case ENFILE:
+		case ENOBUFS:
+		case ENOMEM:
+			log_error("server: accept: %s; retrying in %lld ms", strerror(errno),
+				  (long long)(SERVER_ACCEPT_RETRY_USEC / USEC_PER_MSEC));
+			clock_sleep_usec(SERVER_ACCEPT_RETRY_USEC);
+			return -1;
+		default:
+			log_error("server: accept: %s", strerror(errno));
+			return -2;
+		}
+	}
+	if (!peer_allowed(srv, &addr)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Keeps a connection the web server wants kept (FCGI_KEEP_CONN) until its
+ * next request starts to arrive; beyond SERVER_KEPT_MAX it is closed. */
+static void keep_connection(struct server *srv, int fd)
+{
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP, .data.fd = fd };
+
+	CHECK_ZERO(pthread_mutex_lock(&srv->kept_lock));
+	if (srv->kept_count < SERVER_KEPT_MAX) {
+		/* In the list before epoll can report it, so that the waiting
+		 * thread, which takes kept_lock, finds it. */
+		srv->kept[srv->kept_count].fd = fd;
+		srv->kept[srv->kept_count].since_usec = clock_mono_usec();
+		if (epoll_ctl(srv->epoll_fd, EPOLL_CTL_ADD, fd, &ev) == 0) {
+			srv->kept_count++;
+			fd = -1;
+		} else {
+			log_error("server: epoll_ctl(add kept fd %d): %s", fd, strerror(errno));
+		}
+	}
+	CHECK_ZERO(pthread_mutex_unlock(&srv->kept_lock));
+	if (fd >= 0) {
+		log_debug("server: more than %d idle kept connections: closing fd %d",
+			  SERVER_KEPT_MAX, fd);
+		close(fd);
+	}
+}
+
+/* Takes kept connection i out of the idle list; call with kept_lock held. */
+static int unkeep_locked(struct server *srv, int i)
+{
+	int fd = srv->kept[i].fd;
+
+	if (epoll_ctl(srv->epoll_fd, EPOLL_CTL_DEL, fd, NULL) < 0)
+		FATAL("epoll_ctl(del kept fd %d): %s", fd, strerror(errno));
+	srv->kept[i] = srv->kept[--srv->kept_count];
+	return fd;
+}
+
+/* 1 if fd is an idle kept connection, now taken out of the list. */
+static int take_kept(struct server *srv, int fd)
+{
+	int i, found = 0;
+
+	CHECK_ZERO(pthread_mutex_lock(&srv->kept_lock));
+	for (i = 0; i < srv->kept_count && !found; i++) {
+		if (srv->kept[i].fd == fd) {
+			unkeep_locked(srv, i);
+			found = 1;
+		}
+	}
+	CHECK_ZERO(pthread_mutex_unlock(&srv->kept_lock));
+	return found;
+}
+
+/* Closes the kept connections idle for request_usec (all of them with
+ * all set).  Returns the milliseconds until the next is due, or until
+ * request_usec from now with none kept. */
+static int close_idle_kept(struct server *srv, int all)
+{
+	int64_t now = clock_mono_usec(), next = now + srv->settings->request_usec;
+	int i;
+
+	CHECK_ZERO(pthread_mutex_lock(&srv->kept_lock));
+	for (i = 0; i < srv->kept_count;) {
+		int64_t due = srv->kept[i].since_usec + srv->settings->request_usec;
+
+		if (all || due <= now) {
+			close(unkeep_locked(srv, i));
+			continue; /* the last entry moved to i */
+		}
+		if (due < next)
+			next = due;
+		i++;
+	}
+	CHECK_ZERO(pthread_mutex_unlock(&srv->kept_lock));
+	return (int)((next - now + USEC_PER_MSEC - 1) / USEC_PER_MSEC);
+}
+
+/* Waits for a new connection, or a kept one whose next request is
+ * arriving, or server_stop, closing kept connections idle too long
+ * meanwhile.  Only the thread holding accept_lock calls this; the listening
+ * socket is non-blocking, because other processes may share it and take a
+ * connection first.  The connection, or -1: stopping or a fatal error. */
+static int next_connection(struct server *srv)
 {
 	for (;;) {
-		struct pollfd fds[2] = {
-			{ .fd = srv->listen_fd, .events = POLLIN },
-			{ .fd = srv->wake_pipe[0], .events = POLLIN },
-		};
-		int rc;
+		struct epoll_event ev;
+		int n, fd;
 
 		if (atomic_load(srv->stopping))
 			return -1;
-		if (poll(fds, 2, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			FATAL("poll: %s", strerror(errno));
+		n = epoll_wait(srv->epoll_fd, &ev, 1, close_idle_kept(srv, 0));
+		if (n < 0 && errno != EINTR)
+			FATAL("epoll_wait: %s", strerror(errno));
+		if (n <= 0 || ev.data.fd == srv->wake_pipe[0])
+			continue; /* the loop looks at stopping */
+		if (ev.data.fd != srv->listen_fd) {
+			if (take_kept(srv, ev.data.fd))
+				return ev.data.fd;
+			continue;
 		}
-		if (atomic_load(srv->stopping))
-			return -1;
-		if (!(fds[0].revents & POLLIN))
-			continue;
-		rc = FCGX_Accept_r(req);
-		if (rc == 0)
-			return 0;
-		if (rc == -EAGAIN || rc == -EWOULDBLOCK || rc == -EINTR)
-			continue;
-		log_error("server: FCGX_Accept_r: %s", strerror(-rc));
-		return -1;
+		fd = accept_connection(srv);
+		if (fd >= 0 || fd == -2)
+			return fd >= 0 ? fd : -1;
 	}
 }
 
@@ -325,12 +486,51 @@ static void set_timeout(int fd, int option, int64_t usec)
 
 /* Bounds what one request can hold a thread for: a viewer whose writes make
  * no progress for stall_usec (the client stopped reading, and the web
- * server stopped taking bytes from us) fails its write and is dropped; an
- * ingest body must arrive within ingest_usec. */
+ * server stopped taking bytes from us) fails its write and is dropped; no
+ * single read of a body waits longer than ingest_usec (the watchdog bounds
+ * an ingest body as a whole). */
 static void set_timeouts(struct server *srv, int fd)
 {
 	set_timeout(fd, SO_SNDTIMEO, srv->settings->stall_usec);
 	set_timeout(fd, SO_RCVTIMEO, srv->settings->ingest_usec);
+}
+
+/* Reads one request from connection fd and serves it; the connection is
+ * kept for the next request when the web server asked for that. */
+static void serve_connection(struct server *srv, FCGX_Request *req, int fd)
+{
+	struct deadline deadline;
+	int rc, late;
+
+	if (deadline_arm(srv->deadlines, &deadline, fd,
+			 clock_mono_usec() + srv->settings->request_usec) < 0) {
+		close(fd);
+		return;
+	}
+	/* libfcgi reads the request from this connection.  Marked kept, so
+	 * that FCGX_Accept_r's finishing of a previous request leaves it open;
+	 * the request's listening socket is -1, so libfcgi never accepts one
+	 * itself (it closes this one on a bad or late request, then fails). */
+	req->ipcFd = fd;
+	req->keepConnection = 1;
+	rc = FCGX_Accept_r(req);
+	late = deadline_disarm(srv->deadlines, &deadline);
+	if (late)
+		log_info("server: no whole request within request_ms (%lld); connection closed",
+			 (long long)(srv->settings->request_usec / USEC_PER_MSEC));
+	if (rc != 0)
+		return; /* closed by libfcgi: the peer closed it, or late, or not FastCGI */
+	if (late) {
+		FCGX_Free(req, 1);
+		return;
+	}
+	set_timeouts(srv, req->ipcFd);
+	handle(srv, req);
+	FCGX_Finish_r(req); /* closes the connection unless kept and sound */
+	if (req->ipcFd >= 0) {
+		keep_connection(srv, req->ipcFd);
+		req->ipcFd = -1;
+	}
 }
 
 static void *worker_main(void *arg)
@@ -338,15 +538,15 @@ static void *worker_main(void *arg)
 	struct server *srv = arg;
 	FCGX_Request req;
 
-	if (FCGX_InitRequest(&req, srv->listen_fd, 0) != 0)
+	if (FCGX_InitRequest(&req, -1, 0) != 0)
 		FATAL("FCGX_InitRequest failed");
 	for (;;) {
-		int rc;
+		int fd;
 
 		CHECK_ZERO(pthread_mutex_lock(&srv->accept_lock));
-		rc = accept_request(srv, &req);
+		fd = next_connection(srv);
 		CHECK_ZERO(pthread_mutex_unlock(&srv->accept_lock));
-		if (rc < 0)
+		if (fd < 0)
 			break;
 
 		CHECK_ZERO(pthread_mutex_lock(&srv->pool_lock));
@@ -355,16 +555,13 @@ static void *worker_main(void *arg)
 			spawn_worker_locked(srv);
 		CHECK_ZERO(pthread_mutex_unlock(&srv->pool_lock));
 
-		if (req.ipcFd >= 0)
-			set_timeouts(srv, req.ipcFd);
-		handle(srv, &req);
-		FCGX_Finish_r(&req);
+		serve_connection(srv, &req, fd);
 
 		CHECK_ZERO(pthread_mutex_lock(&srv->pool_lock));
 		srv->idle++;
-		rc = srv->idle > SERVER_IDLE_KEEP;
+		fd = srv->idle > SERVER_IDLE_KEEP;
 		CHECK_ZERO(pthread_mutex_unlock(&srv->pool_lock));
-		if (rc)
+		if (fd)
 			break;
 	}
 	FCGX_Free(&req, 1);
@@ -380,12 +577,48 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
+/* Sets up what waiting for connections takes: the wake pipe, the epoll set
+ * and the listening socket made non-blocking.  -1 (logged) if it could not;
+ * server_free undoes what was done. */
+static int open_waiting(struct server *srv)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+	int flags = fcntl(srv->listen_fd, F_GETFL);
+
+	if (flags < 0 || fcntl(srv->listen_fd, F_SETFL, flags | O_NONBLOCK) < 0) {
+		log_error("server: fcntl(listening socket %d): %s", srv->listen_fd, strerror(errno));
+		return -1;
+	}
+	if (pipe2(srv->wake_pipe, O_CLOEXEC) < 0) {
+		log_error("server: pipe2: %s", strerror(errno));
+		srv->wake_pipe[0] = srv->wake_pipe[1] = -1;
+		return -1;
+	}
+	srv->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+	if (srv->epoll_fd < 0) {
+		log_error("server: epoll_create1: %s", strerror(errno));
+		return -1;
+	}
+	ev.data.fd = srv->listen_fd;
+	if (epoll_ctl(srv->epoll_fd, EPOLL_CTL_ADD, srv->listen_fd, &ev) < 0) {
+		log_error("server: epoll_ctl(listening socket %d): %s", srv->listen_fd,
+			  strerror(errno));
+		return -1;
+	}
+	ev.data.fd = srv->wake_pipe[0];
+	if (epoll_ctl(srv->epoll_fd, EPOLL_CTL_ADD, srv->wake_pipe[0], &ev) < 0) {
+		log_error("server: epoll_ctl(wake pipe): %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 struct server *server_start(int listen_fd, const struct settings *settings,
 			    struct stream_set *streams)
 {
 	struct server *srv = calloc(1, sizeof(*srv));
 	sigset_t saved;
-	int rc, flags;
+	int rc;
 
 	if (!srv) {
 		log_error("server: calloc failed");
@@ -396,29 +629,27 @@ struct server *server_start(int listen_fd, const struct settings *settings,
 	srv->streams = streams;
 	srv->started_mono_usec = clock_mono_usec();
 	srv->stopping = &srv->stopping_own;
+	srv->wake_pipe[0] = srv->wake_pipe[1] = srv->epoll_fd = -1;
+	srv->web_server_addrs = getenv("FCGI_WEB_SERVER_ADDRS");
+	if (srv->web_server_addrs && !*srv->web_server_addrs)
+		srv->web_server_addrs = NULL;
 	CHECK_ZERO(pthread_rwlock_init(&srv->streams_lock, NULL));
-	srv->threads_max = settings->max_viewers + SERVER_SPARE_THREADS;
-	if (pipe2(srv->wake_pipe, O_CLOEXEC) < 0) {
-		log_error("server: pipe2: %s", strerror(errno));
-		free(srv);
-		return NULL;
-	}
-	flags = fcntl(listen_fd, F_GETFL);
-	if (flags < 0 || fcntl(listen_fd, F_SETFL, flags | O_NONBLOCK) < 0) {
-		log_error("server: fcntl(listening socket %d): %s", listen_fd, strerror(errno));
-		close(srv->wake_pipe[0]);
-		close(srv->wake_pipe[1]);
-		free(srv);
-		return NULL;
-	}
 	CHECK_ZERO(pthread_mutex_init(&srv->accept_lock, NULL));
+	CHECK_ZERO(pthread_mutex_init(&srv->kept_lock, NULL));
 	CHECK_ZERO(pthread_mutex_init(&srv->pool_lock, NULL));
 	CHECK_ZERO(pthread_cond_init(&srv->pool_empty, NULL));
+	srv->threads_max = settings->max_viewers + SERVER_SPARE_THREADS;
+	if (open_waiting(srv) < 0) {
+		server_free(srv);
+		return NULL;
+	}
 	/* Threads started here inherit the blocked process signals, which
 	 * go to the main thread. */
 	block_process_signals(&saved);
-	srv->fanout = fanout_start(fanout_writers_default(), settings, srv->stopping,
-				   &srv->viewers);
+	srv->deadlines = deadlines_start();
+	srv->fanout = srv->deadlines ? fanout_start(fanout_writers_default(), settings,
+						    srv->stopping, &srv->viewers)
+				     : NULL;
 	CHECK_ZERO(pthread_mutex_lock(&srv->pool_lock));
 	rc = srv->fanout ? spawn_worker_locked(srv) : -1;
 	CHECK_ZERO(pthread_mutex_unlock(&srv->pool_lock));
@@ -460,6 +691,8 @@ int server_stop(struct server *srv, int64_t timeout_usec)
 	}
 	left = srv->threads;
 	CHECK_ZERO(pthread_mutex_unlock(&srv->pool_lock));
+	if (left == 0)
+		close_idle_kept(srv, 1);
 	/* Request threads hand no more viewers over once they are gone; the
 	 * writers end theirs with the closing boundary. */
 	left += fanout_stop(srv->fanout, deadline_usec - clock_wall_usec());
@@ -475,12 +708,18 @@ void server_free(struct server *srv)
 	if (srv->threads > 0)
 		return;
 	fanout_free(srv->fanout);
+	deadlines_stop(srv->deadlines);
 	CHECK_ZERO(pthread_mutex_destroy(&srv->accept_lock));
+	CHECK_ZERO(pthread_mutex_destroy(&srv->kept_lock));
 	CHECK_ZERO(pthread_mutex_destroy(&srv->pool_lock));
 	CHECK_ZERO(pthread_cond_destroy(&srv->pool_empty));
 	CHECK_ZERO(pthread_rwlock_destroy(&srv->streams_lock));
-	close(srv->wake_pipe[0]);
-	close(srv->wake_pipe[1]);
+	if (srv->epoll_fd >= 0)
+		close(srv->epoll_fd);
+	if (srv->wake_pipe[0] >= 0) {
+		close(srv->wake_pipe[0]);
+		close(srv->wake_pipe[1]);
+	}
 	free(srv);
 }
 

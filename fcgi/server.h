@@ -1,9 +1,14 @@
-/* server: the FastCGI side.  A pool of threads, each blocked in
- * FCGX_Accept_r or serving one request; it grows on demand and shrinks when
- * idle.  A stream request is handed to the writer threads (fanout.c) once
- * its head is out; only plain CGI and FCGI_KEEP_CONN connections keep their
- * thread for the whole stream, which is why the pool may grow up to
- * max_viewers plus a few threads for short requests.
+/* server: the FastCGI side.  A pool of threads: one at a time waits for a
+ * connection (a new one, or a kept one whose next request is arriving),
+ * the others read and serve one request each; the pool grows on demand and
+ * shrinks when idle.  Reading a request has a deadline (request_ms, then
+ * ingest_ms for a body), kept by a watchdog (deadline.c), and no lock is
+ * held meanwhile, so no peer, however slow, holds up the others.  An idle
+ * kept connection (FCGI_KEEP_CONN) holds no thread: it waits with the
+ * listening socket.  A stream request is handed to the writer threads
+ * (fanout.c) once its head is out; only plain CGI and FCGI_KEEP_CONN
+ * connections keep their thread for the whole stream, which is why the pool
+ * may grow up to max_viewers plus a few threads for short requests.
  *
  * Threads: server_run and server_stop belong to the main thread; workers
  * are the pool's own. */
@@ -45,6 +50,12 @@ int server_handle_one(const struct settings *settings, struct stream_set *stream
 #define SERVER_SPARE_THREADS 16
 /* Idle threads kept waiting; more than this exit. */
 #define SERVER_IDLE_KEEP 4
+/* Idle kept connections per process; one more is closed after its answer
+ * (the web server opens another when it needs one). */
+#define SERVER_KEPT_MAX 64
+/* How long a thread pauses when accept fails for want of descriptors or
+ * memory (the listening socket stays readable meanwhile). */
+#define SERVER_ACCEPT_RETRY_USEC (100 * 1000)
 /* Stack per worker: requests need little (buffers are on the heap). */
 #define SERVER_STACK_BYTES (256 * 1024)
 

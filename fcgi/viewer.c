@@ -105,28 +105,51 @@ static int64_t snapshot_stale_usec(const struct stream_settings *cfg)
 	return two_frames > USEC_PER_SEC ? two_frames : USEC_PER_SEC;
 }
 
-void viewer_snapshot(FCGX_Stream *out, struct stream *stream, int head_only)
+/* A frame left from before the producer paused is not "now": the snapshot
+ * waits (up to first_frame_usec) for the producer, just woken, to publish.
+ * Ingest streams publish when their clients do; theirs is current. */
+static int snapshot_stale(const struct stream *stream, const struct bus_frame *frame)
+{
+	return stream->cfg->kind != SOURCE_INGEST &&
+	       clock_wall_usec() - frame->publish_usec > snapshot_stale_usec(stream->cfg);
+}
+
+void viewer_snapshot(FCGX_Stream *out, struct stream *stream, int head_only,
+		     _Atomic int *waiting)
 {
 	struct bus_frame frame;
 	char head[MULTIPART_HEAD_MAX];
-	int n;
+	int n, has_frame, counted = 0;
 
 	frame_init(&frame);
 	stream_want(stream);
-	if (!first_frame(stream, &frame, stream->settings->first_frame_usec, NULL)) {
+	has_frame = first_frame(stream, &frame, 0, NULL);
+	if ((!has_frame || snapshot_stale(stream, &frame)) && waiting) {
+		/* Relaxed: a count, ordering nothing else. */
+		if (atomic_fetch_add_explicit(waiting, 1, memory_order_relaxed) >=
+		    VIEWER_SNAPSHOT_WAITING_MAX) {
+			atomic_fetch_sub_explicit(waiting, 1, memory_order_relaxed);
+			viewer_error(out, 503, "Retry-After: 1\r\n",
+				     "stream '%s' has no current frame, and %d snapshots already "
+				     "wait for one", stream->cfg->name, VIEWER_SNAPSHOT_WAITING_MAX);
+			goto out;
+		}
+		counted = 1;
+	}
+	if (!has_frame && !first_frame(stream, &frame, stream->settings->first_frame_usec, NULL)) {
 		viewer_error(out, 503, "Retry-After: 1\r\n", "stream '%s' has no frame yet",
 			     stream->cfg->name);
 		goto out;
 	}
-	/* A frame left from before the producer paused is not "now": wait
-	 * (up to first_frame_usec) for the producer, just woken, to publish.
-	 * Ingest streams publish when their clients do; theirs is current. */
-	if (stream->cfg->kind != SOURCE_INGEST &&
-	    clock_wall_usec() - frame.publish_usec > snapshot_stale_usec(stream->cfg) &&
+	if (snapshot_stale(stream, &frame) &&
 	    bus_wait_newer(stream->bus, frame.seq, stream->settings->first_frame_usec) &&
 	    bus_read_latest(stream->bus, &frame) < 0) {
 		viewer_error(out, 500, NULL, "could not read the frame");
 		goto out;
+	}
+	if (counted) {
+		atomic_fetch_sub_explicit(waiting, 1, memory_order_relaxed);
+		counted = 0;
 	}
 	n = snprintf(head, sizeof(head),
 		     "Status: 200 OK\r\n"
@@ -144,6 +167,8 @@ void viewer_snapshot(FCGX_Stream *out, struct stream *stream, int head_only)
 	if (!head_only && FCGX_PutStr((const char *)frame.jpeg, (int)frame.bytes, out) >= 0)
 		bus_count_delivered(stream->bus, 1, frame.bytes, 0);
 out:
+	if (counted)
+		atomic_fetch_sub_explicit(waiting, 1, memory_order_relaxed);
 	free(frame.jpeg);
 }
 

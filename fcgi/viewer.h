@@ -90,9 +90,18 @@ int viewer_stream_head(FCGX_Stream *out, char *boundary) __attribute__((warn_unu
 void viewer_stream(FCGX_Request *req, struct stream *stream, const struct query *query,
 		   int head_only, const _Atomic int *stopping);
 
+/* Snapshots that wait for a frame (the stream has none yet, or only one
+ * from before its producer paused) at once in one process; more get 503
+ * with Retry-After at once, so that waiting snapshots never take every
+ * request thread. */
+#define VIEWER_SNAPSHOT_WAITING_MAX 8
+
 /* Answers with the newest frame as image/jpeg, waiting up to
- * first_frame_usec for a first one (else 503). */
-void viewer_snapshot(FCGX_Stream *out, struct stream *stream, int head_only);
+ * first_frame_usec for a first one (else 503).  waiting counts the
+ * process's snapshots that wait (VIEWER_SNAPSHOT_WAITING_MAX); NULL: no
+ * limit (plain CGI, a process per request). */
+void viewer_snapshot(FCGX_Stream *out, struct stream *stream, int head_only,
+		     _Atomic int *waiting);
 
 /* Writes a one-line text/plain error response. */
 void viewer_error(FCGX_Stream *out, int status, const char *extra_headers, const char *fmt, ...)

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define BEARER "Bearer "
 
@@ -93,19 +94,21 @@ static void check_validate(const uint8_t *data, size_t size)
 	}
 }
 
-/* The reference: "Bearer " + token, compared plainly.  An empty token
- * refuses every POST (config.h: token "" refuses), so it matches nothing. */
+/* The reference: "Bearer " (the scheme in any case) + token, compared
+ * plainly.  An empty token refuses every POST (config.h: token ""
+ * refuses), so it matches nothing. */
 static int reference_matches(const char *authorization, const char *token)
 {
 	size_t prefix = strlen(BEARER);
 
-	return token[0] != '\0' && strncmp(authorization, BEARER, prefix) == 0 &&
+	return token[0] != '\0' && strncasecmp(authorization, BEARER, prefix) == 0 &&
 	       strcmp(authorization + prefix, token) == 0;
 }
 
 /* The input split at its first NUL into a header value and a token (no
  * NUL: the whole input is both).  Checked as presented, and again with
- * "Bearer " put in front, so the comparison loop itself is reached. */
+ * "Bearer " and "bEARER " put in front, so the comparison loop itself is
+ * reached. */
 static void check_token(const uint8_t *data, size_t size)
 {
 	const uint8_t *nul = memchr(data, 0, size);
@@ -113,17 +116,20 @@ static void check_token(const uint8_t *data, size_t size)
 	size_t second = nul ? size - first - 1 : size;
 	char *authorization = fuzz_string("", data, first);
 	char *bearer = fuzz_string(BEARER, data, first);
+	char *odd_case = fuzz_string("bEARER ", data, first);
 	char *token = fuzz_string("", nul ? nul + 1 : data, second);
 
-	if (!authorization || !bearer || !token)
+	if (!authorization || !bearer || !odd_case || !token)
 		goto out;
 	/* later NULs shorten the strings: the reference sees the same ones */
 	CHECK(ingest_token_matches(authorization, token) ==
 	      reference_matches(authorization, token));
 	CHECK(ingest_token_matches(bearer, token) == reference_matches(bearer, token));
+	CHECK(ingest_token_matches(odd_case, token) == ingest_token_matches(bearer, token));
 out:
 	free(authorization);
 	free(bearer);
+	free(odd_case);
 	free(token);
 }
 

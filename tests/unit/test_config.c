@@ -207,6 +207,7 @@ static void test_no_args_gives_default_streams(void **state)
 	assert_string_equal(f->settings.bus_dir, BUS_DIR_DEFAULT);
 	assert_int_equal(f->settings.frame_bytes_max, FRAME_BYTES_MAX_DEFAULT);
 	assert_int_equal(f->settings.repeat_usec, REPEAT_MS_DEFAULT * 1000LL);
+	assert_int_equal(f->settings.request_usec, REQUEST_MS_DEFAULT * 1000LL);
 	assert_string_equal(f->settings.listen, "");
 	assert_string_equal(f->settings.config_path, "");
 }
@@ -219,6 +220,7 @@ static void test_args_applied(void **state)
 					    "--repeat-ms", "300",
 					    "--frame-bytes-max", "1048576",
 					    "--log-level", "debug",
+					    "--request-ms", "250",
 					    NULL };
 
 	assert_int_equal(from_args(&f->settings, args), 0);
@@ -227,6 +229,7 @@ static void test_args_applied(void **state)
 	assert_int_equal(f->settings.repeat_usec, 300000);
 	assert_int_equal(f->settings.frame_bytes_max, 1048576);
 	assert_int_equal(f->settings.log_level, 3);
+	assert_int_equal(f->settings.request_usec, 250000);
 	/* streams still the defaults */
 	assert_int_equal(f->settings.stream_count, 2);
 }
@@ -242,6 +245,8 @@ static void test_bad_args(void **state)
 		{ "--max-viewers", "7x", NULL },
 		{ "--workers", "65", NULL },
 		{ "--repeat-ms", "5", NULL },
+		{ "--request-ms", "99", NULL },
+		{ "--request-ms", "600001", NULL },
 		{ "--frame-bytes-max", "1023", NULL },
 		{ "--log-level", "loud", NULL },
 		{ "--bus-dir", "", NULL },
@@ -418,6 +423,7 @@ static void test_file_errors(void **state)
 	assert_file_refused(f, "[stream bad.name]\nsource = pattern:bars\n", 2, "bad.name");
 	assert_file_refused(f, "[stream ]\nsource = pattern:bars\n", 2, "source");
 	assert_file_refused(f, "[server]\nmax_viewers = 0\n", 2, "max_viewers");
+	assert_file_refused(f, "[server]\nrequest_ms = soon\n", 2, "request_ms");
 }
 
 /* A stream without a source is refused as a whole, naming the stream. */
