@@ -495,6 +495,34 @@ static void set_timeouts(struct server *srv, int fd)
 	set_timeout(fd, SO_RCVTIMEO, srv->settings->ingest_usec);
 }
 
+/* A kept connection waits for its next request only once this request's
+ * input is read to its end: the rest (the end of a body the request did
+ * not read, which Apache's mod_proxy_fcgi sends in a write of its own)
+ * would otherwise be read as the next request, and libfcgi takes it for a
+ * protocol error.  It is read before the request's end (FCGI_END_REQUEST)
+ * is sent, while the web server cannot have sent its next request yet, so
+ * that no read takes in bytes of that one (libfcgi drops what it buffered
+ * past a request).  The answer itself goes out first.  The rest must come
+ * within request_ms, or the connection is not kept. */
+static void read_rest_of_input(struct server *srv, FCGX_Request *req)
+{
+	struct deadline deadline;
+	char scrap[4096];
+	int late;
+
+	if (FCGX_FFlush(req->out) < 0 ||
+	    deadline_arm(srv->deadlines, &deadline, req->ipcFd,
+			 clock_mono_usec() + srv->settings->request_usec) < 0) {
+		req->keepConnection = 0;
+		return;
+	}
+	while (FCGX_GetStr(scrap, sizeof(scrap), req->in) > 0)
+		;
+	late = deadline_disarm(srv->deadlines, &deadline);
+	if (late || FCGX_GetError(req->in) != 0)
+		req->keepConnection = 0;
+}
+
 /* Reads one request from connection fd and serves it; the connection is
  * kept for the next request when the web server asked for that. */
 static void serve_connection(struct server *srv, FCGX_Request *req, int fd)
@@ -526,6 +554,8 @@ static void serve_connection(struct server *srv, FCGX_Request *req, int fd)
 	}
 	set_timeouts(srv, req->ipcFd);
 	handle(srv, req);
+	if (req->keepConnection && req->ipcFd >= 0 && !req->in->isClosed)
+		read_rest_of_input(srv, req);
 	FCGX_Finish_r(req); /* closes the connection unless kept and sound */
 	if (req->ipcFd >= 0) {
 		keep_connection(srv, req->ipcFd);

@@ -56,7 +56,7 @@ from PIL import Image
 
 import mjpeg
 import stacks
-from fcgiwire import (BEGIN_REQUEST, BIN, END_REQUEST, KEEP_CONN, PARAMS, RESPONDER, STDIN,
+from fcgiwire import (BEGIN_REQUEST, BIN, END_REQUEST, KEEP_CONN, PARAMS, RESPONDER, STDIN, STDOUT,
                       Connection, cgi_env, fcgi_request, own_responder, params_of,
                       parse_response, record, request_bytes)
 from stacks import start_stack, wait_until
@@ -795,26 +795,69 @@ def test_kept_connections_behind_apache_proxy_fcgi():
         st.stop()
 
 
+def read_answer(conn, rid, deadline):
+    """STDOUT records of request RID until its answer (head and
+    Content-Length bytes of body) is complete: (headers, body)."""
+    conn.stdout = b""
+    conn.sock.settimeout(max(0.05, deadline - time.monotonic()))
+    while True:
+        head, sep, body = conn.stdout.partition(b"\r\n\r\n")
+        if sep:
+            headers, body = parse_response(conn.stdout)
+            if len(body) >= int(headers["content-length"]):
+                return headers, body
+        rec = conn.next_record()
+        assert rec is not None, "connection closed before the answer was complete"
+        kind, got, content = rec
+        assert (kind, got) == (STDOUT, rid) and content, rec[:2]
+        conn.stdout += content
+
+
 def test_kept_connection_body_end_after_the_answer(config):
     """Apache mod_proxy_fcgi sends a request's begin and params in one
     write and the end of its (empty) body in another, so the body's end
     can come after the responder answered a /status or a snapshot, which
-    read no body. That record still belongs to the request: the kept
-    connection then takes the next request (Apache sends it right away)."""
+    read no body. That record still belongs to the request, which ends
+    (FCGI_END_REQUEST) once it came: the kept connection then takes the
+    next request (Apache sends it right away)."""
     with own_responder("--config", config) as r, Connection(r.socket) as conn:
-        for i, uri in enumerate(["/status", "/snapshot/bars", "/status"]):
+        for i, uri in enumerate(["/status", "/snapshot/bars", "/status", "/metrics"]):
             rid = i + 1
-            conn.stdout = b""
             conn.send(request_bytes(rid, cgi_env(uri), KEEP_CONN, stdin_end=False))
             try:
+                headers, body = read_answer(conn, rid, time.monotonic() + TIMEOUT)
+                conn.send(record(STDIN, rid))
                 conn.read_to_end(rid, time.monotonic() + TIMEOUT)
             except (socket.timeout, AssertionError) as e:
-                pytest.fail("%s (request id %d) after the body's end of the one before came "
-                            "after its answer: %s" % (uri, rid, e))
-            conn.send(record(STDIN, rid))
-            (status_ok if uri == "/status" else snapshot_ok)(*parse_response(conn.stdout))
-        time.sleep(0.1)   # the body's end is read (or mistaken for a request) by now
+                pytest.fail("%s (request id %d), its body's end sent after its answer: %s"
+                            % (uri, rid, e))
+            if uri == "/metrics":
+                assert headers["status"].startswith("200"), headers
+            else:
+                (status_ok if uri == "/status" else snapshot_ok)(headers, body)
         status_ok(*kept_request(conn, "/status", rid=9))
+
+
+def test_kept_connection_body_end_never_comes(tmp_path):
+    """A kept request whose body's end never comes is answered at once;
+    its end (FCGI_END_REQUEST) comes after request_ms, and the connection
+    is closed, not kept (its input is not at a record boundary). Margin:
+    request_ms is 1 s; the end must come by 1 s + LATE_BY (3 s)."""
+    config = write_config(tmp_path, request_ms=SHORT_MS)
+    with own_responder("--config", config) as r, Connection(r.socket) as conn:
+        started = time.monotonic()
+        conn.send(request_bytes(1, cgi_env("/status"), KEEP_CONN, stdin_end=False))
+        status_ok(*read_answer(conn, 1, started + TIMEOUT))
+        deadline = started + SHORT_MS / 1000 + LATE_BY
+        try:
+            conn.read_to_end(1, deadline)
+            rec = conn.next_record()
+        except socket.timeout:
+            pytest.fail("no end of the request %.1f s after it started (request_ms %d ms)"
+                        % (time.monotonic() - started, SHORT_MS))
+        assert rec is None, "the connection was kept (%r)" % (rec[:2],)
+        assert time.monotonic() - started >= SHORT_MS / 1000 * 0.9, \
+            "the request ended before its body's end or request_ms"
 
 
 # --- snapshots waiting for a frame ------------------------------------------------
