@@ -6,9 +6,13 @@
 #include "http.h"
 #include "ingest.h"
 #include "log.h"
+#include "multipart.h"
 #include "record.h"
 #include "status.h"
-#include "viewer.h"
+#include "reply.h"
+#include "request_input.h"
+#include "snapshot.h"
+#include "viewer_blocking.h"
 
 #include <errno.h>
 #include <fcgiapp.h>
@@ -36,7 +40,7 @@ struct server {
 	_Atomic int *stopping;      /* &stopping_own, or the CGI's own flag */
 	int wake_pipe[2];           /* written by server_stop to end the accept wait */
 	_Atomic int viewers;        /* stream requests being served */
-	_Atomic int snapshots_waiting; /* snapshots waiting for a frame (viewer_snapshot) */
+	_Atomic int snapshots_waiting; /* snapshots waiting for a frame (snapshot_serve) */
 	struct fanout *fanout;      /* writer threads: stream viewers once their head is out */
 	struct deadlines *deadlines; /* ends reads past request_ms / ingest_ms */
 	const char *web_server_addrs; /* FCGI_WEB_SERVER_ADDRS: the peers allowed, or NULL */
@@ -119,7 +123,7 @@ static void handle_document(struct server *srv, FCGX_Request *req, enum route_ki
 
 	if (!f) {
 		log_error("server: open_memstream: %s", strerror(errno));
-		viewer_error(req->out, 500, NULL, "out of memory");
+		reply_error(req->out, 500, NULL, "out of memory");
 		return;
 	}
 	CHECK_ZERO(pthread_rwlock_rdlock(&srv->streams_lock));
@@ -131,7 +135,7 @@ static void handle_document(struct server *srv, FCGX_Request *req, enum route_ki
 	if (fclose(f) != 0) {
 		log_error("server: building %s: %s", kind == ROUTE_STATUS ? "status" : "metrics",
 			  strerror(errno));
-		viewer_error(req->out, 500, NULL, "out of memory");
+		reply_error(req->out, 500, NULL, "out of memory");
 		free(doc);
 		return;
 	}
@@ -154,15 +158,15 @@ static void handle_document(struct server *srv, FCGX_Request *req, enum route_ki
 }
 
 /* Admits a viewer to the process-wide and per-stream limits, or answers
- * 503.  1: admitted (leave with viewer_release). */
-static int viewer_admit(struct server *srv, struct stream *st, FCGX_Request *req)
+ * 503.  1: admitted (leave with release_viewer). */
+static int admit_viewer(struct server *srv, struct stream *st, FCGX_Request *req)
 {
 	struct bus_stats stats;
 
 	if (atomic_fetch_add(&srv->viewers, 1) >= srv->settings->max_viewers) {
 		atomic_fetch_sub(&srv->viewers, 1);
-		viewer_error(req->out, 503, "Retry-After: 5\r\n",
-			     "too many viewers (max_viewers %d)", srv->settings->max_viewers);
+		reply_error(req->out, 503, "Retry-After: 5\r\n",
+			    "too many viewers (max_viewers %d)", srv->settings->max_viewers);
 		return 0;
 	}
 	bus_viewer_enter(st->bus);
@@ -170,15 +174,15 @@ static int viewer_admit(struct server *srv, struct stream *st, FCGX_Request *req
 	if (st->cfg->max_viewers && stats.viewers > (uint32_t)st->cfg->max_viewers) {
 		bus_viewer_leave(st->bus);
 		atomic_fetch_sub(&srv->viewers, 1);
-		viewer_error(req->out, 503, "Retry-After: 5\r\n",
-			     "too many viewers of stream '%s' (max_viewers %d)", st->cfg->name,
-			     st->cfg->max_viewers);
+		reply_error(req->out, 503, "Retry-After: 5\r\n",
+			    "too many viewers of stream '%s' (max_viewers %d)", st->cfg->name,
+			    st->cfg->max_viewers);
 		return 0;
 	}
 	return 1;
 }
 
-static void viewer_release(struct server *srv, struct stream *st)
+static void release_viewer(struct server *srv, struct stream *st)
 {
 	bus_viewer_leave(st->bus);
 	atomic_fetch_sub(&srv->viewers, 1);
@@ -197,7 +201,8 @@ static int hand_over(struct server *srv, FCGX_Request *req, struct stream *st,
 	size_t sent = 0;
 
 	/* The body read first: the writer reads on from a record boundary. */
-	if (viewer_stream_head(req->out, boundary) < 0 || viewer_skip_body(req, srv->settings->ingest_usec) < 0)
+	if (reply_stream_head(req->out, boundary) < 0 ||
+	    request_skip_body(req, srv->settings->ingest_usec) < 0)
 		return 0;
 	stream_want(st);
 	FCGX_Free(req, 0);
@@ -240,14 +245,14 @@ static void handle(struct server *srv, FCGX_Request *req)
 		below[0] = '\0';
 	http_route(below, &route);
 	if (route.kind == ROUTE_NONE) {
-		viewer_error(req->out, 404, NULL, "no such path");
+		reply_error(req->out, 404, NULL, "no such path");
 		return;
 	}
 	if (route.kind == ROUTE_INGEST ? strcmp(method, "POST") != 0
 				       : strcmp(method, "GET") != 0 && !head_only) {
-		viewer_error(req->out, 405,
-			     route.kind == ROUTE_INGEST ? "Allow: POST\r\n" : "Allow: GET, HEAD\r\n",
-			     "method %.16s not allowed here", method);
+		reply_error(req->out, 405,
+			    route.kind == ROUTE_INGEST ? "Allow: POST\r\n" : "Allow: GET, HEAD\r\n",
+			    "method %.16s not allowed here", method);
 		return;
 	}
 	if (route.kind != ROUTE_STATUS && route.kind != ROUTE_METRICS) {
@@ -255,12 +260,12 @@ static void handle(struct server *srv, FCGX_Request *req)
 		st = streams_get(srv->streams, route.name);
 		CHECK_ZERO(pthread_rwlock_unlock(&srv->streams_lock));
 		if (!st) {
-			viewer_error(req->out, 404, NULL, "unknown stream '%s'", route.name);
+			reply_error(req->out, 404, NULL, "unknown stream '%s'", route.name);
 			return;
 		}
 	}
 	if (http_parse_query(param(req, "QUERY_STRING"), route.kind, &query, why, sizeof(why)) < 0) {
-		viewer_error(req->out, 400, NULL, "%s", why);
+		reply_error(req->out, 400, NULL, "%s", why);
 		goto out;
 	}
 	switch (route.kind) {
@@ -269,10 +274,10 @@ static void handle(struct server *srv, FCGX_Request *req)
 		handle_document(srv, req, route.kind, head_only);
 		break;
 	case ROUTE_SNAPSHOT:
-		viewer_snapshot(req->out, st, head_only, &srv->snapshots_waiting);
+		snapshot_serve(req->out, st, head_only, &srv->snapshots_waiting);
 		break;
 	case ROUTE_STREAM:
-		if (!viewer_admit(srv, st, req))
+		if (!admit_viewer(srv, st, req))
 			break;
 		if (can_hand_over(srv, req, head_only)) {
 			if (hand_over(srv, req, st, &query)) {
@@ -280,9 +285,9 @@ static void handle(struct server *srv, FCGX_Request *req)
 				break;
 			}
 		} else {
-			viewer_stream(req, st, &query, head_only, srv->stopping);
+			viewer_blocking_serve(req, st, &query, head_only, srv->stopping);
 		}
-		viewer_release(srv, st);
+		release_viewer(srv, st);
 		break;
 	case ROUTE_INGEST:
 		ingest_handle(req, st, &query, srv->deadlines);
