@@ -58,12 +58,12 @@ struct server {
 
 	pthread_mutex_t pool_lock;   /* guards the three fields below */
 	pthread_cond_t pool_empty;   /* signalled when threads drops to 0 */
-	int threads;                 /* workers alive */
-	int idle;                    /* workers not serving a request */
+	int threads;                 /* request threads alive */
+	int idle;                    /* request threads not serving a request */
 	int threads_max;
 };
 
-static void *worker_main(void *arg);
+static void *request_thread_main(void *arg);
 
 /* Blocks the signals the main thread handles (stop, reload) in the
  * calling thread, saving its mask in saved. */
@@ -78,8 +78,8 @@ static void block_process_signals(sigset_t *saved)
 	CHECK_ZERO(pthread_sigmask(SIG_BLOCK, &block, saved));
 }
 
-/* Starts one worker; call with pool_lock held.  -1 if it could not. */
-static int spawn_worker_locked(struct server *srv)
+/* Starts one request thread; call with pool_lock held.  -1 if it could not. */
+static int spawn_request_thread_locked(struct server *srv)
 {
 	pthread_attr_t attr;
 	pthread_t thread;
@@ -88,7 +88,7 @@ static int spawn_worker_locked(struct server *srv)
 	CHECK_ZERO(pthread_attr_init(&attr));
 	CHECK_ZERO(pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED));
 	CHECK_ZERO(pthread_attr_setstacksize(&attr, SERVER_STACK_BYTES));
-	rc = pthread_create(&thread, &attr, worker_main, srv);
+	rc = pthread_create(&thread, &attr, request_thread_main, srv);
 	CHECK_ZERO(pthread_attr_destroy(&attr));
 	if (rc != 0) {
 		log_error("server: pthread_create: %s", strerror(rc));
@@ -538,7 +538,7 @@ static void serve_connection(struct server *srv, FCGX_Request *req, int fd)
 	}
 }
 
-static void *worker_main(void *arg)
+static void *request_thread_main(void *arg)
 {
 	struct server *srv = arg;
 	FCGX_Request req;
@@ -557,7 +557,7 @@ static void *worker_main(void *arg)
 		CHECK_ZERO(pthread_mutex_lock(&srv->pool_lock));
 		srv->idle--;
 		if (srv->idle == 0 && srv->threads < srv->threads_max)
-			spawn_worker_locked(srv);
+			spawn_request_thread_locked(srv);
 		CHECK_ZERO(pthread_mutex_unlock(&srv->pool_lock));
 
 		serve_connection(srv, &req, fd);
@@ -577,7 +577,7 @@ static void *worker_main(void *arg)
 	if (srv->threads == 0)
 		CHECK_ZERO(pthread_cond_broadcast(&srv->pool_empty));
 	else if (srv->idle == 0 && !atomic_load(srv->stopping))
-		spawn_worker_locked(srv); /* an accept error must not leave nobody accepting */
+		spawn_request_thread_locked(srv); /* an accept error must not leave nobody accepting */
 	CHECK_ZERO(pthread_mutex_unlock(&srv->pool_lock));
 	return NULL;
 }
@@ -656,7 +656,7 @@ struct server *server_start(int listen_fd, const struct settings *settings,
 						    srv->stopping, &srv->viewers)
 				     : NULL;
 	CHECK_ZERO(pthread_mutex_lock(&srv->pool_lock));
-	rc = srv->fanout ? spawn_worker_locked(srv) : -1;
+	rc = srv->fanout ? spawn_request_thread_locked(srv) : -1;
 	CHECK_ZERO(pthread_mutex_unlock(&srv->pool_lock));
 	CHECK_ZERO(pthread_sigmask(SIG_SETMASK, &saved, NULL));
 	if (rc < 0) {
@@ -708,7 +708,7 @@ void server_free(struct server *srv)
 {
 	if (!srv)
 		return;
-	/* Workers still running (server_stop timed out) use these: leave
+	/* Request threads still running (server_stop timed out) use these: leave
 	 * them to process exit rather than free them under their feet. */
 	if (srv->threads > 0)
 		return;
