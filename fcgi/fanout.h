@@ -5,16 +5,15 @@
  * viewer, woken on every publish (a context switch per viewer per frame),
  * a few writer threads, one per core, each hold many viewers' connections
  * and send every new frame to all of them with non-blocking writes, from
- * one copy of the frame per thread.  A viewer whose socket is full keeps
- * its part in flight and skips the frames published meanwhile (newest frame
- * wins, nobody waits for it); one that takes no bytes for stall_ms is
- * dropped.  The pacing (?fps, repeats, keepalives) is viewer_next's.  A
- * viewer whose request the web server aborts (FCGI_ABORT_REQUEST) gets the
- * rest of the part in flight, then the end records, and is closed.
+ * one copy of the frame per thread (frame_cache.c).  This file is the
+ * mechanism: the writers' event loops (epoll, an eventfd to wake them) and
+ * their inboxes.  What a viewer is sent and when is the viewer engine's
+ * (viewer.c), driven by fanout_viewer.c (the part in flight, stalls,
+ * aborts).
  *
  * The bus is shared with other processes, so a publish announces itself on
  * the bus's futex; one watcher thread per stream in use waits there and
- * wakes the writers.
+ * wakes the writers (watcher.c).
  *
  * Threads: fanout_start, fanout_stop and fanout_free belong to the thread
  * that runs the server; fanout_add is called from request threads. */

@@ -4,7 +4,7 @@
 #include "deadline.h"
 #include "encode.h"
 #include "log.h"
-#include "viewer.h"
+#include "reply.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -105,13 +105,13 @@ void ingest_handle(FCGX_Request *req, struct stream *stream, const struct query 
 	long got;
 
 	if (st->kind != SOURCE_INGEST) {
-		viewer_error(req->out, 403, NULL, "stream '%s' takes frames from %s, not from POST",
-			     st->name, st->source);
+		reply_error(req->out, 403, NULL, "stream '%s' takes frames from %s, not from POST",
+			    st->name, st->source);
 		return;
 	}
 	if (!auth || !*auth) {
-		viewer_error(req->out, 401, "WWW-Authenticate: Bearer\r\n",
-			     "an Authorization: Bearer TOKEN header is required");
+		reply_error(req->out, 401, "WWW-Authenticate: Bearer\r\n",
+			    "an Authorization: Bearer TOKEN header is required");
 		return;
 	}
 	if (!ingest_token_matches(auth, st->token)) {
@@ -119,7 +119,7 @@ void ingest_handle(FCGX_Request *req, struct stream *stream, const struct query 
 			 FCGX_GetParam("REMOTE_ADDR", req->envp) ? FCGX_GetParam("REMOTE_ADDR",
 										  req->envp)
 								  : "?");
-		viewer_error(req->out, 403, NULL, "wrong token for stream '%s'", st->name);
+		reply_error(req->out, 403, NULL, "wrong token for stream '%s'", st->name);
 		return;
 	}
 	if (query->raw) {
@@ -129,44 +129,44 @@ void ingest_handle(FCGX_Request *req, struct stream *stream, const struct query 
 	}
 	body = malloc(limit + 1);
 	if (!body) {
-		viewer_error(req->out, 500, NULL, "out of memory");
+		reply_error(req->out, 500, NULL, "out of memory");
 		return;
 	}
 	got = read_body(req, body, limit, stream->settings->ingest_usec, watchdog);
 	if (got == BODY_BAD_LENGTH) {
-		viewer_error(req->out, 400, NULL, "CONTENT_LENGTH is not a number");
+		reply_error(req->out, 400, NULL, "CONTENT_LENGTH is not a number");
 		goto out;
 	}
 	if (got == BODY_TOO_LARGE) {
-		viewer_error(req->out, query->raw ? 415 : 413, NULL,
-			     query->raw ? "raw frame larger than %zu bytes (format x width x height)"
+		reply_error(req->out, query->raw ? 415 : 413, NULL,
+			    query->raw ? "raw frame larger than %zu bytes (format x width x height)"
 					: "frame larger than frame_bytes_max (%zu bytes)",
-			     limit);
+			    limit);
 		goto out;
 	}
 	if (got == BODY_LATE) {
-		viewer_error(req->out, 408, NULL, "the frame did not arrive within ingest_ms (%lld)",
-			     (long long)(stream->settings->ingest_usec / USEC_PER_MSEC));
+		reply_error(req->out, 408, NULL, "the frame did not arrive within ingest_ms (%lld)",
+			    (long long)(stream->settings->ingest_usec / USEC_PER_MSEC));
 		goto out;
 	}
 	if (got < 0)
 		goto out; /* the client left mid-body: nobody to answer */
 	if (query->raw) {
 		if ((size_t)got != raw_bytes) {
-			viewer_error(req->out, 415, NULL,
-				     "raw frame of %ldx%ld needs %zu bytes, got %ld", query->width,
-				     query->height, raw_bytes, got);
+			reply_error(req->out, 415, NULL,
+				    "raw frame of %ldx%ld needs %zu bytes, got %ld", query->width,
+				    query->height, raw_bytes, got);
 			goto out;
 		}
 		enc = encode_open();
 		if (!enc) {
-			viewer_error(req->out, 500, NULL, "encoder unavailable");
+			reply_error(req->out, 500, NULL, "encoder unavailable");
 			goto out;
 		}
 		encode_usec = clock_mono_usec();
 		if (encode_frame(enc, body, query->format, (uint32_t)query->width,
 				 (uint32_t)query->height, st->quality, &jpeg, &jpeg_bytes) < 0) {
-			viewer_error(req->out, 500, NULL, "encoding failed");
+			reply_error(req->out, 500, NULL, "encoding failed");
 			goto out;
 		}
 		encode_usec = clock_mono_usec() - encode_usec;
@@ -174,15 +174,15 @@ void ingest_handle(FCGX_Request *req, struct stream *stream, const struct query 
 		height = (uint32_t)query->height;
 	} else {
 		if (encode_validate(body, (size_t)got, &width, &height, &why) < 0) {
-			viewer_error(req->out, 415, NULL, "%s", why);
+			reply_error(req->out, 415, NULL, "%s", why);
 			goto out;
 		}
 		jpeg = body;
 		jpeg_bytes = (size_t)got;
 	}
 	if (jpeg_bytes > bus_frame_bytes_max(stream->bus)) {
-		viewer_error(req->out, 413, NULL, "encoded frame larger than frame_bytes_max (%zu)",
-			     bus_frame_bytes_max(stream->bus));
+		reply_error(req->out, 413, NULL, "encoded frame larger than frame_bytes_max (%zu)",
+			    bus_frame_bytes_max(stream->bus));
 		goto out;
 	}
 	/* A reload may have made the stream another kind while the body
@@ -192,18 +192,18 @@ void ingest_handle(FCGX_Request *req, struct stream *stream, const struct query 
 	case BUS_PUBLISHED:
 		break;
 	case BUS_PUBLISH_CANCELLED:
-		viewer_error(req->out, 409, NULL,
-			     "stream '%s' changed (config reload) while the frame arrived; "
-			     "not published", st->name);
+		reply_error(req->out, 409, NULL,
+			    "stream '%s' changed (config reload) while the frame arrived; "
+			    "not published", st->name);
 		goto out;
 	case BUS_PUBLISH_BUSY:
-		viewer_error(req->out, 503, "Retry-After: 1\r\n",
-			     "stream '%s' is held by another writer (a producer of another "
-			     "config?) for over %lld ms; not published", st->name,
-			     (long long)(BUS_PUBLISH_WAIT_USEC / USEC_PER_MSEC));
+		reply_error(req->out, 503, "Retry-After: 1\r\n",
+			    "stream '%s' is held by another writer (a producer of another "
+			    "config?) for over %lld ms; not published", st->name,
+			    (long long)(BUS_PUBLISH_WAIT_USEC / USEC_PER_MSEC));
 		goto out;
 	default:
-		viewer_error(req->out, 500, NULL, "could not publish the frame");
+		reply_error(req->out, 500, NULL, "could not publish the frame");
 		goto out;
 	}
 	{

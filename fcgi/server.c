@@ -1,14 +1,8 @@
-#include "server.h"
+#include "server_state.h"
 
 #include "clock.h"
 #include "deadline.h"
-#include "fanout.h"
-#include "http.h"
-#include "ingest.h"
 #include "log.h"
-#include "record.h"
-#include "status.h"
-#include "viewer.h"
 
 #include <errno.h>
 #include <fcgiapp.h>
@@ -26,40 +20,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-struct server {
-	int listen_fd;
-	const struct settings *settings;
-	struct stream_set *streams;  /* swapped by server_reload: hold streams_lock */
-	pthread_rwlock_t streams_lock;
-	int64_t started_mono_usec;
-	_Atomic int stopping_own;   /* the flag server_stop sets */
-	_Atomic int *stopping;      /* &stopping_own, or the CGI's own flag */
-	int wake_pipe[2];           /* written by server_stop to end the accept wait */
-	_Atomic int viewers;        /* stream requests being served */
-	_Atomic int snapshots_waiting; /* snapshots waiting for a frame (viewer_snapshot) */
-	struct fanout *fanout;      /* writer threads: stream viewers once their head is out */
-	struct deadlines *deadlines; /* ends reads past request_ms / ingest_ms */
-	const char *web_server_addrs; /* FCGI_WEB_SERVER_ADDRS: the peers allowed, or NULL */
-
-	/* The listening socket, the wake pipe and the idle kept connections,
-	 * waited on by the one thread that holds accept_lock. */
-	int epoll_fd;
-	pthread_mutex_t accept_lock; /* one thread waits for connections at a time */
-	pthread_mutex_t kept_lock;   /* guards kept and kept_count */
-	struct kept_connection {
-		int fd;
-		int64_t since_usec;  /* monotonic: idle since */
-	} kept[SERVER_KEPT_MAX];
-	int kept_count;
-
-	pthread_mutex_t pool_lock;   /* guards the three fields below */
-	pthread_cond_t pool_empty;   /* signalled when threads drops to 0 */
-	int threads;                 /* workers alive */
-	int idle;                    /* workers not serving a request */
-	int threads_max;
-};
-
-static void *worker_main(void *arg);
+static void *request_thread_main(void *arg);
 
 /* Blocks the signals the main thread handles (stop, reload) in the
  * calling thread, saving its mask in saved. */
@@ -74,8 +35,8 @@ static void block_process_signals(sigset_t *saved)
 	CHECK_ZERO(pthread_sigmask(SIG_BLOCK, &block, saved));
 }
 
-/* Starts one worker; call with pool_lock held.  -1 if it could not. */
-static int spawn_worker_locked(struct server *srv)
+/* Starts one request thread; call with pool_lock held.  -1 if it could not. */
+static int spawn_request_thread_locked(struct server *srv)
 {
 	pthread_attr_t attr;
 	pthread_t thread;
@@ -84,7 +45,7 @@ static int spawn_worker_locked(struct server *srv)
 	CHECK_ZERO(pthread_attr_init(&attr));
 	CHECK_ZERO(pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED));
 	CHECK_ZERO(pthread_attr_setstacksize(&attr, SERVER_STACK_BYTES));
-	rc = pthread_create(&thread, &attr, worker_main, srv);
+	rc = pthread_create(&thread, &attr, request_thread_main, srv);
 	CHECK_ZERO(pthread_attr_destroy(&attr));
 	if (rc != 0) {
 		log_error("server: pthread_create: %s", strerror(rc));
@@ -93,206 +54,6 @@ static int spawn_worker_locked(struct server *srv)
 	srv->threads++;
 	srv->idle++;
 	return 0;
-}
-
-static const char *param(FCGX_Request *req, const char *name)
-{
-	const char *v = FCGX_GetParam(name, req->envp);
-
-	return v ? v : "";
-}
-
-/* Answers status or metrics: the document is built in memory first, so
- * that it goes out with its Content-Length. */
-static void handle_document(struct server *srv, FCGX_Request *req, enum route_kind kind,
-			    int head_only)
-{
-	struct status_process process = {
-		.started_mono_usec = srv->started_mono_usec,
-		.viewers = atomic_load(&srv->viewers),
-		.client_addr = param(req, "REMOTE_ADDR"),
-	};
-	char *doc = NULL, head[256];
-	size_t doc_bytes = 0;
-	FILE *f = open_memstream(&doc, &doc_bytes);
-	int n;
-
-	if (!f) {
-		log_error("server: open_memstream: %s", strerror(errno));
-		viewer_error(req->out, 500, NULL, "out of memory");
-		return;
-	}
-	CHECK_ZERO(pthread_rwlock_rdlock(&srv->streams_lock));
-	if (kind == ROUTE_STATUS)
-		status_write_json(f, srv->streams, srv->settings, &process);
-	else
-		status_write_metrics(f, srv->streams, &process);
-	CHECK_ZERO(pthread_rwlock_unlock(&srv->streams_lock));
-	if (fclose(f) != 0) {
-		log_error("server: building %s: %s", kind == ROUTE_STATUS ? "status" : "metrics",
-			  strerror(errno));
-		viewer_error(req->out, 500, NULL, "out of memory");
-		free(doc);
-		return;
-	}
-	/* libfcgi's own printf knows no %zu: format here. */
-	n = snprintf(head, sizeof(head),
-		     "Status: 200 OK\r\n"
-		     "Content-Type: %s\r\n"
-		     "Content-Length: %zu\r\n"
-		     "Cache-Control: no-store\r\n"
-		     "\r\n",
-		     kind == ROUTE_STATUS ? "application/json"
-					  : "text/plain; version=0.0.4; charset=utf-8",
-		     doc_bytes);
-	if (n < 0 || (size_t)n >= sizeof(head))
-		FATAL("document header overflow");
-	FCGX_PutStr(head, n, req->out);
-	if (!head_only)
-		FCGX_PutStr(doc, (int)doc_bytes, req->out);
-	free(doc);
-}
-
-/* Admits a viewer to the process-wide and per-stream limits, or answers
- * 503.  1: admitted (leave with viewer_release). */
-static int viewer_admit(struct server *srv, struct stream *st, FCGX_Request *req)
-{
-	struct bus_stats stats;
-
-	if (atomic_fetch_add(&srv->viewers, 1) >= srv->settings->max_viewers) {
-		atomic_fetch_sub(&srv->viewers, 1);
-		viewer_error(req->out, 503, "Retry-After: 5\r\n",
-			     "too many viewers (max_viewers %d)", srv->settings->max_viewers);
-		return 0;
-	}
-	bus_viewer_enter(st->bus);
-	bus_stats(st->bus, &stats);
-	if (st->cfg->max_viewers && stats.viewers > (uint32_t)st->cfg->max_viewers) {
-		bus_viewer_leave(st->bus);
-		atomic_fetch_sub(&srv->viewers, 1);
-		viewer_error(req->out, 503, "Retry-After: 5\r\n",
-			     "too many viewers of stream '%s' (max_viewers %d)", st->cfg->name,
-			     st->cfg->max_viewers);
-		return 0;
-	}
-	return 1;
-}
-
-static void viewer_release(struct server *srv, struct stream *st)
-{
-	bus_viewer_leave(st->bus);
-	atomic_fetch_sub(&srv->viewers, 1);
-}
-
-/* Hands an admitted viewer to the writer threads (fanout.c): this thread
- * sends the response head, then libfcgi lets go of the connection (no end
- * records, no close), and the request thread is free for the next request.
- * 1: the viewer, its admission and its reference to st are the fanout's;
- * 0: the response is over here (the client left, or we are stopping). */
-static int hand_over(struct server *srv, FCGX_Request *req, struct stream *st,
-		     const struct query *query)
-{
-	char boundary[MULTIPART_BOUNDARY_LEN + 1];
-	int fd, request_id = req->requestId;
-	size_t sent = 0;
-
-	/* The body read first: the writer reads on from a record boundary. */
-	if (viewer_stream_head(req->out, boundary) < 0 || viewer_skip_body(req, srv->settings->ingest_usec) < 0)
-		return 0;
-	stream_want(st);
-	FCGX_Free(req, 0);
-	fd = req->ipcFd;
-	req->ipcFd = -1; /* FCGX_Finish_r and FCGX_Accept_r now skip it */
-	if (fanout_add(srv->fanout, fd, request_id, st, query, boundary) == 0)
-		return 1;
-	/* Stopping: end the request (records, then close) ourselves. */
-	if (record_send(fd, request_id, NULL, 0, 1, &sent, MSG_DONTWAIT) < 0)
-		log_info("server: ending request on fd %d: %s", fd, strerror(errno));
-	close(fd);
-	return 0;
-}
-
-/* A stream response goes to the writer threads when it is FastCGI (a
- * socket of our own) for one request only: a plain CGI response goes to
- * stdout, and a connection the server wants kept (FCGI_KEEP_CONN) must
- * return to libfcgi afterwards; those keep this thread. */
-static int can_hand_over(const struct server *srv, const FCGX_Request *req, int head_only)
-{
-	return srv->fanout && req->ipcFd >= 0 && !req->keepConnection && !head_only;
-}
-
-static void handle(struct server *srv, FCGX_Request *req)
-{
-	const char *method = param(req, "REQUEST_METHOD");
-	int head_only = strcmp(method, "HEAD") == 0;
-	struct route route;
-	struct query query;
-	struct stream *st = NULL;
-	char why[160], below[HTTP_PATH_MAX];
-
-	/* Only the whole path below the mount point routes.  Under plain CGI
-	 * (server_handle_one: no listening socket) the script is the mount
-	 * point and the path is PATH_INFO; under FastCGI it is SCRIPT_NAME +
-	 * PATH_INFO, however the server splits it, less the configured mount. */
-	if (http_path_below(srv->listen_fd >= 0 ? srv->settings->mount : NULL,
-			    param(req, "SCRIPT_NAME"), param(req, "PATH_INFO"), below,
-			    sizeof(below)) < 0)
-		below[0] = '\0';
-	http_route(below, &route);
-	if (route.kind == ROUTE_NONE) {
-		viewer_error(req->out, 404, NULL, "no such path");
-		return;
-	}
-	if (route.kind == ROUTE_INGEST ? strcmp(method, "POST") != 0
-				       : strcmp(method, "GET") != 0 && !head_only) {
-		viewer_error(req->out, 405,
-			     route.kind == ROUTE_INGEST ? "Allow: POST\r\n" : "Allow: GET, HEAD\r\n",
-			     "method %.16s not allowed here", method);
-		return;
-	}
-	if (route.kind != ROUTE_STATUS && route.kind != ROUTE_METRICS) {
-		CHECK_ZERO(pthread_rwlock_rdlock(&srv->streams_lock));
-		st = streams_get(srv->streams, route.name);
-		CHECK_ZERO(pthread_rwlock_unlock(&srv->streams_lock));
-		if (!st) {
-			viewer_error(req->out, 404, NULL, "unknown stream '%s'", route.name);
-			return;
-		}
-	}
-	if (http_parse_query(param(req, "QUERY_STRING"), route.kind, &query, why, sizeof(why)) < 0) {
-		viewer_error(req->out, 400, NULL, "%s", why);
-		goto out;
-	}
-	switch (route.kind) {
-	case ROUTE_STATUS:
-	case ROUTE_METRICS:
-		handle_document(srv, req, route.kind, head_only);
-		break;
-	case ROUTE_SNAPSHOT:
-		viewer_snapshot(req->out, st, head_only, &srv->snapshots_waiting);
-		break;
-	case ROUTE_STREAM:
-		if (!viewer_admit(srv, st, req))
-			break;
-		if (can_hand_over(srv, req, head_only)) {
-			if (hand_over(srv, req, st, &query)) {
-				st = NULL; /* the fanout's now */
-				break;
-			}
-		} else {
-			viewer_stream(req, st, &query, head_only, srv->stopping);
-		}
-		viewer_release(srv, st);
-		break;
-	case ROUTE_INGEST:
-		ingest_handle(req, st, &query, srv->deadlines);
-		break;
-	case ROUTE_NONE:
-		break;
-	}
-out:
-	if (st)
-		stream_release(st);
 }
 
 /* 1 if the peer at addr may send requests: FCGI_WEB_SERVER_ADDRS, when
@@ -553,7 +314,7 @@ static void serve_connection(struct server *srv, FCGX_Request *req, int fd)
 		return;
 	}
 	set_timeouts(srv, req->ipcFd);
-	handle(srv, req);
+	request_handle(srv, req);
 	if (req->keepConnection && req->ipcFd >= 0 && !req->in->isClosed)
 		read_rest_of_input(srv, req);
 	FCGX_Finish_r(req); /* closes the connection unless kept and sound */
@@ -563,7 +324,7 @@ static void serve_connection(struct server *srv, FCGX_Request *req, int fd)
 	}
 }
 
-static void *worker_main(void *arg)
+static void *request_thread_main(void *arg)
 {
 	struct server *srv = arg;
 	FCGX_Request req;
@@ -582,7 +343,7 @@ static void *worker_main(void *arg)
 		CHECK_ZERO(pthread_mutex_lock(&srv->pool_lock));
 		srv->idle--;
 		if (srv->idle == 0 && srv->threads < srv->threads_max)
-			spawn_worker_locked(srv);
+			spawn_request_thread_locked(srv);
 		CHECK_ZERO(pthread_mutex_unlock(&srv->pool_lock));
 
 		serve_connection(srv, &req, fd);
@@ -602,7 +363,7 @@ static void *worker_main(void *arg)
 	if (srv->threads == 0)
 		CHECK_ZERO(pthread_cond_broadcast(&srv->pool_empty));
 	else if (srv->idle == 0 && !atomic_load(srv->stopping))
-		spawn_worker_locked(srv); /* an accept error must not leave nobody accepting */
+		spawn_request_thread_locked(srv); /* an accept error must not leave nobody accepting */
 	CHECK_ZERO(pthread_mutex_unlock(&srv->pool_lock));
 	return NULL;
 }
@@ -681,7 +442,7 @@ struct server *server_start(int listen_fd, const struct settings *settings,
 						    srv->stopping, &srv->viewers)
 				     : NULL;
 	CHECK_ZERO(pthread_mutex_lock(&srv->pool_lock));
-	rc = srv->fanout ? spawn_worker_locked(srv) : -1;
+	rc = srv->fanout ? spawn_request_thread_locked(srv) : -1;
 	CHECK_ZERO(pthread_mutex_unlock(&srv->pool_lock));
 	CHECK_ZERO(pthread_sigmask(SIG_SETMASK, &saved, NULL));
 	if (rc < 0) {
@@ -733,7 +494,7 @@ void server_free(struct server *srv)
 {
 	if (!srv)
 		return;
-	/* Workers still running (server_stop timed out) use these: leave
+	/* Request threads still running (server_stop timed out) use these: leave
 	 * them to process exit rather than free them under their feet. */
 	if (srv->threads > 0)
 		return;
@@ -781,7 +542,7 @@ int server_handle_one(const struct settings *settings, struct stream_set *stream
 	};
 
 	CHECK_ZERO(pthread_rwlock_init(&srv.streams_lock, NULL));
-	handle(&srv, req);
+	request_handle(&srv, req);
 	CHECK_ZERO(pthread_rwlock_destroy(&srv.streams_lock));
 	return EXIT_SUCCESS;
 }

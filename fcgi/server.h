@@ -10,8 +10,9 @@
  * connections keep their thread for the whole stream, which is why the pool
  * may grow up to max_viewers plus a few threads for short requests.
  *
- * Threads: server_run and server_stop belong to the main thread; workers
- * are the pool's own. */
+ * Threads: server_run and server_stop belong to the main thread; the request
+ * threads are the pool's own (not the worker processes of supervisor.c, nor
+ * the writer threads of fanout.c). */
 #ifndef MJPEG_SERVER_H
 #define MJPEG_SERVER_H
 
@@ -28,7 +29,7 @@ struct server *server_start(int listen_fd, const struct settings *settings,
 			    struct stream_set *streams) __attribute__((warn_unused_result));
 
 /* Ends every stream (closing boundary), stops accepting, and waits up to
- * timeout_usec for the workers.  Returns the number still running. */
+ * timeout_usec for the request threads.  Returns the number still running. */
 int server_stop(struct server *server, int64_t timeout_usec);
 
 void server_free(struct server *server);
@@ -56,7 +57,7 @@ int server_handle_one(const struct settings *settings, struct stream_set *stream
 /* How long a thread pauses when accept fails for want of descriptors or
  * memory (the listening socket stays readable meanwhile). */
 #define SERVER_ACCEPT_RETRY_USEC (100 * 1000)
-/* Stack per worker: requests need little (buffers are on the heap). */
+/* Stack per request thread: requests need little (buffers are on the heap). */
 #define SERVER_STACK_BYTES (256 * 1024)
 
 #endif

@@ -93,13 +93,19 @@ static struct stream *find(const struct stream_set *set, const char *name)
 	return NULL;
 }
 
+struct stream *stream_ref(struct stream *st)
+{
+	/* Relaxed: the caller's own reference keeps the stream alive; the
+	 * release in stream_release orders the frees. */
+	atomic_fetch_add_explicit(&st->refs, 1, memory_order_relaxed);
+	return st;
+}
+
 struct stream *streams_get(const struct stream_set *set, const char *name)
 {
 	struct stream *st = find(set, name);
 
-	if (st)
-		atomic_fetch_add_explicit(&st->refs, 1, memory_order_relaxed);
-	return st;
+	return st ? stream_ref(st) : NULL;
 }
 
 static int find_name(const struct settings *settings, const char *name)

@@ -49,6 +49,10 @@ int streams_reload(struct stream_set *old, struct stream_set *next,
 
 /* Finds a stream and takes a reference to it (NULL if there is none). */
 struct stream *streams_get(const struct stream_set *set, const char *name);
+/* Takes one more reference to a stream the caller holds one of; returns
+ * it.  Every reference is given back with stream_release: refs changes
+ * only here. */
+struct stream *stream_ref(struct stream *stream);
 void stream_release(struct stream *stream);
 
 /* A request wants this stream's frames: keeps its producer running,

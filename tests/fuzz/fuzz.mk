@@ -30,7 +30,7 @@ FUZZ_CFLAGS := -g -O1 -D_GNU_SOURCE -std=c11 -Ifcgi -Wall -Wextra -Wshadow -pthr
 FUZZ_RUN_FLAGS := -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
 
 # The fcgi modules (without .c) and libraries each harness needs.  ingest.c
-# reaches the frame bus, viewers and through them streams and producers:
+# reaches the frame bus and streams, and through them the producers:
 # fuzz_jpeg links every module but main.c, as the unit tests do.
 FUZZ_ALL_MODS := $(filter-out main,$(basename $(notdir $(wildcard fcgi/*.c))))
 FUZZ_MODS_query := http config encode log

@@ -4,9 +4,9 @@ answers it with FCGI_END_REQUEST as soon as possible).
 nginx, lighttpd and Apache close the connection when a client leaves and
 never send FCGI_ABORT_REQUEST (their sources define it and do not use it),
 so this test speaks FastCGI to the responder itself, over its own unix
-socket, as a web server that aborts would. Both engines are covered: a
+socket, as a web server that aborts would. Both sinks are covered: a
 request without FCGI_KEEP_CONN goes to the writer threads, one with it stays
-in the request's own thread (viewer_stream). Every read has a timeout.
+in the request's own thread (viewer_blocking_serve). Every read has a timeout.
 """
 
 import time

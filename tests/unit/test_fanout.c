@@ -1,13 +1,20 @@
-/* Unit tests for fcgi/fanout.c: writer threads that send a stream's frames
- * to many viewers.
+/* Unit tests for the viewer engine (fcgi/viewer.c) through both of its
+ * sinks: the writer threads of fcgi/fanout.c (non-blocking records, many
+ * viewers per thread) and fcgi/viewer_blocking.c (blocking writes in a
+ * thread per viewer, as for plain CGI and kept connections).
  *
  * Each viewer is a socket pair, admitted as the server admits one: the
- * fanout writes FastCGI records to one end, as to a web server's
+ * sink writes FastCGI records to one end, as to a web server's
  * connection, and a reader thread here (a "client") reads the other end,
  * parses the records and the multipart parts inside them, and notes when
  * each part arrived.  Each test gets a fresh bus_dir holding one ingest
- * stream (no producer thread: the test publishes), and a fanout of two
- * writers.  Every wait has a deadline: a test fails, it never hangs. */
+ * stream (no producer thread: the test publishes), and either a fanout of
+ * two writers or, for the blocking sink, a thread per viewer that runs
+ * viewer_blocking_run and then ends the request as FCGX_Finish_r does.
+ * The tests of what the engine decides run on both; those of the fanout's
+ * own mechanism (stalls, fanout_stop, fanout_add, watcher threads, a peer
+ * that closes while nothing is sent) on the fanout only.  Every wait has
+ * a deadline: a test fails, it never hangs. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -24,6 +31,7 @@
 #include "record.h"
 #include "stream.h"
 #include "testutil.h"
+#include "viewer_blocking.h"
 
 #include <errno.h>
 #include <fastcgi.h>
@@ -38,6 +46,7 @@
 #include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #define STREAM "cam"
@@ -484,7 +493,10 @@ struct fixture {
 	struct stream *stream;   /* the test's own reference: it publishes */
 	_Atomic int stopping;
 	_Atomic int viewer_count;
-	struct fanout *fanout;
+	struct fanout *fanout;   /* NULL for the blocking sink */
+	int blocking;            /* viewers served by viewer_blocking_run */
+	struct served *served[CLIENTS_MAX]; /* the blocking sink's viewers */
+	size_t served_count;
 	int request_ids;
 	uint32_t published;      /* tags so far: the tag of a frame is its bus seq */
 	int64_t publish_usec[TAGS_MAX + 1];
@@ -494,13 +506,28 @@ struct fixture {
 	size_t client_count;
 };
 
-/* A test's repeat and keepalive: its cmocka prestate. */
+/* A test's repeat and keepalive, and its sink: its cmocka prestate. */
 struct timers {
 	int64_t repeat_usec, keepalive_usec;
+	int blocking;
 };
 
-static struct timers far_timers = { FAR_REPEAT_USEC, FAR_KEEPALIVE_USEC };
-static struct timers short_timers = { REPEAT_USEC, KEEPALIVE_USEC };
+static struct timers far_timers = { FAR_REPEAT_USEC, FAR_KEEPALIVE_USEC, 0 };
+static struct timers short_timers = { REPEAT_USEC, KEEPALIVE_USEC, 0 };
+static struct timers far_timers_blocking = { FAR_REPEAT_USEC, FAR_KEEPALIVE_USEC, 1 };
+static struct timers short_timers_blocking = { REPEAT_USEC, KEEPALIVE_USEC, 1 };
+
+/* A viewer of the blocking sink: the server's end of its connection and
+ * the thread that serves it, as a request thread would. */
+struct served {
+	struct fixture *f;
+	int fd, request_id;
+	struct stream *stream;   /* its reference, released by the thread */
+	struct query query;
+	char boundary[MULTIPART_BOUNDARY_LEN + 1];
+	pthread_t thread;
+	int joined;
+};
 
 static int teardown(void **state);
 
@@ -541,6 +568,9 @@ static int setup(void **state)
 	f->stream = streams_get(&f->set, STREAM);
 	if (!f->stream)
 		goto fail;
+	f->blocking = timers->blocking;
+	if (f->blocking)
+		return 0;
 	f->fanout = fanout_start(WRITERS, &f->settings, &f->stopping, &f->viewer_count);
 	if (!f->fanout)
 		goto fail;
@@ -550,15 +580,32 @@ fail:
 	return -1;
 }
 
-/* Stops the fanout: the stopping flag, a wake, then fanout_stop.  The
- * number of writer threads left running. */
+/* Stops the sink: the stopping flag, a wake, then fanout_stop, or for
+ * the blocking sink a join of every viewer's thread.  The number of
+ * threads left running. */
 static int stop_fanout(struct fixture *f)
 {
-	int left;
+	int64_t deadline_usec = clock_wall_usec() + WAIT_USEC;
+	struct timespec deadline = {
+		.tv_sec = deadline_usec / USEC_PER_SEC,
+		.tv_nsec = (long)(deadline_usec % USEC_PER_SEC) * 1000,
+	};
+	int left = 0;
 
 	atomic_store(&f->stopping, 1);
 	streams_wake_all(&f->set);
-	left = fanout_stop(f->fanout, WAIT_USEC);
+	if (!f->blocking)
+		return fanout_stop(f->fanout, WAIT_USEC);
+	for (size_t i = 0; i < f->served_count; i++) {
+		struct served *sv = f->served[i];
+
+		if (sv->joined)
+			continue;
+		if (pthread_timedjoin_np(sv->thread, NULL, &deadline) == 0)
+			sv->joined = 1;
+		else
+			left++;
+	}
 	return left;
 }
 
@@ -567,10 +614,10 @@ static int teardown(void **state)
 	struct fixture *f = *state;
 	int rc = 0;
 
-	if (f->fanout) {
+	if (f->fanout || f->blocking) {
 		if (stop_fanout(f) != 0) {
 			/* its threads still run: leave everything to exit */
-			fprintf(stderr, "teardown: fanout_stop left writer threads running\n");
+			fprintf(stderr, "teardown: stopping left viewer threads running\n");
 			return -1;
 		}
 		fanout_free(f->fanout);
@@ -584,6 +631,8 @@ static int teardown(void **state)
 		atomic_store(&f->clients[i]->quit, 1); /* all readers end together */
 	for (size_t i = 0; i < f->client_count; i++)
 		client_free(f->clients[i]);
+	for (size_t i = 0; i < f->served_count; i++)
+		free(f->served[i]);
 	if (f->stream)
 		stream_release(f->stream);
 	if (f->set_open)
@@ -627,6 +676,51 @@ static void assert_part(struct fixture *f, struct client *c, size_t i, uint32_t 
 	assert_int_equal(part.timestamp_usec, f->publish_usec[tag]);
 }
 
+/* The request thread of a blocking viewer: viewer_blocking_run, then the
+ * end records (FCGX_Finish_r), the close, and the admission given back. */
+static void *served_main(void *arg)
+{
+	struct served *sv = arg;
+	struct fixture *f = sv->f;
+	struct viewer_conn conn = { .out = NULL, .fd = sv->fd, .request_id = sv->request_id };
+	size_t sent = 0;
+
+	viewer_blocking_run(&conn, sv->stream, &sv->query, sv->boundary, &f->stopping);
+	if (record_send(sv->fd, sv->request_id, NULL, 0, 1, &sent, 0) < 0)
+		fprintf(stderr, "request %d: end records: %s\n", sv->request_id, strerror(errno));
+	close(sv->fd);
+	bus_viewer_leave(sv->stream->bus);
+	atomic_fetch_sub(&f->viewer_count, 1);
+	stream_release(sv->stream);
+	return NULL;
+}
+
+/* Serves a viewer in a thread of its own, as a request thread would:
+ * its socket's writes time out after stall_usec, as the server sets. */
+static void serve_blocking(struct fixture *f, int fd, int request_id, struct stream *st,
+			   const struct query *query, const char *boundary)
+{
+	struct served *sv = calloc(1, sizeof(*sv));
+	struct timeval timeout = { .tv_sec = STALL_USEC / USEC_PER_SEC,
+				   .tv_usec = STALL_USEC % USEC_PER_SEC };
+	pthread_attr_t attr;
+
+	assert_non_null(sv);
+	assert_true(f->served_count < CLIENTS_MAX);
+	assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout)), 0);
+	sv->f = f;
+	sv->fd = fd;
+	sv->request_id = request_id;
+	sv->stream = st;
+	sv->query = *query;
+	memcpy(sv->boundary, boundary, sizeof(sv->boundary));
+	f->served[f->served_count++] = sv;
+	assert_int_equal(pthread_attr_init(&attr), 0);
+	assert_int_equal(pthread_attr_setstacksize(&attr, READER_STACK), 0);
+	assert_int_equal(pthread_create(&sv->thread, &attr, served_main, sv), 0);
+	assert_int_equal(pthread_attr_destroy(&attr), 0);
+}
+
 /* A viewer as the server hands one over: admitted (viewer_count and the
  * bus's viewers), its own stream reference, its response head out.
  * slow: small socket buffers on both ends, and nobody reading yet. */
@@ -650,7 +744,11 @@ static struct client *add_viewer_opts(struct fixture *f, const struct query *que
 	assert_non_null(st);
 	bus_viewer_enter(st->bus);
 	atomic_fetch_add(&f->viewer_count, 1);
-	assert_int_equal(fanout_add(f->fanout, sv[0], c->request_id, st, query, c->boundary), 0);
+	if (f->blocking)
+		serve_blocking(f, sv[0], c->request_id, st, query, c->boundary);
+	else
+		assert_int_equal(fanout_add(f->fanout, sv[0], c->request_id, st, query, c->boundary),
+				 0);
 	if (!slow)
 		client_start_reading(c);
 	return c;
@@ -1560,6 +1658,10 @@ static void test_many_viewers(void **state)
 #define FANOUT_TEST(fn) cmocka_unit_test_prestate_setup_teardown(fn, setup, teardown, &far_timers)
 #define SHORT_TIMERS_TEST(fn) \
 	cmocka_unit_test_prestate_setup_teardown(fn, setup, teardown, &short_timers)
+/* The same tests through the blocking sink, named apart. */
+#define BLOCKING_TEST(fn) { "blocking " #fn, fn, setup, teardown, &far_timers_blocking }
+#define BLOCKING_SHORT_TIMERS_TEST(fn) \
+	{ "blocking " #fn, fn, setup, teardown, &short_timers_blocking }
 
 int main(void)
 {
@@ -1590,6 +1692,27 @@ int main(void)
 		FANOUT_TEST(test_size_change_ends_viewer),
 		FANOUT_TEST(test_add_after_stop_refused),
 		FANOUT_TEST(test_many_viewers),
+
+		BLOCKING_TEST(test_first_frame_at_once),
+		BLOCKING_TEST(test_first_frame_when_published),
+		BLOCKING_TEST(test_newer_frame_at_once),
+		BLOCKING_SHORT_TIMERS_TEST(test_repeat_then_keepalive),
+		BLOCKING_TEST(test_frames_limit),
+		BLOCKING_SHORT_TIMERS_TEST(test_frames_one_and_repeat),
+		BLOCKING_TEST(test_fps_pacing),
+		BLOCKING_SHORT_TIMERS_TEST(test_low_fps_keepalives),
+		BLOCKING_TEST(test_slow_viewer_skips_to_newest),
+		BLOCKING_TEST(test_peer_half_close_keeps_viewer),
+		BLOCKING_TEST(test_input_drained_clean_end),
+		BLOCKING_TEST(test_abort_ends_after_part_in_flight),
+		BLOCKING_TEST(test_abort_between_parts),
+		BLOCKING_TEST(test_abort_before_first_frame),
+		BLOCKING_TEST(test_abort_records_parsed),
+		BLOCKING_TEST(test_stop_ends_viewers),
+		BLOCKING_TEST(test_stop_before_first_frame),
+		BLOCKING_TEST(test_retired_stream_ends_viewers),
+		BLOCKING_TEST(test_size_change_ends_viewer),
+		BLOCKING_TEST(test_many_viewers),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
