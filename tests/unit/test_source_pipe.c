@@ -1,7 +1,9 @@
-/* Unit tests for fcgi/source_pipe.c: the MJPEG splitter on real JPEGs made
- * by encode_frame at test time (whole, byte by byte, in random chunks,
- * among garbage, cut short, oversized), and pipe sources reading from a
- * FIFO written by forked children, from a regular file, and from stdin. */
+/* Unit tests for fcgi/mjpeg_splitter.c and the raw: and mjpeg: sources
+ * (fcgi/source_raw.c, source_mjpeg.c over source_pipe.c, opened through
+ * source.h): the MJPEG splitter on real JPEGs made by encode_frame at test
+ * time (whole, byte by byte, in random chunks, among garbage, cut short,
+ * oversized), and pipe sources reading from a FIFO written by forked
+ * children, from a regular file, and from stdin. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +13,8 @@
 #include "clock.h"
 #include "config.h"
 #include "encode.h"
+#include "mjpeg_splitter.h"
+#include "source.h"
 #include "source_pipe.h"
 #include "testutil.h"
 
@@ -90,7 +94,7 @@ static struct {
 	struct mjpeg_splitter splitter;
 	int splitter_open;
 	struct stream_settings st;    /* the source's, kept by reference */
-	struct pipe_source *src;
+	struct source *src;
 	pid_t child;                  /* a writer not yet waited for; 0: none */
 	int saved_stdin;              /* fd 0 to put back; -1: none */
 } held;
@@ -105,7 +109,7 @@ static int setup_held(void **state)
 
 static void held_close_source(void)
 {
-	pipe_source_close(held.src);
+	source_close(held.src);
 	held.src = NULL;
 }
 
@@ -743,17 +747,17 @@ static struct stream_settings *held_stream(enum source_kind kind, const char *pa
 }
 
 /* A pipe source on held.st, which teardown_held closes. */
-static struct pipe_source *held_open(void)
+static struct source *held_open(void)
 {
 	assert_null(held.src);
-	held.src = pipe_source_open(&held.st, FRAME_BYTES_MAX_DEFAULT);
+	held.src = source_open(&held.st, FRAME_BYTES_MAX_DEFAULT);
 	assert_non_null(held.src);
 	return held.src;
 }
 
 /* A new FIFO name in the test directory (its path into path, size bytes),
  * and a source of kind reading it. */
-static struct pipe_source *held_fifo_source(enum source_kind kind, const char *name, char *path,
+static struct source *held_fifo_source(enum source_kind kind, const char *name, char *path,
 					    size_t size)
 {
 	tmp_path(path, size, name);
@@ -836,13 +840,13 @@ static void wait_child(void)
 }
 
 /* The next frame, skipping "nothing this time" answers. */
-static void next_frame(struct pipe_source *src, struct source_frame *frame,
+static void next_frame(struct source *src, struct source_frame *frame,
 		       const _Atomic int *stopping)
 {
 	int tries, rc = 0;
 
 	for (tries = 0; tries < NEXT_TRIES && rc == 0; tries++)
-		rc = pipe_source_next(src, frame, stopping);
+		rc = source_next(src, frame, stopping);
 	assert_int_equal(rc, 1);
 }
 
@@ -863,13 +867,13 @@ static void test_raw_fifo_writers_come_and_go(void **state)
 {
 	static _Atomic int stopping;
 	struct source_frame frame;
-	struct pipe_source *src;
+	struct source *src;
 	char path[PATH_MAX];
 	unsigned i;
 
 	(void)state;
 	src = held_fifo_source(SOURCE_RAW, "raw.fifo", path, sizeof(path));
-	assert_int_equal(pipe_source_is_paced(src), 0);
+	assert_int_equal(source_is_paced(src), 0);
 
 	fork_raw_writer(path, 0, 3, 0);
 	for (i = 0; i < 3; i++) {
@@ -878,7 +882,7 @@ static void test_raw_fifo_writers_come_and_go(void **state)
 	}
 	wait_child();
 	/* The writer went away: nothing this time, and the FIFO reopened. */
-	assert_int_equal(pipe_source_next(src, &frame, &stopping), 0);
+	assert_int_equal(source_next(src, &frame, &stopping), 0);
 	assert_null(frame.pixels);
 
 	/* A second writer: one frame, then part of another, dropped. */
@@ -886,7 +890,7 @@ static void test_raw_fifo_writers_come_and_go(void **state)
 	next_frame(src, &frame, &stopping);
 	assert_raw_frame(&frame, 10);
 	wait_child();
-	assert_int_equal(pipe_source_next(src, &frame, &stopping), 0);
+	assert_int_equal(source_next(src, &frame, &stopping), 0);
 
 	/* A third: its frame comes out whole, none of the partial one in it. */
 	fork_raw_writer(path, 20, 1, 0);
@@ -912,10 +916,10 @@ static void test_raw_fifo_writers_come_and_go(void **state)
  * source that polls in short sleeps instead (10 ms or less) wakes 100 or
  * more times: caught with ~5x margin either side. */
 #define IDLE_WAKEUPS_MAX 50
-/* pipe_source_next notices *stopping within PIPE_POLL_MSEC (200 ms, as
+/* source_next notices *stopping within PIPE_POLL_MSEC (200 ms, as
  * source_pipe.h promises); this allows three times that, for a slow or
  * busy machine.  Caught: a source that waits for a writer without looking
- * at the flag (it never returns: the test hangs in pipe_source_next), or
+ * at the flag (it never returns: the test hangs in source_next), or
  * that sleeps PIPE_RETRY_USEC (1 s) in one piece. */
 #define STOP_LATENCY_MAX_USEC (3 * 200 * USEC_PER_MSEC)
 
@@ -944,7 +948,7 @@ static void test_fifo_without_writer_sleeps_and_stops(void **state)
 	_Atomic int stopping = 0;
 	struct stopper stopper = { &stopping, IDLE_USEC, 0 };
 	struct source_frame frame;
-	struct pipe_source *src;
+	struct source *src;
 	pthread_t thread;
 	char path[PATH_MAX];
 	int round;
@@ -959,7 +963,7 @@ static void test_fifo_without_writer_sleeps_and_stops(void **state)
 		before = tu_thread_sched();
 		started = clock_mono_usec();
 		assert_int_equal(pthread_create(&thread, NULL, stopper_main, &stopper), 0);
-		assert_int_equal(pipe_source_next(src, &frame, &stopping), 0);
+		assert_int_equal(source_next(src, &frame, &stopping), 0);
 		returned = clock_mono_usec();
 		assert_int_equal(pthread_join(thread, NULL), 0);
 		after = tu_thread_sched();
@@ -985,7 +989,7 @@ static void test_fifo_without_writer_sleeps_and_stops(void **state)
 			assert_true(fd >= 0);
 			close(fd);
 			atomic_store(&stopping, 0);
-			assert_int_equal(pipe_source_next(src, &frame, &stopping), 0);
+			assert_int_equal(source_next(src, &frame, &stopping), 0);
 		}
 	}
 }
@@ -1008,7 +1012,7 @@ static void test_mjpeg_file_loops(void **state)
 	struct blob *in = held_blob();
 	const struct blob *want[] = { &f1, &f2 };
 	struct source_frame frame;
-	struct pipe_source *src;
+	struct source *src;
 	char path[PATH_MAX];
 	int64_t start;
 	int i;
@@ -1020,7 +1024,7 @@ static void test_mjpeg_file_loops(void **state)
 	write_file(path, in);
 	held_stream(SOURCE_MJPEG, path)->fps = 20;
 	src = held_open();
-	assert_int_equal(pipe_source_is_paced(src), 1);
+	assert_int_equal(source_is_paced(src), 1);
 	start = clock_mono_usec();
 	for (i = 0; i < 7; i++) {
 		next_frame(src, &frame, &stopping);
@@ -1045,7 +1049,7 @@ static void test_mjpeg_fifo_skips_invalid(void **state)
 						 0x41, 0xFF, 0xD9 };
 	static _Atomic int stopping;
 	struct source_frame frame;
-	struct pipe_source *src;
+	struct source *src;
 	char path[PATH_MAX];
 	int rc;
 
@@ -1062,13 +1066,13 @@ static void test_mjpeg_fifo_skips_invalid(void **state)
 		write_all(fd, f2.data, f2.len / 2); /* cut off by the writer's end */
 		_exit(0);
 	}
-	rc = pipe_source_next(src, &frame, &stopping);
+	rc = source_next(src, &frame, &stopping);
 	assert_int_equal(rc, 0); /* the invalid one */
 	next_frame(src, &frame, &stopping);
 	assert_int_equal(frame.jpeg_bytes, f1.len);
 	assert_memory_equal(frame.jpeg, f1.data, f1.len);
 	wait_child();
-	assert_int_equal(pipe_source_next(src, &frame, &stopping), 0); /* writer gone */
+	assert_int_equal(source_next(src, &frame, &stopping), 0); /* writer gone */
 }
 
 /* stdin ("-"): frames, then its end ends the source; fd 0 stays open. */
@@ -1077,7 +1081,7 @@ static void test_raw_stdin(void **state)
 	static _Atomic int stopping;
 	unsigned char frames[2 * RAW_BYTES];
 	struct source_frame frame;
-	struct pipe_source *src;
+	struct source *src;
 	int fds[2];
 
 	(void)state;
@@ -1095,8 +1099,8 @@ static void test_raw_stdin(void **state)
 	src = held_open();
 	next_frame(src, &frame, &stopping);
 	assert_raw_frame(&frame, 5);
-	assert_int_equal(pipe_source_next(src, &frame, &stopping), -1);
-	assert_int_equal(pipe_source_next(src, &frame, &stopping), -1);
+	assert_int_equal(source_next(src, &frame, &stopping), -1);
+	assert_int_equal(source_next(src, &frame, &stopping), -1);
 	held_close_source();
 	assert_true(fcntl(STDIN_FILENO, F_GETFD) >= 0);
 }
@@ -1108,7 +1112,7 @@ static void test_raw_file_drops_partial_and_loops(void **state)
 	unsigned char frames[2 * RAW_BYTES];
 	struct blob *in = held_blob();
 	struct source_frame frame;
-	struct pipe_source *src;
+	struct source *src;
 	char path[PATH_MAX];
 	int i;
 
@@ -1135,15 +1139,16 @@ static void test_open_failures(void **state)
 	/* A path missing (or not yet a FIFO) at start is waited for: the
 	 * source opens, and gives no frame while the path cannot be read. */
 	held_stream(SOURCE_RAW, "/nonexistent/test_source_pipe.fifo");
-	assert_int_equal(pipe_source_next(held_open(), &frame, &stopping), 0);
+	assert_int_equal(source_next(held_open(), &frame, &stopping), 0);
 	held_close_source();
 	held_stream(SOURCE_MJPEG, tmp_dir);
-	assert_int_equal(pipe_source_next(held_open(), &frame, &stopping), 0);
+	assert_int_equal(source_next(held_open(), &frame, &stopping), 0);
 	held_close_source();
-	held_stream(SOURCE_PATTERN_BARS, "/dev/null");
-	assert_null(pipe_source_open(&held.st, FRAME_BYTES_MAX_DEFAULT));
+	/* The one kind without a producer (source.c's table has no row). */
+	held_stream(SOURCE_INGEST, "/dev/null");
+	assert_null(source_open(&held.st, FRAME_BYTES_MAX_DEFAULT));
 	held_stream(SOURCE_RAW, "/dev/null")->width = 0;
-	assert_null(pipe_source_open(&held.st, FRAME_BYTES_MAX_DEFAULT));
+	assert_null(source_open(&held.st, FRAME_BYTES_MAX_DEFAULT));
 }
 
 /* Bytes this process has read (read() and friends, any file), from
@@ -1165,7 +1170,7 @@ static uint64_t process_read_bytes(void)
 
 /* A character device (/dev/zero: bytes as fast as they are read) has no
  * writer to pace it: it is played at fps like a file, and the producer
- * pauses it without viewers (it pauses what pipe_source_is_paced says).
+ * pauses it without viewers (it pauses what source_is_paced says).
  *
  * BUG (source_pipe.c, open_path): only regular files were paced; raw:
  * /dev/zero gave about 1,100 frames a second at fps 30 and was read on
@@ -1174,14 +1179,14 @@ static void test_raw_char_device_paced(void **state)
 {
 	static _Atomic int stopping;
 	struct source_frame frame;
-	struct pipe_source *src;
+	struct source *src;
 	int64_t start, took;
 	int i;
 
 	(void)state;
 	held_stream(SOURCE_RAW, "/dev/zero")->fps = 20;
 	src = held_open();
-	assert_int_equal(pipe_source_is_paced(src), 1);
+	assert_int_equal(source_is_paced(src), 1);
 	start = clock_mono_usec();
 	for (i = 0; i < 6; i++) {
 		next_frame(src, &frame, &stopping);
@@ -1206,7 +1211,7 @@ static void test_mjpeg_char_device_garbage_paced(void **state)
 	_Atomic int stopping = 0;
 	struct stopper stopper = { &stopping, USEC_PER_SEC, 0 };
 	struct source_frame frame;
-	struct pipe_source *src;
+	struct source *src;
 	pthread_t thread;
 	uint64_t read_bytes, allowed;
 	int64_t start, returned;
@@ -1214,13 +1219,13 @@ static void test_mjpeg_char_device_garbage_paced(void **state)
 	(void)state;
 	held_stream(SOURCE_MJPEG, "/dev/zero")->fps = FPS;
 	assert_null(held.src);
-	src = held.src = pipe_source_open(&held.st, MAX_BYTES); /* teardown_held closes it */
+	src = held.src = source_open(&held.st, MAX_BYTES); /* teardown_held closes it */
 	assert_non_null(src);
-	assert_int_equal(pipe_source_is_paced(src), 1);
+	assert_int_equal(source_is_paced(src), 1);
 	read_bytes = process_read_bytes();
 	start = clock_mono_usec();
 	assert_int_equal(pthread_create(&thread, NULL, stopper_main, &stopper), 0);
-	assert_int_equal(pipe_source_next(src, &frame, &stopping), 0);
+	assert_int_equal(source_next(src, &frame, &stopping), 0);
 	returned = clock_mono_usec();
 	assert_int_equal(pthread_join(thread, NULL), 0);
 	read_bytes = process_read_bytes() - read_bytes;
