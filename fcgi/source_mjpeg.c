@@ -12,7 +12,6 @@
 #include "mjpeg_splitter.h"
 #include "source_pipe.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 
 /* Bytes asked of each read(). */
@@ -67,31 +66,16 @@ static void *mjpeg_open(const struct stream_settings *stream, size_t frame_bytes
 static void note_splitter(struct mjpeg_source *src)
 {
 	const struct mjpeg_splitter *s = &src->splitter;
-	struct pipe_problems *p = &src->in.problems;
+	struct pipe_problems dropped = {
+		.oversized = s->frames_oversized - src->seen_oversized,
+		.cut = s->frames_cut - src->seen_cut,
+		.bytes_skipped = s->bytes_skipped - src->seen_skipped,
+	};
 
-	if (pipe_input_counts_problems(&src->in)) {
-		p->oversized += s->frames_oversized - src->seen_oversized;
-		p->cut += s->frames_cut - src->seen_cut;
-		p->bytes_skipped += s->bytes_skipped - src->seen_skipped;
-	}
 	src->seen_oversized = s->frames_oversized;
 	src->seen_cut = s->frames_cut;
 	src->seen_skipped = s->bytes_skipped;
-	pipe_input_report(&src->in, 0);
-}
-
-/* A JPEG encode_validate refused: counted with its reason. */
-static void note_invalid(struct mjpeg_source *src, const char *why)
-{
-	struct pipe_problems *p = &src->in.problems;
-
-	if (!pipe_input_counts_problems(&src->in))
-		return;
-	p->invalid++;
-	/* why lasts only until the next validation */
-	if (snprintf(p->invalid_why, sizeof(p->invalid_why), "%s", why) < 0)
-		p->invalid_why[0] = '\0';
-	pipe_input_report(&src->in, 0);
+	pipe_input_dropped(&src->in, &dropped, NULL);
 }
 
 /* Paced input: bytes without a frame are paced too.  Once more than
@@ -162,7 +146,9 @@ static int mjpeg_next(void *state, struct source_frame *frame, const _Atomic int
 		if (!jpeg)
 			continue;
 		if (encode_validate(jpeg, jpeg_bytes, &frame->width, &frame->height, &why) < 0) {
-			note_invalid(src, why);
+			const struct pipe_problems invalid = { .invalid = 1 };
+
+			pipe_input_dropped(&src->in, &invalid, why);
 			return 0;
 		}
 		src->bytes_unframed = 0;

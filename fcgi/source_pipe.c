@@ -80,7 +80,9 @@ static const char *plural(uint64_t count)
 	return count == 1 ? "" : "s";
 }
 
-void pipe_input_report(struct pipe_input *in, int now_anyway)
+/* Logs what was dropped since the last line, when the rate limit allows
+ * or now_anyway (closing); otherwise the counts wait for a later call. */
+static void report_problems(struct pipe_input *in, int now_anyway)
 {
 	struct pipe_problems *p = &in->problems;
 	char line[PIPE_REPORT_BYTES];
@@ -110,7 +112,8 @@ void pipe_input_report(struct pipe_input *in, int now_anyway)
 	memset(p, 0, sizeof(*p));
 }
 
-int pipe_input_counts_problems(const struct pipe_input *in)
+/* A file's problems are the same on every pass: only the first counts. */
+static int problems_counted(const struct pipe_input *in)
 {
 	return !(in->type == PIPE_FILE && in->passes > 0);
 }
@@ -226,9 +229,9 @@ int pipe_input_ended(struct pipe_input *in, size_t dropped, const _Atomic int *s
 {
 	const struct stream_settings *st = in->stream;
 
-	if (dropped > 0 && pipe_input_counts_problems(in))
+	if (dropped > 0 && problems_counted(in))
 		in->problems.partial++;
-	pipe_input_report(in, 0);
+	report_problems(in, 0);
 	switch (in->type) {
 	case PIPE_STDIN:
 		log_warn("source %s: stdin ended; it cannot be reopened", st->name);
@@ -303,7 +306,7 @@ int pipe_input_open(struct pipe_input *in, const struct stream_settings *stream,
 
 void pipe_input_close(struct pipe_input *in)
 {
-	pipe_input_report(in, 1);
+	report_problems(in, 1);
 	if (in->fd >= 0 && in->type != PIPE_STDIN)
 		close(in->fd);
 	in->fd = -1;
@@ -313,7 +316,7 @@ int pipe_input_begin(struct pipe_input *in, const _Atomic int *stopping)
 {
 	if (in->ended)
 		return -1;
-	pipe_input_report(in, 0); /* counts held back by the rate limit */
+	report_problems(in, 0); /* counts held back by the rate limit */
 	if (in->fd < 0 && reopen_input(in) < 0) {
 		(void)clock_sleep_unless(PIPE_RETRY_USEC, stopping, PIPE_POLL_USEC);
 		return 0;
@@ -335,4 +338,22 @@ int pipe_input_frame(struct pipe_input *in, const _Atomic int *stopping)
 int pipe_input_is_paced(const struct pipe_input *in)
 {
 	return in->paced;
+}
+
+void pipe_input_dropped(struct pipe_input *in, const struct pipe_problems *dropped,
+			const char *why)
+{
+	struct pipe_problems *p = &in->problems;
+
+	if (problems_counted(in)) {
+		p->invalid += dropped->invalid;
+		p->oversized += dropped->oversized;
+		p->cut += dropped->cut;
+		p->partial += dropped->partial;
+		p->bytes_skipped += dropped->bytes_skipped;
+		/* why lasts only until the caller's next validation */
+		if (why && snprintf(p->invalid_why, sizeof(p->invalid_why), "%s", why) < 0)
+			p->invalid_why[0] = '\0';
+	}
+	report_problems(in, 0);
 }

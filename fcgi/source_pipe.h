@@ -43,7 +43,10 @@ enum pipe_read { PIPE_DATA, PIPE_EOF, PIPE_STOP, PIPE_ERROR };
 struct pipe_problems {
 	uint64_t invalid;       /* JPEGs encode_validate refused */
 	char invalid_why[PIPE_WHY_BYTES]; /* the last one's reason */
-	uint64_t oversized, cut, partial, bytes_skipped;
+	uint64_t oversized;     /* JPEGs over frame_bytes_max */
+	uint64_t cut;           /* JPEGs cut short or broken */
+	uint64_t partial;       /* partial frames at the end of the input */
+	uint64_t bytes_skipped; /* bytes outside any JPEG */
 };
 
 struct pipe_input {
@@ -58,7 +61,7 @@ struct pipe_input {
 	uint64_t frames_since_open;
 	uint64_t passes;         /* a file's ends reached; problems reported in pass 0 only */
 	struct clock_pace pace;  /* a file's frames, at the stream's fps */
-	struct pipe_problems problems; /* the kind adds to these */
+	struct pipe_problems problems; /* since the last report line */
 	int64_t report_usec;     /* monotonic time the next report may be logged */
 	int64_t writer_log_usec; /* the same for "writer went away" lines */
 };
@@ -101,13 +104,11 @@ int pipe_input_frame(struct pipe_input *in, const _Atomic int *stopping)
 int pipe_input_tick(struct pipe_input *in, const _Atomic int *stopping)
 	__attribute__((warn_unused_result));
 
-/* 0 while the problems met are not to be counted (a file after its first
- * pass: the same every round). */
-int pipe_input_counts_problems(const struct pipe_input *in);
-
-/* Logs what was dropped since the last line, when the rate limit allows
- * or now_anyway; otherwise the counts wait for a later call. */
-void pipe_input_report(struct pipe_input *in, int now_anyway);
+/* The kind dropped what *dropped counts (why: the reason for an invalid
+ * JPEG, or NULL): added to the problems (on a file's first pass only) and
+ * logged when the rate limit allows. */
+void pipe_input_dropped(struct pipe_input *in, const struct pipe_problems *dropped,
+			const char *why);
 
 /* 1 when the input is a regular file or a device, played at the stream's
  * fps; 0 for FIFOs and sockets (stdin under a pipe), paced by their
