@@ -4,12 +4,16 @@
  * (pipes), and hands back either pixels to encode or a complete JPEG to pass
  * through.
  *
- * Kinds, as written in a config's source key:
+ * Every kind is one file behind struct source_ops; source.c picks the kind
+ * from the stream's settings (its table, one row per kind) and does what all
+ * kinds share.  Kinds, as written in a config's source key:
  *   pattern:redblue  pattern:bars     built-in pictures     (source_pattern.c)
- *   dir:PATH                          JPEG files, looped     (source.c)
- *   raw:PATH  raw:-                   raw frames from a FIFO/file or stdin (source_pipe.c)
- *   mjpeg:PATH  mjpeg:-               concatenated JPEGs    (source_pipe.c)
- *   ingest                            frames POSTed to ingest/NAME: no producer thread */
+ *   dir:PATH                          JPEG files, looped     (source_dir.c)
+ *   raw:PATH  raw:-                   raw frames from a FIFO/file or stdin (source_raw.c)
+ *   mjpeg:PATH  mjpeg:-               concatenated JPEGs    (source_mjpeg.c)
+ *   ingest                            frames POSTed to ingest/NAME: no producer thread
+ * raw: and mjpeg: read their bytes through source_pipe.c (FIFOs, files,
+ * stdin); mjpeg: cuts them into JPEGs with mjpeg_splitter.c. */
 #ifndef MJPEG_SOURCE_H
 #define MJPEG_SOURCE_H
 
@@ -49,5 +53,37 @@ void source_close(struct source *source);
  * -1: the source cannot go on (logged). */
 int source_next(struct source *source, struct source_frame *frame, const _Atomic int *stopping)
 	__attribute__((warn_unused_result));
+
+/* ---- for the kinds ------------------------------------------------------ */
+
+/* Who waits for a frame's turn. */
+enum source_pace {
+	/* source_next waits for the next tick at the stream's fps, then
+	 * calls next, which makes the frame at once (patterns, dir:). */
+	SOURCE_PACE_CLOCK,
+	/* next waits itself: for bytes from a writer, or, reading a file,
+	 * for the tick after a frame was read (raw:, mjpeg:). */
+	SOURCE_PACE_OWN,
+};
+
+/* One kind of source.  Its state belongs to the producer thread, which
+ * makes every call; the stream settings are read-only and outlive it. */
+struct source_ops {
+	enum source_pace pace;
+	/* The kind's state, or NULL (logged). */
+	void *(*open)(const struct stream_settings *stream, size_t frame_bytes_max);
+	/* As source_next, with *frame zeroed by the caller. */
+	int (*next)(void *state, struct source_frame *frame, const _Atomic int *stopping);
+	/* As source_is_paced; NULL for kinds the clock always paces. */
+	int (*is_paced)(const void *state);
+	/* Frees the state; called with NULL too. */
+	void (*close)(void *state);
+};
+
+/* The kinds, each defined in its own file and named in source.c's table. */
+extern const struct source_ops source_pattern_ops; /* source_pattern.c */
+extern const struct source_ops source_dir_ops;     /* source_dir.c */
+extern const struct source_ops source_raw_ops;     /* source_raw.c */
+extern const struct source_ops source_mjpeg_ops;   /* source_mjpeg.c */
 
 #endif

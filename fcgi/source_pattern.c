@@ -1,8 +1,11 @@
 #include "source_pattern.h"
 
 #include "clock.h"
+#include "log.h"
+#include "source.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -137,3 +140,71 @@ void pattern_draw_text(unsigned char *rgb, uint32_t width, uint32_t height, uint
 		}
 	}
 }
+
+/* ---- the source kind: pattern:redblue, pattern:bars ---------------------- */
+
+struct pattern_source {
+	const struct stream_settings *stream;
+	int64_t start_usec;      /* monotonic, for redblue's seconds */
+	uint64_t frame_number;
+	unsigned char *rgb;      /* the picture, width*height*3 */
+};
+
+static void pattern_close(void *state)
+{
+	struct pattern_source *src = state;
+
+	if (!src)
+		return;
+	free(src->rgb);
+	free(src);
+}
+
+static void *pattern_open(const struct stream_settings *stream, size_t frame_bytes_max)
+{
+	struct pattern_source *src = calloc(1, sizeof(*src));
+
+	(void)frame_bytes_max; /* the encoder's output is checked by the bus */
+	if (!src) {
+		log_error("source %s: calloc failed", stream->name);
+		return NULL;
+	}
+	src->stream = stream;
+	src->start_usec = clock_mono_usec();
+	src->rgb = malloc((size_t)stream->width * stream->height * 3);
+	if (!src->rgb) {
+		log_error("source %s: malloc for a %ux%u picture failed", stream->name,
+			  stream->width, stream->height);
+		pattern_close(src);
+		return NULL;
+	}
+	return src;
+}
+
+/* Draws the next picture; called at the stream's fps (SOURCE_PACE_CLOCK). */
+static int pattern_next(void *state, struct source_frame *frame, const _Atomic int *stopping)
+{
+	struct pattern_source *src = state;
+	const struct stream_settings *st = src->stream;
+
+	(void)stopping; /* nothing here waits */
+	if (st->kind == SOURCE_PATTERN_REDBLUE)
+		pattern_redblue(src->rgb, st->width, st->height,
+				clock_mono_usec() - src->start_usec);
+	else
+		pattern_bars(src->rgb, st->width, st->height, src->frame_number,
+			     clock_wall_usec());
+	src->frame_number++;
+	frame->pixels = src->rgb;
+	frame->format = PIXEL_RGB24;
+	frame->width = st->width;
+	frame->height = st->height;
+	return 1;
+}
+
+const struct source_ops source_pattern_ops = {
+	.pace = SOURCE_PACE_CLOCK,
+	.open = pattern_open,
+	.next = pattern_next,
+	.close = pattern_close,
+};

@@ -4,7 +4,9 @@
  *   bars     colour bars that move one step per frame, with the frame number
  *            and the wall-clock time drawn in, so every frame differs
  *
- * Pure functions of their arguments: no state, no allocation. */
+ * The drawing functions below are pure functions of their arguments: no
+ * state, no allocation.  The same file holds the source kind that draws
+ * them at the stream's fps (source_pattern_ops, source.h). */
 #ifndef MJPEG_SOURCE_PATTERN_H
 #define MJPEG_SOURCE_PATTERN_H
 

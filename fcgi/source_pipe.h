@@ -1,5 +1,5 @@
-/* source_pipe: frames from a byte stream: a FIFO, a regular file, or stdin
- * ("-").  raw: fixed-size pixel frames; mjpeg: concatenated JPEGs.
+/* source_pipe: the byte input under raw: and mjpeg: (source_raw.c,
+ * source_mjpeg.c): a FIFO, a regular file, or stdin ("-").
  *
  * FIFOs (and stdin when it is a pipe or a socket) are paced by their
  * writer.  A regular file or a device (/dev/zero, a serial port) has no
@@ -8,116 +8,111 @@
  * When a FIFO's writer goes away the FIFO is reopened for the next writer;
  * stdin cannot be reopened, so its end ends the source.
  *
- * A pipe source is owned by the one thread that calls pipe_source_next (the
+ * What a kind drops (partial frames, bad JPEGs, stray bytes) is counted in
+ * the input's problems and logged as one line at most every second, with
+ * counts; a file's problems are counted on its first pass only, so a file
+ * played in a loop is not reported again every round.
+ *
+ * An input is owned by the one thread that calls its kind's next (the
  * stream's producer); nothing in it is shared. */
 #ifndef MJPEG_SOURCE_PIPE_H
 #define MJPEG_SOURCE_PIPE_H
 
+#include "clock.h"
 #include "config.h"
-#include "source.h"
 
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
-struct pipe_source;
+/* Longest wait in poll() or a sleep before *stopping is looked at again. */
+#define PIPE_POLL_MSEC 200
+#define PIPE_POLL_USEC (PIPE_POLL_MSEC * USEC_PER_MSEC)
+/* Longest reason kept for a report line, bytes. */
+#define PIPE_WHY_BYTES 160
 
-/* stream: kind SOURCE_RAW or SOURCE_MJPEG, kept by reference (settings are
- * read-only and outlive the source).  frame_bytes_max: the largest JPEG an
- * mjpeg source passes on; larger ones are dropped.  NULL on failure,
- * logged. */
-struct pipe_source *pipe_source_open(const struct stream_settings *stream, size_t frame_bytes_max)
+enum pipe_input_type {
+	PIPE_STDIN, /* fd 0: never closed, never reopened */
+	PIPE_FIFO,  /* a FIFO: paced by its writer, reopened when the writer goes */
+	PIPE_FILE,  /* a regular file or a device: played at fps, reopened at its end */
+};
+
+enum pipe_read { PIPE_DATA, PIPE_EOF, PIPE_STOP, PIPE_ERROR };
+
+/* What was dropped since the last report line. */
+struct pipe_problems {
+	uint64_t invalid;       /* JPEGs encode_validate refused */
+	char invalid_why[PIPE_WHY_BYTES]; /* the last one's reason */
+	uint64_t oversized;     /* JPEGs over frame_bytes_max */
+	uint64_t cut;           /* JPEGs cut short or broken */
+	uint64_t partial;       /* partial frames at the end of the input */
+	uint64_t bytes_skipped; /* bytes outside any JPEG */
+};
+
+struct pipe_input {
+	const struct stream_settings *stream; /* settings: read-only, outlive us */
+	size_t frame_bytes_max;  /* named in report lines */
+	enum pipe_input_type type;
+	int fd;                  /* -1 after a reopen failed */
+	int paced;               /* not a FIFO or socket (stdin included): played at fps */
+	int ended;               /* stdin reached its end: every call returns -1 */
+	int open_failed;         /* the last open failed, logged: the next failure is not */
+	size_t bytes_since_open; /* an EOF with none pauses (no busy loop) */
+	uint64_t frames_since_open;
+	uint64_t passes;         /* a file's ends reached; problems reported in pass 0 only */
+	struct clock_pace pace;  /* a file's frames, at the stream's fps */
+	struct pipe_problems problems; /* since the last report line */
+	int64_t report_usec;     /* monotonic time the next report may be logged */
+	int64_t writer_log_usec; /* the same for "writer went away" lines */
+};
+
+/* Opens stream->path, or stdin for "-".  A path missing at start (the FIFO
+ * is made by the writer, later) is one log line and not a failure:
+ * pipe_input_begin keeps trying.  -1 (logged) when stdin cannot be read
+ * from. */
+int pipe_input_open(struct pipe_input *in, const struct stream_settings *stream,
+		    size_t frame_bytes_max) __attribute__((warn_unused_result));
+/* Logs what is still unreported; closes the input (never stdin). */
+void pipe_input_close(struct pipe_input *in);
+
+/* At the start of every next: reports held-back counts and reopens a path
+ * that could not be opened (waiting a second after a failure).  1: go on
+ * and read; 0: nothing this time; -1: stdin ended. */
+int pipe_input_begin(struct pipe_input *in, const _Atomic int *stopping)
 	__attribute__((warn_unused_result));
-void pipe_source_close(struct pipe_source *src);
+
+/* Waits for bytes and reads up to want of them into buf.  Never blocks in
+ * read(): poll() waits, at most PIPE_POLL_MSEC at a time, so *stopping is
+ * noticed (PIPE_STOP).  PIPE_ERROR is logged. */
+enum pipe_read pipe_input_read(struct pipe_input *in, unsigned char *buf, size_t want,
+			       size_t *got, const _Atomic int *stopping)
+	__attribute__((warn_unused_result));
+
+/* After PIPE_EOF, with the bytes of a partial frame the kind dropped: stdin
+ * ends the source (-1), a file is reopened to loop, a FIFO is reopened to
+ * wait for its next writer (0: nothing this time). */
+int pipe_input_ended(struct pipe_input *in, size_t dropped, const _Atomic int *stopping)
+	__attribute__((warn_unused_result));
+
+/* A complete frame was read: counts it and, for a file, waits for its
+ * turn at the stream's fps.  -1 when *stopping was set meanwhile. */
+int pipe_input_frame(struct pipe_input *in, const _Atomic int *stopping)
+	__attribute__((warn_unused_result));
+
+/* Waits for the next tick at the stream's fps (a file's pace).  -1 when
+ * *stopping was set meanwhile. */
+int pipe_input_tick(struct pipe_input *in, const _Atomic int *stopping)
+	__attribute__((warn_unused_result));
+
+/* The kind dropped what *dropped counts (why: the reason for an invalid
+ * JPEG, or NULL): added to the problems (on a file's first pass only) and
+ * logged when the rate limit allows. */
+void pipe_input_dropped(struct pipe_input *in, const struct pipe_problems *dropped,
+			const char *why);
 
 /* 1 when the input is a regular file or a device, played at the stream's
  * fps; 0 for FIFOs and sockets (stdin under a pipe), paced by their
  * writer. */
-int pipe_source_is_paced(const struct pipe_source *src);
-
-/* Blocks until a frame arrives (a file: until the next one is due) and
- * notices *stopping within 200 ms even when no bytes come.
- * 1: a frame, its buffers valid until the next call: pixels for raw, a
- *    complete JPEG that passed encode_validate for mjpeg;
- * 0: none this time: a FIFO's writer went away, a bad frame was skipped,
- *    or *stopping was set;
- * -1: the source cannot go on (stdin ended, a read error), logged. */
-int pipe_source_next(struct pipe_source *src, struct source_frame *frame,
-		     const _Atomic int *stopping) __attribute__((warn_unused_result));
-
-/* mjpeg_splitter: cuts a byte stream into complete JPEGs.  Pure (no I/O, no
- * clock, no log lines: only a broken invariant aborts), so it can be tested
- * and fuzzed alone; it reports what it dropped through the counters below.
- *
- * Bytes before an SOI (FFD8) are skipped.  Inside a frame, marker segments
- * are skipped by their length, so FFD9 inside an APPn segment (an EXIF
- * thumbnail) does not end the frame.  After SOS comes entropy-coded data:
- * FF00 is a stuffed FF, FFD0-FFD7 restart markers, FFFF fill; FFD9 ends the
- * frame and any other marker begins a segment (progressive JPEGs have
- * several scans).
- *
- * Resynchronisation.  A frame that goes wrong is never returned:
- *  - FFD8 where a marker may stand (between segments, or inside entropy
- *    data, where a JPEG cannot hold it) means the frame was cut short and a
- *    new one begins: the cut one is dropped and parsing restarts at the new
- *    SOI.  This is what a writer that died mid-frame leaves behind.
- *    FFD8 where a segment length stands is taken the same way (a cut right
- *    after a marker code); a real segment of exactly 65496 bytes is lost.
- *  - A byte that cannot be there (no FF where a marker is due, FF00 between
- *    segments, a segment length below 2, a second SOFn) means the frame
- *    was cut inside a segment, whose length then swallowed the next
- *    frame's start.  The frame is dropped and its bytes after its SOI are
- *    parsed again, so the next frame's SOI inside them is found.  The
- *    bytes parsed again are paid for from a credit earned by new input, so
- *    an adversarial stream costs at most about twice its length in
- *    parsing.  Rarely (frames from one encoder share their layout) the
- *    swallowed length ends right on a marker of the next frame and the
- *    parse goes on without a break: the splice comes out as one frame and
- *    decodes as the next frame's picture or fails encode_validate.
- *  - A frame that outgrows frame_bytes_max is still parsed but not kept,
- *    and dropped at its EOI (or at the next SOI); the next frame comes out
- *    whole.
- *
- * Memory: the buffer grows as frames need it, up to frame_bytes_max. */
-struct mjpeg_splitter {
-	unsigned char *buf;     /* the frame so far, then bytes to parse again */
-	size_t capacity;        /* bytes allocated at buf */
-	size_t frame_bytes_max;
-	size_t frame_bytes;     /* buf[0, frame_bytes): the frame so far */
-	/* buf[replay_start, replay_end): bytes taken in before, to be parsed
-	 * (again, after a resync) ahead of new input.  While there are any,
-	 * frame_bytes <= replay_start, so parsing moves them down in place. */
-	size_t replay_start, replay_end;
-	size_t replay_credit;   /* bytes that may still be parsed a second time */
-	int frame_returned;     /* buf[0, frame_bytes) went out last call */
-	int discarding;         /* the frame outgrew frame_bytes_max: parsed, not kept */
-	int seen_sof;           /* the frame has its SOFn segment */
-	int state;              /* enum splitter_state, in source_pipe.c */
-	unsigned char marker;   /* the code of the segment being read */
-	size_t segment_left;    /* bytes of its payload still to come */
-	/* Counts since init, for the caller's log lines. */
-	uint64_t frames;          /* complete frames returned */
-	uint64_t frames_oversized; /* dropped: over frame_bytes_max (or out of memory) */
-	uint64_t frames_cut;      /* dropped: cut short or broken before their EOI */
-	uint64_t bytes_skipped;   /* outside any frame, before an SOI */
-};
-
-void mjpeg_splitter_init(struct mjpeg_splitter *s, size_t frame_bytes_max);
-void mjpeg_splitter_destroy(struct mjpeg_splitter *s);
-
-/* Forgets any frame in progress and any bytes kept for parsing again (a new
- * writer starts afresh).  Returns the bytes dropped, 0 if none. */
-size_t mjpeg_splitter_reset(struct mjpeg_splitter *s);
-
-/* Feeds len bytes.  Returns the bytes consumed: all of them when no frame
- * was completed (then *jpeg is NULL and *jpeg_bytes 0); when a frame was,
- * *jpeg and *jpeg_bytes point to it (SOI to EOI; valid until the next call)
- * and the bytes after it are left unconsumed: call again with them.  A
- * frame may also complete from bytes kept earlier, consuming none of data:
- * so after a frame always call again, with the rest even when that is
- * empty, until a call gives no frame. */
-size_t mjpeg_splitter_feed(struct mjpeg_splitter *s, const unsigned char *data, size_t len,
-			   const unsigned char **jpeg, size_t *jpeg_bytes)
-	__attribute__((warn_unused_result));
+int pipe_input_is_paced(const struct pipe_input *in);
 
 #endif

@@ -37,8 +37,8 @@ FUZZ_MODS_query := http config encode log
 FUZZ_LIBS_query := -linih -lturbojpeg
 FUZZ_MODS_jpeg := $(FUZZ_ALL_MODS)
 FUZZ_LIBS_jpeg := -lfcgi -lturbojpeg -linih
-FUZZ_MODS_mjpeg := source_pipe clock encode log
-FUZZ_LIBS_mjpeg := -lturbojpeg
+FUZZ_MODS_mjpeg := mjpeg_splitter log
+FUZZ_LIBS_mjpeg :=
 FUZZ_MODS_config := config http encode log
 FUZZ_LIBS_config := -linih -lturbojpeg
 

@@ -1,4 +1,4 @@
-/* Fuzzes the MJPEG splitter (fcgi/source_pipe.h): the same bytes fed whole
+/* Fuzzes the MJPEG splitter (fcgi/mjpeg_splitter.h): the same bytes fed whole
  * and in chunks must give the same frames, each a whole JPEG (SOI to EOI) no
  * larger than frame_bytes_max.  A broken invariant traps (__builtin_trap),
  * which libFuzzer reports as a crash.
@@ -6,7 +6,7 @@
  * Input: byte 0 picks frame_bytes_max (bits 6-7) and how many chunk sizes
  * follow (bits 0-2, plus one); each of those bytes is a chunk size less
  * one, used in turn; the rest is the stream. */
-#include "source_pipe.h"
+#include "mjpeg_splitter.h"
 #include "fuzz.h"
 
 #include <stddef.h>

@@ -1,13 +1,16 @@
-/* Unit tests for fcgi/source_pattern.c: the built-in test pictures. */
+/* Unit tests for fcgi/source_pattern.c: the built-in test pictures, and
+ * the pattern kind behind the source interface. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "source.h"
 #include "source_pattern.h"
 #include "testutil.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -290,6 +293,48 @@ static void test_draw_text_glyph(void **state)
 		assert_int_equal(rgb[x], 0);
 }
 
+/* The pattern kind through the source interface: clock-paced, pixels of
+ * the stream's size, a new picture every frame. */
+static struct source *held_source; /* closed by close_source */
+
+static int close_source(void **state)
+{
+	source_close(held_source);
+	held_source = NULL;
+	return tu_release(state);
+}
+
+static void test_pattern_source(void **state)
+{
+	static _Atomic int stopping;
+	struct stream_settings *st = tu_alloc(sizeof(*st));
+	struct source_frame frame;
+	unsigned char *first;
+	const size_t bytes = 16 * 8 * 3;
+
+	(void)state;
+	memset(st, 0, sizeof(*st));
+	snprintf(st->name, sizeof(st->name), "test");
+	snprintf(st->source, sizeof(st->source), "pattern:bars");
+	st->kind = SOURCE_PATTERN_BARS;
+	st->width = 16;
+	st->height = 8;
+	st->fps = 240;
+	held_source = source_open(st, 1024);
+	assert_non_null(held_source);
+	assert_int_equal(source_is_paced(held_source), 1);
+	assert_int_equal(source_next(held_source, &frame, &stopping), 1);
+	assert_non_null(frame.pixels);
+	assert_null(frame.jpeg);
+	assert_int_equal(frame.format, PIXEL_RGB24);
+	assert_int_equal(frame.width, 16);
+	assert_int_equal(frame.height, 8);
+	first = tu_alloc(bytes);
+	memcpy(first, frame.pixels, bytes);
+	assert_int_equal(source_next(held_source, &frame, &stopping), 1);
+	assert_true(memcmp(first, frame.pixels, bytes) != 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -303,6 +348,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_draw_text_entirely_outside, tu_release),
 		cmocka_unit_test_teardown(test_draw_text_large_scale_fills_picture, tu_release),
 		cmocka_unit_test_teardown(test_draw_text_glyph, tu_release),
+		cmocka_unit_test_teardown(test_pattern_source, close_source),
 	};
 
 	return cmocka_run_group_tests_name("pattern", tests, NULL, NULL);
