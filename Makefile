@@ -182,10 +182,14 @@ test-under-load: deps-test
 	echo "make test beside stress-ng --cpu 2 (pid $$load)"; \
 	$(MAKE) --no-print-directory test
 
-# Static analysis: any finding fails.
-lint:
+# Static analysis: any finding fails.  Then the structure: no include
+# cycle between fcgi/ modules, and README.md's option table agrees with
+# --help (printed from the option table).
+lint: $(BIN)
 	cppcheck --quiet --enable=warning,performance,portability --std=c11 --inline-suppr \
 		--error-exitcode=1 -D_GNU_SOURCE -Ifcgi fcgi/*.c
+	$(PYTHON) tests/check_includes.py fcgi
+	$(PYTHON) tests/check_options.py README.md $(BIN)
 
 # Every test binary runs, even after one fails; the target fails if any did.
 unit: $(UNIT_BINS)

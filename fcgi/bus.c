@@ -32,8 +32,7 @@ static void futex_wait(_Atomic uint32_t *word, uint32_t expected, int64_t timeou
 
 	if (timeout_usec <= 0)
 		return;
-	ts.tv_sec = timeout_usec / USEC_PER_SEC;
-	ts.tv_nsec = (long)(timeout_usec % USEC_PER_SEC) * 1000;
+	ts = clock_timespec(timeout_usec);
 	/* Shared (not FUTEX_PRIVATE): the word lives in a file mapped by
 	 * several processes.  EAGAIN, EINTR and ETIMEDOUT all mean "look
 	 * again", which every caller does. */

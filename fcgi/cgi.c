@@ -3,6 +3,7 @@
 #include "clock.h"
 #include "http.h"
 #include "log.h"
+#include "parse.h"
 #include "server.h"
 #include "stream.h"
 
@@ -151,7 +152,7 @@ static void drain_body(struct cgi_stream *in)
 	long length;
 	char sink[4096];
 
-	if (!length_text || http_parse_long(length_text, 0, LONG_MAX, &length) < 0)
+	if (!length_text || parse_long(length_text, 0, LONG_MAX, &length) < 0)
 		return;
 	while ((long)in->read_total < length) {
 		size_t want = (size_t)length - in->read_total;

@@ -1,7 +1,6 @@
 #include "clock.h"
 
 #include <errno.h>
-#include <time.h>
 
 static int64_t clock_usec(clockid_t id)
 {
@@ -21,14 +20,23 @@ int64_t clock_mono_usec(void)
 	return clock_usec(CLOCK_MONOTONIC);
 }
 
+struct timespec clock_timespec(int64_t usec)
+{
+	struct timespec ts = {
+		.tv_sec = usec / USEC_PER_SEC,
+		.tv_nsec = (long)(usec % USEC_PER_SEC) * 1000,
+	};
+
+	return ts;
+}
+
 void clock_sleep_usec(int64_t usec)
 {
 	struct timespec ts;
 
 	if (usec <= 0)
 		return;
-	ts.tv_sec = usec / USEC_PER_SEC;
-	ts.tv_nsec = (long)(usec % USEC_PER_SEC) * 1000;
+	ts = clock_timespec(usec);
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
 }

@@ -9,6 +9,7 @@
 
 #include <stdatomic.h>
 #include <stdint.h>
+#include <time.h>
 
 #define USEC_PER_SEC 1000000LL
 #define USEC_PER_MSEC 1000LL
@@ -17,6 +18,10 @@
 int64_t clock_wall_usec(void);
 /* microseconds since an arbitrary fixed point, never going back */
 int64_t clock_mono_usec(void);
+/* usec microseconds (an interval, or a time on either clock) as a struct
+ * timespec: for nanosleep, futex timeouts and the pthread_*_timed* calls
+ * (which take CLOCK_REALTIME times unless told otherwise).  usec >= 0. */
+struct timespec clock_timespec(int64_t usec);
 /* sleep for usec microseconds, resuming after signals */
 void clock_sleep_usec(int64_t usec);
 

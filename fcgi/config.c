@@ -1,6 +1,8 @@
 #include "config.h"
 
-#include "http.h"
+#include "option.h"
+#include "parse.h"
+#include "supervisor.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -26,41 +28,115 @@ int config_stream_name_valid(const char *name)
 	return n >= 1 && n <= STREAM_NAME_MAX;
 }
 
+int config_mount_valid(const char *mount)
+{
+	size_t n = mount ? strlen(mount) : 0;
+	const char *seg, *p;
+
+	if (n == 0 || n > MOUNT_MAX || mount[0] != '/' || mount[n - 1] != '/')
+		return 0;
+	/* Every segment between two slashes: unreserved URL characters, not
+	 * empty ("//"), not "." or ".." (web servers resolve those before the
+	 * responder sees a path, so such a prefix could never match). */
+	for (seg = mount + 1; *seg; seg = p + 1) {
+		p = strchr(seg, '/');
+		if (p == seg || (p - seg == 1 && seg[0] == '.') ||
+		    (p - seg == 2 && seg[0] == '.' && seg[1] == '.'))
+			return 0;
+		for (; seg < p; seg++)
+			if (!((*seg >= 'a' && *seg <= 'z') || (*seg >= 'A' && *seg <= 'Z') ||
+			      (*seg >= '0' && *seg <= '9') || *seg == '-' || *seg == '_' ||
+			      *seg == '.' || *seg == '~'))
+				return 0;
+	}
+	return 1;
+}
+
+#define STRINGIFY_(x) #x
+#define STRINGIFY(x) STRINGIFY_(x)
+#define SETTING(field) OPTION_FIELD(struct settings, field)
+
+/* The log level is read as an int index into log_level_names. */
+_Static_assert(sizeof(enum log_level) == sizeof(int), "log_level is read as an int");
+
+/* Every server-wide option: the command line, the [server] keys, the
+ * defaults and --help all come from these rows.  README.md's table of
+ * options is checked against --help by tests/check_options.py. */
+static const struct option_row server_options[] = {
+	{ .name = "listen", .key = "listen", .arg = "ADDR", .kind = OPTION_TEXT,
+	  SETTING(listen), .shown = "fd 0",
+	  .help = "unix:/path/to.sock or HOST:PORT to listen on; without it, the FastCGI "
+		  "socket on fd 0 (spawn-fcgi, lighttpd bin-path). A stale unix socket "
+		  "file of a dead process is replaced, a live one refused" },
+	{ .name = "config", .arg = "FILE", .kind = OPTION_COMMAND, .shown = "none",
+	  .help = "INI file with [server] and [stream NAME] sections, as below" },
+	{ .name = "bus-dir", .key = "bus_dir", .arg = "DIR", .kind = OPTION_TEXT,
+	  SETTING(bus_dir), .min = 1, .def = BUS_DIR_DEFAULT,
+	  .help = "directory of the shared-memory stream files" },
+	{ .name = "pid-file", .key = "pid_file", .arg = "FILE", .kind = OPTION_TEXT,
+	  SETTING(pid_file), .shown = "none",
+	  .help = "write the process id here (removed at a clean exit)" },
+	{ .name = "mount", .key = "mount", .arg = "PATH", .kind = OPTION_CHECKED,
+	  SETTING(mount), .def = "/", .check = config_mount_valid,
+	  .why = "must be a URL path that begins and ends with '/', without '//', '.' or "
+		 "'..' segments, of at most " STRINGIFY(MOUNT_MAX) " bytes of "
+		 "[A-Za-z0-9._~-] and '/' (e.g. / or /cams/)",
+	  .help = "FastCGI: the URL path the responder answers below (e.g. /cams/ for "
+		  "/cams/stream/NAME); plain CGI answers below the script's own URL" },
+	{ .name = "max-viewers", .key = "max_viewers", .arg = "N", .kind = OPTION_COUNT,
+	  SETTING(max_viewers), .min = 1, .max = MAX_VIEWERS_LIMIT,
+	  .def = STRINGIFY(MAX_VIEWERS_DEFAULT),
+	  .help = "stream viewers per process over all streams; above it 503 with "
+		  "Retry-After" },
+	{ .name = "repeat-ms", .key = "repeat_ms", .arg = "N", .kind = OPTION_MSEC,
+	  SETTING(repeat_usec), .min = 20, .max = 10000, .def = STRINGIFY(REPEAT_MS_DEFAULT),
+	  .help = "resend a frame that no newer one followed within N ms, so browsers "
+		  "show it at once" },
+	{ .name = "keepalive-ms", .key = "keepalive_ms", .arg = "N", .kind = OPTION_MSEC,
+	  SETTING(keepalive_usec), .min = 100, .max = 60000,
+	  .def = STRINGIFY(KEEPALIVE_MS_DEFAULT),
+	  .help = "resend the newest frame at least every N ms" },
+	{ .name = "idle-pause-s", .key = "idle_pause_s", .arg = "N", .kind = OPTION_SEC,
+	  SETTING(idle_usec), .min = 1, .max = 86400, .def = STRINGIFY(IDLE_SEC_DEFAULT),
+	  .help = "pause a producer after N s without viewers" },
+	{ .name = "first-frame-ms", .key = "first_frame_ms", .arg = "N", .kind = OPTION_MSEC,
+	  SETTING(first_frame_usec), .min = 0, .max = 60000,
+	  .def = STRINGIFY(FIRST_FRAME_MS_DEFAULT),
+	  .help = "how long a snapshot waits for a stream's first frame" },
+	{ .name = "workers", .key = "workers", .arg = "N", .kind = OPTION_COUNT,
+	  SETTING(workers), .min = 1, .max = WORKERS_MAX, .def = "1",
+	  .help = "responder processes sharing the socket and every stream's producer, "
+		  "started and restarted by a supervisor" },
+	{ .name = "stall-ms", .key = "stall_ms", .arg = "N", .kind = OPTION_MSEC,
+	  SETTING(stall_usec), .min = 100, .max = 3600000, .def = STRINGIFY(STALL_MS_DEFAULT),
+	  .help = "drop a viewer whose connection takes no bytes for N ms" },
+	{ .name = "ingest-ms", .key = "ingest_ms", .arg = "N", .kind = OPTION_MSEC,
+	  SETTING(ingest_usec), .min = 100, .max = 3600000, .def = STRINGIFY(INGEST_MS_DEFAULT),
+	  .help = "a request body must arrive whole within N ms, else an ingest gets 408 "
+		  "and a stream request ends" },
+	{ .name = "request-ms", .key = "request_ms", .arg = "N", .kind = OPTION_MSEC,
+	  SETTING(request_usec), .min = 100, .max = 600000,
+	  .def = STRINGIFY(REQUEST_MS_DEFAULT),
+	  .help = "FastCGI: a request's head (its params) must arrive within N ms, and an "
+		  "idle kept connection is closed after N ms" },
+	{ .name = "frame-bytes-max", .key = "frame_bytes_max", .arg = "N", .kind = OPTION_BYTES,
+	  SETTING(frame_bytes_max), .min = 1024, .max = FRAME_BYTES_MAX_LIMIT,
+	  .def = STRINGIFY(FRAME_BYTES_MAX_DEFAULT),
+	  .help = "the largest JPEG frame in bytes; the same for every process on a bus "
+		  "directory" },
+	{ .name = "log-level", .key = "log_level", .arg = "LEVEL", .kind = OPTION_NAME,
+	  SETTING(log_level), .names = log_level_names, .def = "info",
+	  .help = "what goes to standard error" },
+	{ .name = "help", .kind = OPTION_COMMAND, .help = "this text" },
+	{ .name = "version", .kind = OPTION_COMMAND, .help = "the version" },
+};
+
+#define SERVER_OPTIONS (sizeof(server_options) / sizeof(server_options[0]))
+
 void config_defaults(struct settings *settings)
 {
 	memset(settings, 0, sizeof(*settings));
-	snprintf(settings->bus_dir, sizeof(settings->bus_dir), "%s", BUS_DIR_DEFAULT);
-	snprintf(settings->mount, sizeof(settings->mount), "/");
-	settings->max_viewers = MAX_VIEWERS_DEFAULT;
-	settings->workers = 1;
-	settings->repeat_usec = REPEAT_MS_DEFAULT * 1000LL;
-	settings->keepalive_usec = KEEPALIVE_MS_DEFAULT * 1000LL;
-	settings->idle_usec = IDLE_SEC_DEFAULT * 1000000LL;
-	settings->first_frame_usec = FIRST_FRAME_MS_DEFAULT * 1000LL;
-	settings->stall_usec = STALL_MS_DEFAULT * 1000LL;
-	settings->ingest_usec = INGEST_MS_DEFAULT * 1000LL;
-	settings->request_usec = REQUEST_MS_DEFAULT * 1000LL;
-	settings->frame_bytes_max = FRAME_BYTES_MAX_DEFAULT;
-	settings->log_level = 2;
-}
-
-static int parse_size(const char *text, uint32_t *width, uint32_t *height)
-{
-	char w[16], *x = strchr(text, 'x');
-	long wv, hv;
-
-	if (!x || (size_t)(x - text) >= sizeof(w))
-		return -1;
-	memcpy(w, text, (size_t)(x - text));
-	w[x - text] = '\0';
-	/* JPEG's 4:2:0 blocks want even sides; any size up to the limit
-	 * encodes, but odd ones waste a column. */
-	if (http_parse_long(w, 1, FRAME_SIDE_MAX, &wv) < 0 ||
-	    http_parse_long(x + 1, 1, FRAME_SIDE_MAX, &hv) < 0)
-		return -1;
-	*width = (uint32_t)wv;
-	*height = (uint32_t)hv;
-	return 0;
+	option_defaults(server_options, SERVER_OPTIONS, settings);
 }
 
 /* Sets kind and path from a source key.  -1 for an unknown source. */
@@ -148,86 +224,6 @@ void config_add_default_streams(struct settings *settings)
 		stream_fill_defaults(st);
 }
 
-/* Server-wide keys, shared by the [server] section and the command line:
- * returns NULL when applied, else the reason. */
-static const char *apply_server_key(struct settings *s, const char *key, const char *value)
-{
-	long n;
-
-	if (strcmp(key, "listen") == 0) {
-		if (snprintf(s->listen, sizeof(s->listen), "%s", value) >= (int)sizeof(s->listen))
-			return "too long";
-	} else if (strcmp(key, "bus_dir") == 0) {
-		if (!*value || snprintf(s->bus_dir, sizeof(s->bus_dir), "%s", value) >=
-				       (int)sizeof(s->bus_dir))
-			return "empty or too long";
-	} else if (strcmp(key, "mount") == 0) {
-		if (!http_mount_valid(value))
-			return "must be a URL path that begins and ends with '/', without "
-			       "'//', '.' or '..' segments, of at most 255 bytes of "
-			       "[A-Za-z0-9._~-] and '/' (e.g. / or /cams/)";
-		snprintf(s->mount, sizeof(s->mount), "%s", value);
-	} else if (strcmp(key, "pid_file") == 0) {
-		if (snprintf(s->pid_file, sizeof(s->pid_file), "%s", value) >=
-		    (int)sizeof(s->pid_file))
-			return "too long";
-	} else if (strcmp(key, "max_viewers") == 0) {
-		if (http_parse_long(value, 1, MAX_VIEWERS_LIMIT, &n) < 0)
-			return "must be a whole number from 1 to 100000";
-		s->max_viewers = (int)n;
-	} else if (strcmp(key, "workers") == 0) {
-		if (http_parse_long(value, 1, 64, &n) < 0)
-			return "must be a whole number from 1 to 64";
-		s->workers = (int)n;
-	} else if (strcmp(key, "repeat_ms") == 0) {
-		if (http_parse_long(value, 20, 10000, &n) < 0)
-			return "must be a whole number of milliseconds from 20 to 10000";
-		s->repeat_usec = n * 1000;
-	} else if (strcmp(key, "keepalive_ms") == 0) {
-		if (http_parse_long(value, 100, 60000, &n) < 0)
-			return "must be a whole number of milliseconds from 100 to 60000";
-		s->keepalive_usec = n * 1000;
-	} else if (strcmp(key, "idle_pause_s") == 0) {
-		if (http_parse_long(value, 1, 86400, &n) < 0)
-			return "must be a whole number of seconds from 1 to 86400";
-		s->idle_usec = n * 1000000;
-	} else if (strcmp(key, "first_frame_ms") == 0) {
-		if (http_parse_long(value, 0, 60000, &n) < 0)
-			return "must be a whole number of milliseconds from 0 to 60000";
-		s->first_frame_usec = n * 1000;
-	} else if (strcmp(key, "stall_ms") == 0) {
-		if (http_parse_long(value, 100, 3600000, &n) < 0)
-			return "must be a whole number of milliseconds from 100 to 3600000";
-		s->stall_usec = n * 1000;
-	} else if (strcmp(key, "ingest_ms") == 0) {
-		if (http_parse_long(value, 100, 3600000, &n) < 0)
-			return "must be a whole number of milliseconds from 100 to 3600000";
-		s->ingest_usec = n * 1000;
-	} else if (strcmp(key, "request_ms") == 0) {
-		if (http_parse_long(value, 100, 600000, &n) < 0)
-			return "must be a whole number of milliseconds from 100 to 600000";
-		s->request_usec = n * 1000;
-	} else if (strcmp(key, "frame_bytes_max") == 0) {
-		if (http_parse_long(value, 1024, FRAME_BYTES_MAX_LIMIT, &n) < 0)
-			return "must be a whole number of bytes from 1024 to 67108864";
-		s->frame_bytes_max = (size_t)n;
-	} else if (strcmp(key, "log_level") == 0) {
-		if (strcmp(value, "error") == 0)
-			s->log_level = 0;
-		else if (strcmp(value, "warn") == 0)
-			s->log_level = 1;
-		else if (strcmp(value, "info") == 0)
-			s->log_level = 2;
-		else if (strcmp(value, "debug") == 0)
-			s->log_level = 3;
-		else
-			return "must be error, warn, info or debug";
-	} else {
-		return "unknown key";
-	}
-	return NULL;
-}
-
 static const char *apply_stream_key(struct stream_settings *st, const char *key, const char *value)
 {
 	long n;
@@ -237,24 +233,26 @@ static const char *apply_stream_key(struct stream_settings *st, const char *key,
 			return "unknown source (pattern:redblue, pattern:bars, dir:PATH, "
 			       "raw:PATH, raw:-, mjpeg:PATH, mjpeg:- or ingest)";
 	} else if (strcmp(key, "size") == 0) {
-		if (parse_size(value, &st->width, &st->height) < 0)
+		/* JPEG's 4:2:0 blocks want even sides; any size up to the
+		 * limit encodes, but odd ones waste a column. */
+		if (parse_size(value, FRAME_SIDE_MAX, &st->width, &st->height) < 0)
 			return "must be WIDTHxHEIGHT, each 1 to 8192";
 	} else if (strcmp(key, "format") == 0) {
 		if (encode_parse_format(value, &st->format) < 0)
 			return "must be rgb24, bgr24, rgba, gray or yuyv";
 	} else if (strcmp(key, "token") == 0) {
-		if (strlen(value) < 16 || strlen(value) > TOKEN_MAX)
+		if (strlen(value) < TOKEN_MIN || strlen(value) > TOKEN_MAX)
 			return "must be 16 to 128 characters";
 		snprintf(st->token, sizeof(st->token), "%s", value);
 	} else if (strcmp(key, "fps") == 0) {
-		if (http_parse_decimal(value, 0.01, FPS_MAX, &st->fps) < 0)
+		if (parse_decimal(value, 0.01, FPS_MAX, &st->fps) < 0)
 			return "must be a number from 0.01 to 240";
 	} else if (strcmp(key, "quality") == 0) {
-		if (http_parse_long(value, 1, 100, &n) < 0)
+		if (parse_long(value, 1, 100, &n) < 0)
 			return "must be a whole number from 1 to 100";
 		st->quality = (int)n;
 	} else if (strcmp(key, "max_viewers") == 0) {
-		if (http_parse_long(value, 1, MAX_VIEWERS_LIMIT, &n) < 0)
+		if (parse_long(value, 1, MAX_VIEWERS_LIMIT, &n) < 0)
 			return "must be a whole number from 1 to 100000";
 		st->max_viewers = (int)n;
 	} else {
@@ -310,12 +308,17 @@ static char *ini_reader_buffer(char *str, int size, void *stream)
 static int on_ini_key(void *user, const char *section, const char *key, const char *value)
 {
 	struct ini_context *ctx = user;
+	const struct option_row *row;
 	const char *why = NULL;
-	char what[STREAM_NAME_MAX + 64], dup[96];
+	char what[STREAM_NAME_MAX + 64], dup[96], reason[256];
 
 	snprintf(what, sizeof(what), "[%s] %s", section, key);
 	if (strcmp(section, "server") == 0) {
-		why = apply_server_key(ctx->settings, key, value);
+		row = option_find_key(server_options, SERVER_OPTIONS, key);
+		if (!row)
+			why = "unknown key";
+		else if (option_apply(row, ctx->settings, value, reason, sizeof(reason)) < 0)
+			why = reason;
 	} else if (strncmp(section, "stream ", 7) == 0) {
 		const char *name = section + 7;
 		struct stream_settings *st =
@@ -479,94 +482,86 @@ out:
 	return rc;
 }
 
-static const struct option long_options[] = {
-	{ "listen", required_argument, NULL, 'l' },
-	{ "bus-dir", required_argument, NULL, 'b' },
-	{ "config", required_argument, NULL, 'c' },
-	{ "pid-file", required_argument, NULL, 'p' },
-	{ "mount", required_argument, NULL, 'M' },
-	{ "max-viewers", required_argument, NULL, 'm' },
-	{ "workers", required_argument, NULL, 'w' },
-	{ "repeat-ms", required_argument, NULL, 'r' },
-	{ "keepalive-ms", required_argument, NULL, 'k' },
-	{ "idle-pause-s", required_argument, NULL, 'i' },
-	{ "first-frame-ms", required_argument, NULL, 'f' },
-	{ "frame-bytes-max", required_argument, NULL, 'F' },
-	{ "stall-ms", required_argument, NULL, 's' },
-	{ "ingest-ms", required_argument, NULL, 'I' },
-	{ "request-ms", required_argument, NULL, 'R' },
-	{ "log-level", required_argument, NULL, 'L' },
-	{ "help", no_argument, NULL, 'h' },
-	{ "version", no_argument, NULL, 'V' },
-	{ NULL, 0, NULL, 0 },
-};
-
 void config_usage(const char *argv0)
 {
 	printf("Usage: %s [OPTION]...\n"
-	       "Serve live JPEG frames as multipart/x-mixed-replace (MJPEG) streams over FastCGI.\n"
+	       "Serve live JPEG frames as multipart/x-mixed-replace (MJPEG) streams over FastCGI\n"
+	       "(or as a plain CGI program).\n\n",
+	       argv0);
+	option_print_help(stdout, server_options, SERVER_OPTIONS);
+	printf("\n"
+	       "Every option but --config, --help and --version is also a key of the config\n"
+	       "file's [server] section, with '_' for '-' (max_viewers = 100); the command\n"
+	       "line wins over the file.  A [stream NAME] section (NAME of [A-Za-z0-9_-],\n"
+	       "at most 41 characters) takes:\n"
+	       "  source = SOURCE        where frames come from (required):\n"
+	       "    pattern:redblue      solid red and solid blue, alternating every second\n"
+	       "    pattern:bars         moving colour bars; every frame differs\n"
+	       "    dir:PATH             the .jpg/.jpeg files of a directory, looped at fps\n"
+	       "    raw:PATH, raw:-      raw frames of size and format from a FIFO, a file,\n"
+	       "                         a device or standard input, encoded here\n"
+	       "    mjpeg:PATH, mjpeg:-  concatenated JPEGs from the same inputs, passed on\n"
+	       "    ingest               frames POSTed to ingest/NAME\n"
+	       "  size = WxH             picture size, 1 to %d each (default 640x480;\n"
+	       "                         pattern:redblue 256x256)\n"
+	       "  fps = N                frames per second, 0.01 to %g (default 30;\n"
+	       "                         pattern:redblue 1)\n"
+	       "  quality = N            JPEG quality, 1 to 100 (default %d)\n"
+	       "  format = F             raw pixels: rgb24, bgr24, rgba, gray or yuyv\n"
+	       "  token = T              an ingest stream's secret, %d to %d characters\n"
+	       "  max_viewers = N        viewers of this stream over all processes\n"
+	       "With no [stream] section two streams exist: demo (pattern:redblue, 256x256,\n"
+	       "1 fps) and bars (pattern:bars, 640x480, 30 fps).\n"
 	       "\n"
-	       "  --listen ADDR          unix:/path/to.sock or HOST:PORT to listen on; default: the\n"
-	       "                         FastCGI socket on fd 0 (spawn-fcgi, lighttpd bin-path)\n"
-	       "  --config FILE          INI file with [server] and [stream NAME] sections\n"
-	       "  --bus-dir DIR          directory of the shared-memory stream files\n"
-	       "                         (default %s)\n"
-	       "  --pid-file FILE        write the process id here\n"
-	       "  --mount PATH           FastCGI: the URL path the responder answers below\n"
-	       "                         (default /; e.g. /cams/ for /cams/stream/NAME);\n"
-	       "                         plain CGI answers below the script's own URL\n"
-	       "  --max-viewers N        viewers per process over all streams (default %d);\n"
-	       "                         above it a viewer gets 503 with Retry-After\n"
-	       "  --workers N            responder processes sharing the socket and every\n"
-	       "                         stream's producer (default 1, at most 64)\n"
-	       "  --repeat-ms N          resend a frame no newer one followed within N ms,\n"
-	       "                         so browsers show it at once (default %d)\n"
-	       "  --keepalive-ms N       resend the newest frame at least every N ms (default %d)\n"
-	       "  --idle-pause-s N       pause a producer after N s without viewers (default %d)\n"
-	       "  --first-frame-ms N     how long a snapshot waits for a first frame (default %d)\n"
-	       "  --frame-bytes-max N    largest JPEG frame in bytes (default %u)\n"
-	       "  --stall-ms N           drop a viewer that takes no bytes for N ms (default %d)\n"
-	       "  --ingest-ms N          a request body must arrive whole within N ms, else\n"
-	       "                         408 (default %d)\n"
-	       "  --request-ms N         a request's head (FastCGI params) must arrive within\n"
-	       "                         N ms, and an idle kept connection is closed after\n"
-	       "                         N ms (default %d)\n"
-	       "  --log-level LEVEL      error, warn, info or debug (default info)\n"
-	       "  --help                 this text\n"
-	       "  --version              the version\n"
+	       "Endpoints, below the mount point, exactly these paths (any other is 404):\n"
+	       "  GET stream/NAME        the live stream; ?fps=N: at most N new frames a\n"
+	       "                         second (0.01 to %g); ?frames=N: end after N parts\n"
+	       "  GET snapshot/NAME      the newest frame, image/jpeg\n"
+	       "  POST ingest/NAME       publish one frame to an ingest stream (Authorization:\n"
+	       "                         Bearer TOKEN): a JPEG, or raw pixels with\n"
+	       "                         ?format=F&width=W&height=H\n"
+	       "  GET status             JSON: version, uptime, limits, every stream's counters\n"
+	       "  GET metrics            the same counters in Prometheus text format\n"
 	       "\n"
-	       "Every option is also a key of the config file's [server] section, with '_'\n"
-	       "for '-' (max_viewers = 100); the command line wins.  With no [stream] section\n"
-	       "two streams exist: demo (pattern:redblue, 256x256, 1 fps) and bars\n"
-	       "(pattern:bars, 640x480, 30 fps).  A [stream NAME] section takes source\n"
-	       "(pattern:redblue, pattern:bars), size (WxH), fps, quality and max_viewers.\n"
-	       "\n"
-	       "Endpoints, below the mount point, exactly these paths: GET stream/NAME\n"
-	       "[?fps=N&frames=N], GET snapshot/NAME, POST ingest/NAME, GET status,\n"
-	       "GET metrics; any other path is 404.\n",
-	       argv0, BUS_DIR_DEFAULT, MAX_VIEWERS_DEFAULT, REPEAT_MS_DEFAULT,
-	       KEEPALIVE_MS_DEFAULT, IDLE_SEC_DEFAULT, FIRST_FRAME_MS_DEFAULT,
-	       FRAME_BYTES_MAX_DEFAULT, STALL_MS_DEFAULT, INGEST_MS_DEFAULT, REQUEST_MS_DEFAULT);
+	       "Signals: SIGTERM or SIGINT ends every stream with its closing boundary and\n"
+	       "exits; SIGHUP reads the config again.\n",
+	       FRAME_SIDE_MAX, FPS_MAX, ENCODE_QUALITY_DEFAULT, TOKEN_MIN, TOKEN_MAX, FPS_MAX);
+}
+
+/* The row of an option getopt_long answered, or NULL for '?' (an unknown
+ * option or a missing argument, reported by getopt). */
+static const struct option_row *answered_row(int opt)
+{
+	if (opt < OPTION_GETOPT_BASE || opt >= OPTION_GETOPT_BASE + (int)SERVER_OPTIONS)
+		return NULL;
+	return &server_options[opt - OPTION_GETOPT_BASE];
 }
 
 int config_from_args(struct settings *settings, int argc, char **argv)
 {
+	struct option long_options[SERVER_OPTIONS + 1];
+	const struct option_row *row;
 	const char *config_file = NULL;
-	int opt, i;
+	char why[256];
+	int opt;
 
 	config_defaults(settings);
+	option_getopt_table(server_options, SERVER_OPTIONS, long_options);
 
 	/* First pass: only --config, --help and --version, so that the file
 	 * loads before the options that override it. */
 	opterr = 0;
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "", long_options, NULL)) != -1) {
-		if (opt == 'c') {
+		row = answered_row(opt);
+		if (!row || row->kind != OPTION_COMMAND)
+			continue;
+		if (strcmp(row->name, "config") == 0) {
 			config_file = optarg;
-		} else if (opt == 'h') {
+		} else if (strcmp(row->name, "help") == 0) {
 			config_usage(argv[0]);
 			return 1;
-		} else if (opt == 'V') {
+		} else if (strcmp(row->name, "version") == 0) {
 			printf("mjpeg-fcgi %s\n", MJPEG_FCGI_VERSION);
 			return 1;
 		}
@@ -576,28 +571,16 @@ int config_from_args(struct settings *settings, int argc, char **argv)
 
 	opterr = 1;
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "", long_options, &i)) != -1) {
-		char key[32];
-		const char *why;
-		size_t k;
-
-		if (opt == '?') {
+	while ((opt = getopt_long(argc, argv, "", long_options, NULL)) != -1) {
+		row = answered_row(opt);
+		if (!row) {
 			fprintf(stderr, "Try '%s --help'.\n", argv[0]);
 			return -1;
 		}
-		if (opt == 'c' || opt == 'h' || opt == 'V')
+		if (row->kind == OPTION_COMMAND)
 			continue;
-		/* --max-viewers is the [server] key max_viewers, and so on */
-		for (i = 0; long_options[i].val != opt; i++)
-			;
-		snprintf(key, sizeof(key), "%s", long_options[i].name);
-		for (k = 0; key[k]; k++)
-			if (key[k] == '-')
-				key[k] = '_';
-		why = apply_server_key(settings, key, optarg);
-		if (why) {
-			fprintf(stderr, "mjpeg-fcgi: --%s %s: %s\n", long_options[i].name, optarg,
-				why);
+		if (option_apply(row, settings, optarg, why, sizeof(why)) < 0) {
+			fprintf(stderr, "mjpeg-fcgi: --%s %s: %s\n", row->name, optarg, why);
 			return -1;
 		}
 	}

@@ -7,6 +7,7 @@
 #define MJPEG_CONFIG_H
 
 #include "encode.h"
+#include "log.h"
 
 #include <limits.h>
 #include <stddef.h>
@@ -14,6 +15,7 @@
 
 #define STREAM_NAME_MAX 64
 #define STREAMS_MAX 64
+#define TOKEN_MIN 16
 #define TOKEN_MAX 128
 /* The longest mount prefix, in bytes ("/cams/"). */
 #define MOUNT_MAX 255
@@ -59,7 +61,7 @@ struct settings {
 	int64_t ingest_usec;        /* an ingest body must arrive within this */
 	int64_t request_usec;       /* a request's params must arrive within this */
 	size_t frame_bytes_max;     /* largest JPEG a stream carries */
-	int log_level;
+	enum log_level log_level;   /* lines above it are dropped */
 	size_t stream_count;
 	struct stream_settings streams[STREAMS_MAX];
 };
@@ -73,14 +75,19 @@ struct settings {
 #define STALL_MS_DEFAULT 10000
 #define INGEST_MS_DEFAULT 10000
 #define REQUEST_MS_DEFAULT 5000
-#define FRAME_BYTES_MAX_DEFAULT (4u << 20)
+#define FRAME_BYTES_MAX_DEFAULT 4194304 /* 4 MiB */
 #define FRAME_BYTES_MAX_LIMIT (64u << 20)
-#define FRAME_SIDE_MAX 8192
 #define FPS_MAX 240.0
 #define BUS_DIR_DEFAULT "/dev/shm/mjpeg-fcgi"
 
 /* 1 if name matches [A-Za-z0-9_-]{1,64}: safe as a file name under bus_dir. */
 int config_stream_name_valid(const char *name);
+
+/* 1 if mount is a valid mount prefix for FastCGI: it begins and ends with
+ * '/', has no empty segment ("//"), no "." or ".." segment, only unreserved
+ * URL characters [A-Za-z0-9._~-] in between, and is at most MOUNT_MAX bytes:
+ * "/", "/cams/", "/site/cams/". */
+int config_mount_valid(const char *mount);
 
 void config_defaults(struct settings *settings);
 
@@ -103,6 +110,8 @@ void config_add_default_streams(struct settings *settings);
 const struct stream_settings *config_find_stream(const struct settings *settings,
 						 const char *name);
 
+/* --help: every option (from the option table), the stream keys, the
+ * source kinds and the endpoints, on stdout. */
 void config_usage(const char *argv0);
 
 #define MJPEG_FCGI_VERSION "0.1.0"

@@ -21,16 +21,6 @@ struct deadlines {
 	int stopping;
 };
 
-static struct timespec mono_timespec(int64_t usec)
-{
-	struct timespec ts = {
-		.tv_sec = usec / USEC_PER_SEC,
-		.tv_nsec = (long)(usec % USEC_PER_SEC) * 1000,
-	};
-
-	return ts;
-}
-
 /* Shuts every socket whose deadline passed; returns the earliest deadline
  * still to come, or -1.  Call with the lock held. */
 static int64_t fire_due_locked(struct deadlines *w, int64_t now_usec)
@@ -67,7 +57,7 @@ static void *watchdog_main(void *arg)
 			CHECK_ZERO(pthread_cond_wait(&w->changed, &w->lock));
 			continue;
 		}
-		struct timespec until = mono_timespec(next);
+		struct timespec until = clock_timespec(next);
 
 		rc = pthread_cond_timedwait(&w->changed, &w->lock, &until);
 		if (rc != 0 && rc != ETIMEDOUT)

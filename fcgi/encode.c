@@ -1,6 +1,5 @@
 #include "encode.h"
 
-#include "config.h"
 #include "log.h"
 
 #include <pthread.h>

@@ -12,6 +12,9 @@
 enum pixel_format { PIXEL_RGB24, PIXEL_BGR24, PIXEL_RGBA, PIXEL_GRAY, PIXEL_YUYV };
 
 #define ENCODE_QUALITY_DEFAULT 80
+/* The largest side of a picture, in pixels, that is encoded, configured or
+ * passed on; JPEG itself allows 65535. */
+#define FRAME_SIDE_MAX 8192
 
 struct encoder;
 

@@ -298,10 +298,7 @@ int fanout_add(struct fanout *fo, int fd, int request_id, struct stream *stream,
 int fanout_stop(struct fanout *fo, int64_t timeout_usec)
 {
 	int64_t deadline_usec = clock_wall_usec() + timeout_usec;
-	struct timespec deadline = {
-		.tv_sec = deadline_usec / USEC_PER_SEC,
-		.tv_nsec = (long)(deadline_usec % USEC_PER_SEC) * 1000,
-	};
+	struct timespec deadline = clock_timespec(deadline_usec);
 	int left = 0;
 
 	CHECK_ZERO(pthread_mutex_lock(&fo->lock));

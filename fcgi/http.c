@@ -1,79 +1,9 @@
 #include "http.h"
 
-#include <errno.h>
+#include "parse.h"
+
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-
-int http_parse_long(const char *text, long min, long max, long *out)
-{
-	const char *digits = text;
-	char *end;
-	long v;
-
-	/* strtol alone would take leading spaces and '+'. */
-	if (!text)
-		return -1;
-	if (*digits == '-')
-		digits++;
-	if (*digits < '0' || *digits > '9')
-		return -1;
-	errno = 0;
-	v = strtol(text, &end, 10);
-	if (errno || *end || v < min || v > max)
-		return -1;
-	*out = v;
-	return 0;
-}
-
-int http_parse_decimal(const char *text, double min, double max, double *out)
-{
-	const char *p;
-	int digits = 0, points = 0;
-	double v;
-
-	if (!text)
-		return -1;
-	for (p = text; *p; p++) {
-		if (*p >= '0' && *p <= '9')
-			digits++;
-		else if (*p == '.' && !points++)
-			continue;
-		else
-			return -1;
-	}
-	if (!digits || p - text > 32)
-		return -1;
-	v = strtod(text, NULL);
-	if (!(v >= min && v <= max))
-		return -1;
-	*out = v;
-	return 0;
-}
-
-int http_mount_valid(const char *mount)
-{
-	size_t n = mount ? strlen(mount) : 0;
-	const char *seg, *p;
-
-	if (n == 0 || n > MOUNT_MAX || mount[0] != '/' || mount[n - 1] != '/')
-		return 0;
-	/* Every segment between two slashes: unreserved URL characters, not
-	 * empty ("//"), not "." or ".." (web servers resolve those before the
-	 * responder sees a path, so such a prefix could never match). */
-	for (seg = mount + 1; *seg; seg = p + 1) {
-		p = strchr(seg, '/');
-		if (p == seg || (p - seg == 1 && seg[0] == '.') ||
-		    (p - seg == 2 && seg[0] == '.' && seg[1] == '.'))
-			return 0;
-		for (; seg < p; seg++)
-			if (!((*seg >= 'a' && *seg <= 'z') || (*seg >= 'A' && *seg <= 'Z') ||
-			      (*seg >= '0' && *seg <= '9') || *seg == '-' || *seg == '_' ||
-			      *seg == '.' || *seg == '~'))
-				return 0;
-	}
-	return 1;
-}
 
 int http_path_below(const char *mount, const char *script_name, const char *path_info,
 		    char *buf, size_t size)
@@ -157,13 +87,13 @@ int http_parse_query(const char *query_string, enum route_kind kind, struct quer
 		if (strcmp(pair, "_") == 0)
 			continue; /* cache buster, as pages add to reconnect */
 		if (kind == ROUTE_STREAM && strcmp(pair, "fps") == 0) {
-			if (http_parse_decimal(value, 0.01, FPS_MAX, &query->fps) < 0) {
+			if (parse_decimal(value, 0.01, FPS_MAX, &query->fps) < 0) {
 				snprintf(why, why_size,
 					 "parameter 'fps' must be a number from 0.01 to 240");
 				return -1;
 			}
 		} else if (kind == ROUTE_STREAM && strcmp(pair, "frames") == 0) {
-			if (http_parse_long(value, 1, HTTP_FRAMES_MAX, &n) < 0) {
+			if (parse_long(value, 1, HTTP_FRAMES_MAX, &n) < 0) {
 				snprintf(why, why_size,
 					 "parameter 'frames' must be a whole number from 1 to %ld",
 					 HTTP_FRAMES_MAX);
@@ -179,7 +109,7 @@ int http_parse_query(const char *query_string, enum route_kind kind, struct quer
 			query->raw = 1;
 		} else if (kind == ROUTE_INGEST &&
 			   (strcmp(pair, "width") == 0 || strcmp(pair, "height") == 0)) {
-			if (http_parse_long(value, 1, FRAME_SIDE_MAX, &n) < 0) {
+			if (parse_long(value, 1, FRAME_SIDE_MAX, &n) < 0) {
 				snprintf(why, why_size,
 					 "parameter '%s' must be a whole number from 1 to %d",
 					 pair, FRAME_SIDE_MAX);

@@ -35,23 +35,6 @@ struct query {
 	long width, height;       /* ingest, raw: picture size */
 };
 
-/* Strict base-10 integer in [min, max]: the whole string, no spaces, no
- * sign games.  0 or -1. */
-int http_parse_long(const char *text, long min, long max, long *out)
-	__attribute__((warn_unused_result));
-
-/* Strict decimal number ("12", "0.5", "29.97") in [min, max]: digits with
- * at most one point, nothing else (no sign, exponent, hex or spaces).
- * 0 or -1. */
-int http_parse_decimal(const char *text, double min, double max, double *out)
-	__attribute__((warn_unused_result));
-
-/* 1 if mount is a valid mount prefix for FastCGI: it begins and ends with
- * '/', has no empty segment ("//"), no "." or ".." segment, only unreserved
- * URL characters [A-Za-z0-9._~-] in between, and is at most MOUNT_MAX bytes:
- * "/", "/cams/", "/site/cams/". */
-int http_mount_valid(const char *mount);
-
 /* The path a request asks for below the responder's mount point, copied
  * into buf (size bytes) without the mount:
  *  - plain CGI (mount NULL): the script is the mount point, so it is

@@ -4,6 +4,7 @@
 #include "deadline.h"
 #include "encode.h"
 #include "log.h"
+#include "parse.h"
 #include "reply.h"
 
 #include <errno.h>
@@ -52,7 +53,7 @@ static long read_body(FCGX_Request *req, unsigned char *buf, size_t limit,
 	int armed = 0, late = 0;
 
 	if (length_text && *length_text) {
-		if (http_parse_long(length_text, 0, LONG_MAX, &length) < 0)
+		if (parse_long(length_text, 0, LONG_MAX, &length) < 0)
 			return BODY_BAD_LENGTH;
 		if (length > (long)limit)
 			return BODY_TOO_LARGE;

@@ -8,9 +8,10 @@
 #include <time.h>
 #include <unistd.h>
 
-static enum log_level level_max = LOG_INFO;
+static enum log_level level_max = LOG_LEVEL_INFO;
 
-static const char *const level_names[] = { "error", "warn", "info", "debug" };
+const char *const log_level_names[LOG_LEVEL_COUNT + 1] = { "error", "warn", "info", "debug",
+							    NULL };
 
 void log_set_level(enum log_level level)
 {
@@ -52,7 +53,7 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	if (level > level_max)
 		return;
 	va_start(ap, fmt);
-	log_vline(level_names[level], fmt, ap);
+	log_vline(log_level_names[level], fmt, ap);
 	va_end(ap);
 }
 

@@ -388,7 +388,7 @@ int main(int argc, char **argv)
 	rc = config_from_args(&settings, argc, argv);
 	if (rc != 0)
 		return rc > 0 ? EXIT_SUCCESS : 2;
-	log_set_level((enum log_level)settings.log_level);
+	log_set_level(settings.log_level);
 	if (!settings.listen[0] && cgi_detect())
 		return serve_cgi(&settings, argc);
 

@@ -23,6 +23,8 @@ struct producer {
 
 /* How often a paused or waiting producer looks at its stop flag. */
 #define PRODUCER_POLL_USEC (500 * USEC_PER_MSEC)
+/* How long producer_stop waits for the thread before signalling again. */
+#define PRODUCER_JOIN_STEP_USEC (100 * USEC_PER_MSEC)
 
 static void produce(struct producer *p)
 {
@@ -125,12 +127,8 @@ void producer_stop(struct producer *producer)
 		int rc;
 
 		pthread_kill(producer->thread, PRODUCER_WAKE_SIGNAL);
-		clock_gettime(CLOCK_REALTIME, &deadline);
-		deadline.tv_nsec += 100 * 1000 * 1000;
-		if (deadline.tv_nsec >= 1000 * 1000 * 1000) {
-			deadline.tv_sec++;
-			deadline.tv_nsec -= 1000 * 1000 * 1000;
-		}
+		/* pthread_timedjoin_np takes a CLOCK_REALTIME time */
+		deadline = clock_timespec(clock_wall_usec() + PRODUCER_JOIN_STEP_USEC);
 		rc = pthread_timedjoin_np(producer->thread, NULL, &deadline);
 		if (rc == 0)
 			break;

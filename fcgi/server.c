@@ -457,10 +457,7 @@ struct server *server_start(int listen_fd, const struct settings *settings,
 int server_stop(struct server *srv, int64_t timeout_usec)
 {
 	int64_t deadline_usec = clock_wall_usec() + timeout_usec;
-	struct timespec deadline = {
-		.tv_sec = deadline_usec / USEC_PER_SEC,
-		.tv_nsec = (long)(deadline_usec % USEC_PER_SEC) * 1000,
-	};
+	struct timespec deadline = clock_timespec(deadline_usec);
 	int left;
 
 	atomic_store(srv->stopping, 1);

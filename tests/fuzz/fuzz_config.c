@@ -8,6 +8,7 @@
  * reports still show).  FUZZ_CONFIG_STDERR=1 keeps the messages. */
 #include "config.h"
 #include "fuzz.h"
+#include "supervisor.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -109,15 +110,16 @@ static void check_settings(const struct settings *s, const uint8_t *data, size_t
 	CHECK(terminated(s->pid_file, sizeof(s->pid_file)));
 	CHECK(strcmp(s->config_path, config_path) == 0);
 	CHECK(s->max_viewers >= 1 && s->max_viewers <= MAX_VIEWERS_LIMIT);
-	CHECK(s->workers >= 1 && s->workers <= 64);
+	CHECK(s->workers >= 1 && s->workers <= WORKERS_MAX);
 	CHECK(s->repeat_usec >= 20000 && s->repeat_usec <= 10000000);
 	CHECK(s->keepalive_usec >= 100000 && s->keepalive_usec <= 60000000);
 	CHECK(s->idle_usec >= 1000000 && s->idle_usec <= 86400000000LL);
 	CHECK(s->first_frame_usec >= 0 && s->first_frame_usec <= 60000000);
 	CHECK(s->stall_usec >= 100000 && s->stall_usec <= 3600000000LL);
 	CHECK(s->ingest_usec >= 100000 && s->ingest_usec <= 3600000000LL);
+	CHECK(s->request_usec >= 100000 && s->request_usec <= 600000000LL);
 	CHECK(s->frame_bytes_max >= 1024 && s->frame_bytes_max <= FRAME_BYTES_MAX_LIMIT);
-	CHECK(s->log_level >= 0 && s->log_level <= 3);
+	CHECK((int)s->log_level >= LOG_LEVEL_ERROR && (int)s->log_level <= LOG_LEVEL_DEBUG);
 	for (i = 0; i < s->stream_count; i++) {
 		check_stream(&s->streams[i]);
 		CHECK(section_in_input(s->streams[i].name, data, size));

@@ -6,6 +6,7 @@
 #include "config.h"
 #include "fuzz.h"
 #include "http.h"
+#include "parse.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -130,7 +131,7 @@ static void check_query(const char *text, enum route_kind kind)
 	CHECK(text[0] != '\0');
 }
 
-/* http_parse_long: accepted only as -?[0-9]+, within [min, max]. */
+/* parse_long: accepted only as -?[0-9]+, within [min, max]. */
 static void check_long(const char *text)
 {
 	static const long ranges[][2] = {
@@ -142,7 +143,7 @@ static void check_long(const char *text)
 		const char *p = text;
 		long v = ranges[r][1] + 1;
 
-		if (http_parse_long(text, ranges[r][0], ranges[r][1], &v) < 0)
+		if (parse_long(text, ranges[r][0], ranges[r][1], &v) < 0)
 			continue;
 		CHECK(v >= ranges[r][0] && v <= ranges[r][1]);
 		if (*p == '-')
@@ -153,14 +154,14 @@ static void check_long(const char *text)
 	}
 }
 
-/* http_parse_decimal: digits with at most one point, at most 32 bytes. */
+/* parse_decimal: digits with at most one point, at most 32 bytes. */
 static void check_decimal(const char *text)
 {
 	const char *p;
 	double v = -1;
 	int digits = 0, points = 0;
 
-	if (http_parse_decimal(text, 0.01, FPS_MAX, &v) < 0)
+	if (parse_decimal(text, 0.01, FPS_MAX, &v) < 0)
 		return;
 	CHECK(v >= 0.01 && v <= FPS_MAX);
 	CHECK(strlen(text) <= 32);
@@ -188,7 +189,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	check_route(text);
 	check_path_below(text);
-	(void)http_mount_valid(text);
+	(void)config_mount_valid(text);
 	for (k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++)
 		check_query(text, kinds[k]);
 	check_long(text);

@@ -173,6 +173,43 @@ static void test_stream_name_valid(void **state)
 	assert_false(config_stream_name_valid(name));
 }
 
+/* ---- config_mount_valid -------------------------------------------------- */
+
+static void test_mount_valid(void **state)
+{
+	char mount[MOUNT_MAX + 2];
+
+	(void)state;
+	assert_true(config_mount_valid("/"));
+	assert_true(config_mount_valid("/cams/"));
+	assert_true(config_mount_valid("/site/cams/"));
+	assert_true(config_mount_valid("/a.b/~u/_-9/"));
+	assert_true(config_mount_valid("/...x/"));
+	assert_false(config_mount_valid(NULL));
+	assert_false(config_mount_valid(""));
+	assert_false(config_mount_valid("cams/"));
+	assert_false(config_mount_valid("/cams"));
+	assert_false(config_mount_valid("//"));
+	assert_false(config_mount_valid("/a//b/"));
+	assert_false(config_mount_valid("/./"));
+	assert_false(config_mount_valid("/../"));
+	assert_false(config_mount_valid("/a/../"));
+	assert_false(config_mount_valid("/a/./b/"));
+	assert_false(config_mount_valid("/a b/"));
+	assert_false(config_mount_valid("/a%2F/"));
+	assert_false(config_mount_valid("/a?b/"));
+	assert_false(config_mount_valid("/a\\b/"));
+	assert_false(config_mount_valid("/a\n/"));
+	/* MOUNT_MAX bytes is the longest */
+	memset(mount, 'a', MOUNT_MAX);
+	mount[0] = mount[MOUNT_MAX - 1] = '/';
+	mount[MOUNT_MAX] = '\0';
+	assert_true(config_mount_valid(mount));
+	mount[MOUNT_MAX] = '/';
+	mount[MOUNT_MAX + 1] = '\0';
+	assert_false(config_mount_valid(mount));
+}
+
 /* ---- the command line --------------------------------------------------- */
 
 static void test_no_args_gives_default_streams(void **state)
@@ -266,6 +303,70 @@ static void test_bad_args(void **state)
 			fail_msg("config_from_args(%s %s) returned %d", bad[i][0],
 				 bad[i][1] ? bad[i][1] : "", rc);
 	}
+}
+
+/* Every bad value is refused with a message made from its option's row:
+ * the range, and the unit numbers are written in. */
+static void test_bad_value_messages(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const cases[][3] = {
+		{ "--request-ms", "99",
+		  "--request-ms 99: must be a whole number of milliseconds from 100 to 600000" },
+		{ "--idle-pause-s", "0",
+		  "--idle-pause-s 0: must be a whole number of seconds from 1 to 86400" },
+		{ "--frame-bytes-max", "1023",
+		  "--frame-bytes-max 1023: must be a whole number of bytes from 1024 to 67108864" },
+		{ "--workers", "65", "--workers 65: must be a whole number from 1 to 64" },
+		{ "--max-viewers", "0", "--max-viewers 0: must be a whole number from 1 to 100000" },
+		{ "--log-level", "loud", "--log-level loud: must be error, warn, info or debug" },
+		{ "--bus-dir", "", "--bus-dir : empty or too long" },
+		{ "--mount", "/a", "--mount /a: must be a URL path that begins and ends with '/'" },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *const args[] = { cases[i][0], cases[i][1], NULL };
+		const char *err;
+		int rc;
+
+		capture_stderr(f);
+		rc = from_args(&f->settings, args);
+		err = captured_stderr(f);
+		assert_int_equal(rc, -1);
+		if (!strstr(err, cases[i][2]))
+			fail_msg("message \"%s\" does not say \"%s\"", err, cases[i][2]);
+	}
+	assert_file_refused(f, "[server]\nkeepalive_ms = 60001\n", 2,
+			    "[server] keepalive_ms: must be a whole number of milliseconds from "
+			    "100 to 60000");
+	assert_file_refused(f, "[server]\nlog_level = trace\n", 2,
+			    "[server] log_level: must be error, warn, info or debug");
+	assert_file_refused(f, "[server]\nconfig = x.ini\n", 2, "[server] config: unknown key");
+}
+
+/* Every server key's default, as config_defaults sets it from the table. */
+static void test_defaults(void **state)
+{
+	struct fixture *f = *state;
+
+	config_defaults(&f->settings);
+	assert_string_equal(f->settings.listen, "");
+	assert_string_equal(f->settings.pid_file, "");
+	assert_string_equal(f->settings.bus_dir, BUS_DIR_DEFAULT);
+	assert_string_equal(f->settings.mount, "/");
+	assert_int_equal(f->settings.max_viewers, MAX_VIEWERS_DEFAULT);
+	assert_int_equal(f->settings.workers, 1);
+	assert_int_equal(f->settings.repeat_usec, REPEAT_MS_DEFAULT * 1000LL);
+	assert_int_equal(f->settings.keepalive_usec, KEEPALIVE_MS_DEFAULT * 1000LL);
+	assert_int_equal(f->settings.idle_usec, IDLE_SEC_DEFAULT * 1000000LL);
+	assert_int_equal(f->settings.first_frame_usec, FIRST_FRAME_MS_DEFAULT * 1000LL);
+	assert_int_equal(f->settings.stall_usec, STALL_MS_DEFAULT * 1000LL);
+	assert_int_equal(f->settings.ingest_usec, INGEST_MS_DEFAULT * 1000LL);
+	assert_int_equal(f->settings.request_usec, REQUEST_MS_DEFAULT * 1000LL);
+	assert_int_equal(f->settings.frame_bytes_max, FRAME_BYTES_MAX_DEFAULT);
+	assert_int_equal(f->settings.log_level, LOG_LEVEL_INFO);
+	assert_int_equal(f->settings.stream_count, 0);
 }
 
 static void test_help_and_version(void **state)
@@ -601,9 +702,12 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_stream_name_valid),
+		cmocka_unit_test(test_mount_valid),
 		CONFIG_TEST(test_no_args_gives_default_streams),
 		CONFIG_TEST(test_args_applied),
 		CONFIG_TEST(test_bad_args),
+		CONFIG_TEST(test_bad_value_messages),
+		CONFIG_TEST(test_defaults),
 		CONFIG_TEST(test_help_and_version),
 		CONFIG_TEST(test_file_values_applied),
 		CONFIG_TEST(test_file_streams_replace_defaults),
