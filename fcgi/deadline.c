@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -18,6 +19,7 @@ struct deadlines {
 	pthread_mutex_t lock;   /* guards the fields below and every armed deadline's link */
 	pthread_cond_t changed; /* a deadline was armed, or stop was asked */
 	struct deadline *armed; /* unsorted: a handful are armed at a time */
+	int expired;            /* deadlines_expire was called: every deadline is due */
 	int stopping;
 };
 
@@ -121,14 +123,24 @@ int deadline_arm(struct deadlines *w, struct deadline *d, int fd, int64_t at_use
 		log_error("deadline: dup(fd %d): %s", fd, strerror(errno));
 		return -1;
 	}
-	d->at_usec = at_usec;
 	atomic_store_explicit(&d->fired, 0, memory_order_relaxed);
 	CHECK_ZERO(pthread_mutex_lock(&w->lock));
+	d->at_usec = w->expired ? 0 : at_usec;
 	d->next = w->armed;
 	w->armed = d;
 	CHECK_ZERO(pthread_cond_signal(&w->changed));
 	CHECK_ZERO(pthread_mutex_unlock(&w->lock));
 	return 0;
+}
+
+void deadlines_expire(struct deadlines *w)
+{
+	if (!w)
+		return;
+	CHECK_ZERO(pthread_mutex_lock(&w->lock));
+	w->expired = 1;
+	fire_due_locked(w, INT64_MAX);
+	CHECK_ZERO(pthread_mutex_unlock(&w->lock));
 }
 
 int deadline_disarm(struct deadlines *w, struct deadline *d)

@@ -33,6 +33,10 @@ struct deadline {
 struct deadlines *deadlines_start(void);
 /* Stops the thread; every deadline must be disarmed first. */
 void deadlines_stop(struct deadlines *w);
+/* Makes every deadline due now, and every one armed from now on due at
+ * once: the server is stopping, and no read of a request may hold a
+ * thread past that. */
+void deadlines_expire(struct deadlines *w);
 
 /* Arms d on socket fd, due at at_usec (clock_mono_usec).  -1 (logged) if
  * the socket could not be duplicated; d is then not armed. */

@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 /* How far past its deadline a read may end.  The watchdog wakes at the
@@ -166,6 +167,32 @@ static void test_several_fire_each_at_its_time(void **state)
 	close(other[1]);
 }
 
+/* deadlines_expire (the server stops): a read blocked under a deadline
+ * far away ends at once, and a deadline armed afterwards fires at once.
+ * Without it both reads would block until their deadline an hour away;
+ * the sockets' own 10 s time-out then fails the test (-1, not 0). */
+static void test_expire_ends_every_read_at_once(void **state)
+{
+	struct fixture *f = *state;
+	struct deadline d;
+	int64_t far = clock_mono_usec() + 3600 * USEC_PER_SEC, start;
+	char c;
+	struct timeval ten = { .tv_sec = 10 };
+
+	assert_int_equal(setsockopt(f->pair[0], SOL_SOCKET, SO_RCVTIMEO, &ten, sizeof(ten)), 0);
+	assert_int_equal(setsockopt(f->pair[1], SOL_SOCKET, SO_RCVTIMEO, &ten, sizeof(ten)), 0);
+	assert_int_equal(deadline_arm(f->w, &d, f->pair[0], far), 0);
+	deadlines_expire(f->w);
+	start = clock_mono_usec();
+	assert_int_equal(read(f->pair[0], &c, 1), 0);
+	assert_int_equal(deadline_disarm(f->w, &d), 1);
+
+	assert_int_equal(deadline_arm(f->w, &d, f->pair[1], far), 0);
+	assert_int_equal(read(f->pair[1], &c, 1), 0);
+	assert_int_equal(deadline_disarm(f->w, &d), 1);
+	assert_true(clock_mono_usec() - start < LATE_MARGIN_USEC);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -174,6 +201,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_disarmed_in_time_never_fires, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_holds_its_own_descriptor, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_several_fire_each_at_its_time, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_expire_ends_every_read_at_once, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
