@@ -264,23 +264,33 @@ static void set_timeouts(struct server *srv, int fd)
  * is sent, while the web server cannot have sent its next request yet, so
  * that no read takes in bytes of that one (libfcgi drops what it buffered
  * past a request).  The answer itself goes out first.  The rest must come
- * within request_ms, or the connection is not kept. */
+ * within request_ms and be at most SERVER_REST_MAX bytes (a body the
+ * request refused is not read in full), and the server must not be
+ * stopping; otherwise the connection is closed, not kept. */
 static void read_rest_of_input(struct server *srv, FCGX_Request *req)
 {
+	int64_t deadline_usec = clock_mono_usec() + srv->settings->request_usec;
 	struct deadline deadline;
 	char scrap[4096];
-	int late;
+	size_t rest = 0;
+	int n, late;
 
-	if (FCGX_FFlush(req->out) < 0 ||
-	    deadline_arm(srv->deadlines, &deadline, req->ipcFd,
-			 clock_mono_usec() + srv->settings->request_usec) < 0) {
+	if (atomic_load(srv->stopping) || FCGX_GetError(req->out) != 0 ||
+	    FCGX_FFlush(req->out) < 0 ||
+	    deadline_arm(srv->deadlines, &deadline, req->ipcFd, deadline_usec) < 0) {
 		req->keepConnection = 0;
 		return;
 	}
-	while (FCGX_GetStr(scrap, sizeof(scrap), req->in) > 0)
-		;
+	/* The watchdog ends a read that waits past the deadline; over TCP
+	 * bytes still coming keep reads returning, so the time and the
+	 * amount are looked at between reads too. */
+	while ((n = FCGX_GetStr(scrap, sizeof(scrap), req->in)) > 0) {
+		rest += (size_t)n;
+		if (rest > SERVER_REST_MAX || clock_mono_usec() > deadline_usec)
+			break;
+	}
 	late = deadline_disarm(srv->deadlines, &deadline);
-	if (late || FCGX_GetError(req->in) != 0)
+	if (n > 0 || late || FCGX_GetError(req->in) != 0)
 		req->keepConnection = 0;
 }
 
@@ -461,6 +471,9 @@ int server_stop(struct server *srv, int64_t timeout_usec)
 	int left;
 
 	atomic_store(srv->stopping, 1);
+	/* Reads of requests and bodies in progress end now, not at their
+	 * request_ms or ingest_ms. */
+	deadlines_expire(srv->deadlines);
 	/* The pipe stays readable: every thread that polls it wakes. */
 	if (write(srv->wake_pipe[1], "x", 1) < 0)
 		log_error("server: write(wake pipe): %s", strerror(errno));

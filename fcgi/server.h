@@ -54,6 +54,9 @@ int server_handle_one(const struct settings *settings, struct stream_set *stream
 /* Idle kept connections per process; one more is closed after its answer
  * (the web server opens another when it needs one). */
 #define SERVER_KEPT_MAX 64
+/* Most of a request's input left unread after its answer that is read (and
+ * dropped) so that its connection can be kept; with more, it is closed. */
+#define SERVER_REST_MAX (64 * 1024)
 /* How long a thread pauses when accept fails for want of descriptors or
  * memory (the listening socket stays readable meanwhile). */
 #define SERVER_ACCEPT_RETRY_USEC (100 * 1000)

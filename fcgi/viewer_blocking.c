@@ -63,9 +63,9 @@ static int aborted(const struct viewer_conn *conn, struct request_input *input)
 	return conn->fd >= 0 && request_input_read(input, conn->fd) != 0;
 }
 
-void viewer_blocking_run(const struct viewer_conn *conn, struct stream *stream,
-			 const struct query *query, const char *boundary,
-			 const _Atomic int *stopping)
+int viewer_blocking_run(const struct viewer_conn *conn, struct stream *stream,
+			const struct query *query, const char *boundary,
+			const _Atomic int *stopping)
 {
 	const struct settings *s = stream->settings;
 	struct bus *bus = stream->bus;
@@ -76,6 +76,7 @@ void viewer_blocking_run(const struct viewer_conn *conn, struct stream *stream,
 	struct request_input input = { .request_id = conn->request_id };
 	struct viewer v;
 	int64_t demanded_usec = clock_mono_usec();
+	int rc = 0;
 
 	memset(frames, 0, sizeof(frames));
 	frames[0].growable = frames[1].growable = 1;
@@ -126,13 +127,16 @@ void viewer_blocking_run(const struct viewer_conn *conn, struct stream *stream,
 			log_info("viewer %s: picture size now %ux%u, ending the stream",
 				 stream->cfg->name, newest->width, newest->height);
 		}
-		if (send_part(conn, &v, held) < 0)
-			break; /* the client left */
+		if (send_part(conn, &v, held) < 0) {
+			rc = -1; /* the client left */
+			break;
+		}
 		bus_count_delivered(bus, 1, held->bytes, viewer_sent(&v, clock_mono_usec()));
 		bus_demand(bus);
 	}
 	free(frames[0].jpeg);
 	free(frames[1].jpeg);
+	return rc;
 }
 
 void viewer_blocking_serve(FCGX_Request *req, struct stream *stream, const struct query *query,
@@ -144,5 +148,8 @@ void viewer_blocking_serve(FCGX_Request *req, struct stream *stream, const struc
 	if (reply_stream_head(req->out, boundary) < 0 || head_only ||
 	    request_skip_body(req, stream->settings->ingest_usec) < 0)
 		return;
-	viewer_blocking_run(&conn, stream, query, boundary, stopping);
+	/* A write that failed (SO_SNDTIMEO: stall_ms) may have cut a record:
+	 * the connection is not at a record boundary, so it is not kept. */
+	if (viewer_blocking_run(&conn, stream, query, boundary, stopping) < 0)
+		req->keepConnection = 0;
 }

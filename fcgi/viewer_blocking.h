@@ -30,10 +30,12 @@ struct viewer_conn {
  * finished), query->frames parts were sent, the picture size changes, or
  * *stopping is set or the stream retired (then the held frame once more
  * with the closing boundary).  The caller then ends the request (the end
- * records: FCGX_Finish_r). */
-void viewer_blocking_run(const struct viewer_conn *conn, struct stream *stream,
-			 const struct query *query, const char *boundary,
-			 const _Atomic int *stopping);
+ * records: FCGX_Finish_r).  0, or -1 when a write failed (the client
+ * left, or took no bytes for stall_ms): the connection may then be cut
+ * inside a record. */
+int viewer_blocking_run(const struct viewer_conn *conn, struct stream *stream,
+			const struct query *query, const char *boundary,
+			const _Atomic int *stopping);
 
 /* A stream request in this thread: the response head, the request body
  * read and dropped, then viewer_blocking_run.  head_only: answer HEAD

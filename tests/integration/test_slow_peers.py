@@ -860,6 +860,38 @@ def test_kept_connection_body_end_never_comes(tmp_path):
             "the request ended before its body's end or request_ms"
 
 
+REST_MAX = 64 * 1024        # SERVER_REST_MAX
+
+
+@pytest.mark.parametrize("body", [1024, REST_MAX + 4096])
+def test_kept_connection_unread_body(config, body):
+    """A body that a /status answer does not read is read after the answer
+    (up to SERVER_REST_MAX, 64 KiB): the connection is kept for the next
+    request. A larger one is not read in full: the request ends and the
+    connection is closed, not kept."""
+    chunk = 32 * 1024
+    data = b"x" * body
+    stdin = b"".join(record(STDIN, 1, data[i:i + chunk]) for i in range(0, body, chunk))
+    env = cgi_env("/status", "POST", CONTENT_LENGTH=str(body),
+                  CONTENT_TYPE="application/octet-stream")
+    with own_responder("--config", config) as r, Connection(r.socket) as conn:
+        conn.send(request_bytes(1, env, KEEP_CONN) + stdin + record(STDIN, 1))
+        try:
+            conn.read_to_end(1, time.monotonic() + TIMEOUT)
+        except socket.timeout:
+            pytest.fail("no end of a /status with a %d-byte body within %.0f s"
+                        % (body, TIMEOUT))
+        if body <= REST_MAX:
+            status_ok(*kept_request(conn, "/status", rid=2))
+        else:
+            conn.sock.settimeout(TIMEOUT)
+            try:
+                rec = conn.next_record()
+            except ConnectionResetError:
+                rec = None
+            assert rec is None, "the connection was kept (%r)" % (rec[:2],)
+
+
 # --- snapshots waiting for a frame ------------------------------------------------
 
 SNAPSHOTS = 30
