@@ -17,6 +17,8 @@
 	const STATUS_MS = 2000;        /* status poll period, ms */
 	const STATUS_TIMEOUT_MS = 4000;
 	const SNAPSHOT_MS = 2000;      /* thumbnail refresh and frame age period, ms */
+	/* The reconnect policy; vue/MjpegStream.js has the same numbers (a test
+	 * compares them). */
 	const BACKOFF_MS = [500, 1000, 2000, 4000, 5000]; /* reconnect delays; the last repeats */
 	const FPS_WINDOW_MS = 4000;    /* load events counted for the browser frame rate */
 	const PER_PART_LOADS = 3;      /* this many loads on one connection: the browser reports parts */

@@ -12,9 +12,13 @@
  *    the stream's connection open after the element is gone, and six such
  *    connections (the HTTP/1.1 limit per server) stall the whole page;
  *  - reconnects after an `error` (server down, 404, 503 over the viewer
- *    limit), waiting reconnectMs, then twice as long each time up to 30 s,
- *    with a `_=` cache buster so that the browser really asks again
- *    (mjpeg-fcgi ignores `_`);
+ *    limit) after the back-off of ../viewer.js: 0.5, 1, 2, 4 s, then every
+ *    5 s (BACKOFF_MS; the `backoffMs` prop changes it), back to the start
+ *    once a part arrives, with a `_=` cache buster so that the browser
+ *    really asks again (mjpeg-fcgi ignores `_`);
+ *  - where the browser reports each part (a `load` per part: Firefox), a
+ *    stream with no part for WATCHDOG_MS (the server sends one at least
+ *    every second) is dead: it reconnects, as ../viewer.js does;
  *  - closes the stream while the page is hidden and reopens it when shown.
  *
  * What it cannot see: Chromium fires `load` once per connection (not per
@@ -29,7 +33,13 @@
  */
 import { h } from 'vue';
 
-const MAX_BACKOFF_MS = 30000;
+/* The reconnect policy of ../viewer.js, number for number (a test
+ * compares the two): delays before attempts 1, 2, ...; the last repeats. */
+export const BACKOFF_MS = [500, 1000, 2000, 4000, 5000];
+/* No part for this long where the browser reports parts: reconnect. */
+export const WATCHDOG_MS = 5000;
+/* This many loads on one connection: the browser reports each part. */
+export const PER_PART_LOADS = 3;
 
 /* The URL with `_` set to something new. */
 function withCacheBuster(src) {
@@ -46,8 +56,8 @@ export default {
 		width: { type: [Number, String], default: undefined },
 		height: { type: [Number, String], default: undefined },
 		alt: { type: String, default: 'live stream' },
-		/* first reconnect delay in ms; doubles after each failed attempt */
-		reconnectMs: { type: Number, default: 1000 },
+		/* delays in ms before reconnect attempts 1, 2, ...; the last repeats */
+		backoffMs: { type: Array, default: () => BACKOFF_MS },
 	},
 
 	/* `error` with { attempt, delayMs } each time the stream fails and a
@@ -60,17 +70,22 @@ export default {
 	created() {
 		/* not reactive: the <img>'s src is managed here, not by the template */
 		this.retryTimer = null;
+		this.watchdog = null;
 		this.attempt = 0;
+		this.connLoads = 0;  /* load events on the current connection */
+		this.lastLoad = 0;
 	},
 
 	mounted() {
 		document.addEventListener('visibilitychange', this.onVisibility);
+		this.watchdog = setInterval(this.checkAlive, 1000);
 		if (!document.hidden)
 			this.open(this.src);
 	},
 
 	beforeUnmount() {
 		document.removeEventListener('visibilitychange', this.onVisibility);
+		clearInterval(this.watchdog);
 		this.cancelRetry();
 		this.close();   /* before Vue removes the <img>: ends the download */
 	},
@@ -84,6 +99,7 @@ export default {
 	methods: {
 		open(url) {
 			const img = this.$refs.img;
+			this.connLoads = 0;
 			if (img)
 				img.src = url;
 		},
@@ -112,8 +128,18 @@ export default {
 		},
 
 		onLoad() {
-			/* the first part of a connection arrived */
+			/* a part arrived (Chromium: the first of a connection only) */
 			this.attempt = 0;
+			this.connLoads++;
+			this.lastLoad = performance.now();
+		},
+
+		/* Only where the browser reports each part: a silent stream is a
+		 * dead one. */
+		checkAlive() {
+			if (!this.retryTimer && !document.hidden && this.connLoads >= PER_PART_LOADS &&
+			    performance.now() - this.lastLoad > WATCHDOG_MS)
+				this.onError();
 		},
 
 		onError() {
@@ -121,8 +147,8 @@ export default {
 			/* setting src to "" (done on purpose) fires error too */
 			if (!img || !img.getAttribute('src') || this.retryTimer)
 				return;
-			const delayMs = Math.min(Math.max(this.reconnectMs, 100) * 2 ** this.attempt,
-			                         MAX_BACKOFF_MS);
+			const table = this.backoffMs.length ? this.backoffMs : BACKOFF_MS;
+			const delayMs = table[Math.min(this.attempt, table.length - 1)];
 			this.attempt++;
 			this.close();
 			this.$emit('error', { attempt: this.attempt, delayMs });

@@ -576,8 +576,8 @@ def test_chromium_vue_example(stack, browser):
 
     assert not severe_console(drv), severe_console(drv)
 
-    # A stream that fails (404) is retried with a cache buster after a
-    # growing back-off: mount one more MjpegStream in the page.
+    # A stream that fails (404) is retried with a cache buster after the
+    # back-off table's delays: mount one more MjpegStream in the page.
     log = os.path.join(TOP, "run", str(stack.port), "nginx-access.log")
     log_start = os.path.getsize(log)
     ok = drv.execute_async_script("""
@@ -587,14 +587,15 @@ def test_chromium_vue_example(stack, browser):
             document.body.append(el);
             window.__errors = [];
             vue.createApp({ render: () => vue.h(m.default, {
-                src: '../stream/nosuch', id: 'stream-nosuch', reconnectMs: 200,
+                src: '../stream/nosuch', id: 'stream-nosuch', backoffMs: [200, 400, 800],
                 onError: (e) => window.__errors.push(e) }) }).mount(el);
             done(true);
         }, (e) => done(String(e)));""")
     assert ok is True, ok
-    errors = wait_for("three failed attempts", lambda: drv.execute_script(
-        "return window.__errors.length >= 3 ? window.__errors : null"), 5)
-    assert [e["delayMs"] for e in errors[:3]] == [200, 400, 800], errors
+    # the last delay of the table repeats
+    errors = wait_for("four failed attempts", lambda: drv.execute_script(
+        "return window.__errors.length >= 4 ? window.__errors : null"), 8)
+    assert [e["delayMs"] for e in errors[:4]] == [200, 400, 800, 800], errors
     # nginx saw the first request and then retries, each with a new `_`
     with open(log, encoding="utf-8", errors="replace") as f:
         f.seek(log_start)
@@ -603,6 +604,23 @@ def test_chromium_vue_example(stack, browser):
     busters = [re.fullmatch(r"/stream/nosuch\?_=(\w+)", a) for a in asked[1:]]
     assert len(busters) >= 2 and all(busters), asked
     assert len({b.group(1) for b in busters}) == len(busters), asked
+
+
+def test_page_and_vue_component_share_the_reconnect_policy():
+    """The viewer page and the Vue component reconnect alike: the same
+    back-off table and the same watchdog numbers."""
+    def constants(path):
+        with open(os.path.join(TOP, "html", path), encoding="utf-8") as f:
+            text = f.read()
+        found = {}
+        for name in ("BACKOFF_MS", "WATCHDOG_MS", "PER_PART_LOADS"):
+            m = re.search(r"\bconst %s = ([^;]+);" % name, text)
+            assert m, "%s: no const %s" % (path, name)
+            found[name] = re.sub(r"\s+", "", m.group(1))
+        return found
+
+    page, component = constants("viewer.js"), constants("vue/MjpegStream.js")
+    assert page == component, (page, component)
 
 
 def test_chromium_page_survives_restart(stack, browser):
