@@ -305,6 +305,11 @@ struct serve_context {
 	int listen_fd;
 };
 
+/* The streams of a process whose stop timed out: threads still running
+ * use them until exit, so they are kept, not dropped with serve's frame
+ * (volatile: a store the program never reads back must still be made). */
+static struct stream **volatile streams_at_exit;
+
 static int serve(void *arg)
 {
 	const struct serve_context *ctx = arg;
@@ -338,6 +343,8 @@ out:
 	 * requests still running the streams stay open until exit. */
 	if (left == 0)
 		streams_close(&streams);
+	else
+		streams_at_exit = streams.streams;
 	return exit_code;
 }
 

@@ -30,34 +30,6 @@
 /* Frames a splitter test may collect. */
 #define OUT_MAX 16
 
-/* A small deterministic generator, so failures repeat. */
-static uint32_t rng_next(uint32_t *state)
-{
-	*state = *state * 1103515245u + 12345u;
-	return *state >> 8;
-}
-
-/* A JPEG of width x height noisy pixels (noise makes entropy-coded data
- * with stuffed FF00 bytes), copied out of the encoder. */
-static struct blob make_jpeg(uint32_t width, uint32_t height, uint32_t seed)
-{
-	struct encoder *enc = encode_open();
-	unsigned char *rgb = malloc((size_t)width * height * 3);
-	struct blob out = { 0 };
-	const unsigned char *jpeg;
-	size_t bytes, i;
-
-	assert_non_null(enc);
-	assert_non_null(rgb);
-	for (i = 0; i < (size_t)width * height * 3; i++)
-		rgb[i] = (unsigned char)rng_next(&seed);
-	assert_int_equal(encode_frame(enc, rgb, PIXEL_RGB24, width, height, 90, &jpeg, &bytes), 0);
-	blob_add(&out, jpeg, bytes);
-	free(rgb);
-	encode_close(enc);
-	return out;
-}
-
 struct frames {
 	size_t count;
 	struct blob items[OUT_MAX];
@@ -131,7 +103,7 @@ static void split_all(struct mjpeg_splitter *s, const struct blob *in, size_t ch
 	size_t pos = 0;
 
 	while (pos < in->len) {
-		size_t n = chunk_max == 0 ? in->len - pos : 1 + rng_next(&seed) % chunk_max;
+		size_t n = chunk_max == 0 ? in->len - pos : 1 + tu_rng_next(&seed) % chunk_max;
 		const unsigned char *p = in->data + pos;
 		size_t left;
 
@@ -240,9 +212,9 @@ static struct blob f1, f2, big;
 static int setup_jpegs(void **state)
 {
 	(void)state;
-	f1 = make_jpeg(64, 48, 1);
-	f2 = make_jpeg(40, 32, 2);
-	big = make_jpeg(256, 256, 3);
+	f1 = tu_noisy_jpeg(64, 48, 1);
+	f2 = tu_noisy_jpeg(40, 32, 2);
+	big = tu_noisy_jpeg(256, 256, 3);
 	return 0;
 }
 
@@ -406,7 +378,7 @@ static void test_split_progressive(void **state)
 
 	(void)state;
 	for (i = 0; i < 64 * 48 * 3; i++) {
-		unsigned char c = (unsigned char)rng_next(&seed);
+		unsigned char c = (unsigned char)tu_rng_next(&seed);
 
 		blob_add(rgb, &c, 1);
 	}
@@ -639,7 +611,7 @@ static void test_split_random_bytes(void **state)
 	for (i = 0; i < 200000; i++) {
 		/* Many FF, D8, D9 and 00 bytes, to reach every state. */
 		static const unsigned char pick[] = { 0xFF, 0xFF, 0xD8, 0xD9, 0x00, 0xDA, 0x00 };
-		uint32_t r = rng_next(&seed);
+		uint32_t r = tu_rng_next(&seed);
 		unsigned char c = (unsigned char)(r % 3 ? r >> 8 : pick[(r >> 8) % sizeof(pick)]);
 
 		blob_add(in, &c, 1);

@@ -36,34 +36,6 @@
 /* Calls a source test makes before giving up on a frame that should come. */
 #define NEXT_TRIES 50
 
-/* A small deterministic generator, so failures repeat. */
-static uint32_t rng_next(uint32_t *state)
-{
-	*state = *state * 1103515245u + 12345u;
-	return *state >> 8;
-}
-
-/* A JPEG of width x height noisy pixels (noise makes entropy-coded data
- * with stuffed FF00 bytes), copied out of the encoder. */
-static struct blob make_jpeg(uint32_t width, uint32_t height, uint32_t seed)
-{
-	struct encoder *enc = encode_open();
-	unsigned char *rgb = malloc((size_t)width * height * 3);
-	struct blob out = { 0 };
-	const unsigned char *jpeg;
-	size_t bytes, i;
-
-	assert_non_null(enc);
-	assert_non_null(rgb);
-	for (i = 0; i < (size_t)width * height * 3; i++)
-		rgb[i] = (unsigned char)rng_next(&seed);
-	assert_int_equal(encode_frame(enc, rgb, PIXEL_RGB24, width, height, 90, &jpeg, &bytes), 0);
-	blob_add(&out, jpeg, bytes);
-	free(rgb);
-	encode_close(enc);
-	return out;
-}
-
 /* What a test holds, released by teardown_held even when a failed
  * assertion ended the test early: so a failure is reported once, and not
  * again as a leak or a stray child.  One test runs at a time. */
@@ -124,8 +96,8 @@ static struct blob f1, f2;
 static int setup_jpegs(void **state)
 {
 	(void)state;
-	f1 = make_jpeg(64, 48, 1);
-	f2 = make_jpeg(40, 32, 2);
+	f1 = tu_noisy_jpeg(64, 48, 1);
+	f2 = tu_noisy_jpeg(40, 32, 2);
 	return 0;
 }
 

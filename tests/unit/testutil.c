@@ -1,6 +1,8 @@
 /* testutil: helpers shared by the unit tests; see testutil.h. */
 #include "testutil.h"
 
+#include "encode.h"
+
 #include <fastcgi.h>
 #include <ftw.h>
 #include <stdio.h>
@@ -149,4 +151,34 @@ struct tu_thread_sched tu_thread_sched(void)
 	sched.runnable_usec = (int64_t)((cpu_ns + wait_ns) / 1000);
 	sched.wakeups = usage.ru_nvcsw;
 	return sched;
+}
+
+uint32_t tu_rng_next(uint32_t *state)
+{
+	*state = *state * 1103515245u + 12345u;
+	return *state >> 8;
+}
+
+struct blob tu_noisy_jpeg(uint32_t width, uint32_t height, uint32_t seed)
+{
+	struct encoder *enc = encode_open();
+	size_t pixels = (size_t)width * height * 3, bytes, i;
+	unsigned char *rgb = malloc(pixels);
+	struct blob out = { 0 };
+	const unsigned char *jpeg;
+
+	if (!enc || !rgb) {
+		fprintf(stderr, "testutil: no encoder or no memory for a %ux%u JPEG\n", width, height);
+		abort();
+	}
+	for (i = 0; i < pixels; i++)
+		rgb[i] = (unsigned char)tu_rng_next(&seed);
+	if (encode_frame(enc, rgb, PIXEL_RGB24, width, height, 90, &jpeg, &bytes) != 0) {
+		fprintf(stderr, "testutil: encoding a %ux%u JPEG failed\n", width, height);
+		abort();
+	}
+	blob_add(&out, jpeg, bytes);
+	free(rgb);
+	encode_close(enc);
+	return out;
 }

@@ -1,6 +1,6 @@
 /* testutil: what several unit tests need and nothing in fcgi/ provides: a
  * byte buffer that grows geometrically, memory that a test's teardown
- * frees, a fresh directory under /tmp, the parse of one FastCGI record as
+ * frees, noisy test JPEGs, a fresh directory under /tmp, the parse of one FastCGI record as
  * the web server's end reads it, and how long a thread was runnable.  Linked into every tests/unit/test_* binary
  * (and into their sanitizer builds) by the Makefile.
  *
@@ -29,6 +29,16 @@ struct blob {
 
 void blob_add(struct blob *b, const void *p, size_t n);
 void blob_free(struct blob *b);
+
+/* ---- test JPEGs ----------------------------------------------------------- */
+
+/* A small deterministic generator, so failures repeat. */
+uint32_t tu_rng_next(uint32_t *state);
+
+/* A JPEG (quality 90, encode.c's encoder) of width x height noisy pixels
+ * from seed: noise makes entropy-coded data with stuffed FF00 bytes.
+ * Aborts if the encoder fails. */
+struct blob tu_noisy_jpeg(uint32_t width, uint32_t height, uint32_t seed);
 
 /* ---- memory a test holds ------------------------------------------------ */
 
