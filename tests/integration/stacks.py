@@ -8,6 +8,7 @@ import contextlib
 import http.client
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -193,3 +194,15 @@ def running_stack(**kw):
     """`with running_stack(config=...) as st:` a started Stack (start_stack's
     arguments), stopped when the block ends, however it ends."""
     return start_stack(**kw)
+
+
+def edit(path, edits):
+    """Applies (pattern, replacement) regex substitutions to the file at
+    PATH (a stack's rendered config), each of which must match."""
+    with open(path) as f:
+        text = f.read()
+    for pattern, replacement in edits:
+        text, n = re.subn(pattern, replacement, text, flags=re.M)
+        assert n, "%s: no match for %r" % (path, pattern)
+    with open(path, "w") as f:
+        f.write(text)

@@ -22,7 +22,6 @@ shipped configs pass only those shapes to it. Checked here:
 import base64
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -33,7 +32,7 @@ import pytest
 import mjpeg
 import stacks
 from fcgiwire import BIN, cgi_env, fcgi_request, own_responder
-from stacks import start_stack
+from stacks import edit, start_stack
 
 TIMEOUT = 5.0
 TEST_TIME_LIMIT = 120
@@ -212,18 +211,6 @@ def htpasswd_file(directory):
         f.write(line + "\n")
     os.chmod(path, 0o644)
     return path
-
-
-def edit(path, edits):
-    """Applies (pattern, replacement) regex substitutions, each of which
-    must match."""
-    with open(path) as f:
-        text = f.read()
-    for pattern, replacement in edits:
-        text, n = re.subn(pattern, replacement, text, flags=re.M)
-        assert n, "%s: no match for %r" % (path, pattern)
-    with open(path, "w") as f:
-        f.write(text)
 
 
 NGINX_VIEWERS = ('auth_basic "cameras"; auth_basic_user_file "%s";')

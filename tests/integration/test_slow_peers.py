@@ -41,7 +41,6 @@ import http.client
 import io
 import json
 import os
-import re
 import select
 import shutil
 import socket
@@ -59,7 +58,7 @@ import stacks
 from fcgiwire import (BEGIN_REQUEST, BIN, END_REQUEST, KEEP_CONN, PARAMS, RESPONDER, STDIN, STDOUT,
                       Connection, cgi_env, fcgi_request, own_responder, params_of,
                       parse_response, record, request_bytes)
-from stacks import start_stack, wait_until
+from stacks import edit, start_stack, wait_until
 
 TEST_TIME_LIMIT = 60
 TIMEOUT = 5.0              # every socket operation that should answer at once
@@ -685,18 +684,6 @@ def test_idle_kept_connections_are_capped(config):
 # --- kept connections behind nginx and Apache mod_proxy_fcgi -------------------------
 
 RELOAD_WAIT = 15.0         # a reloaded server runs the new config within this
-
-
-def edit(path, edits):
-    """Applies (pattern, replacement) regex substitutions, each of which
-    must match."""
-    with open(path) as f:
-        text = f.read()
-    for pattern, replacement in edits:
-        text, n = re.subn(pattern, replacement, text, flags=re.M)
-        assert n, "%s: no match for %r" % (path, pattern)
-    with open(path, "w") as f:
-        f.write(text)
 
 
 def children(pid):
