@@ -55,7 +55,7 @@ ASAN_UNIT_BINS := $(patsubst tests/unit/%,$(ASAN_DIR)/unit/%,$(UNIT_BINS))
 DEPS_BUILD := gcc make pkg-config libfcgi-dev libturbojpeg0-dev libinih-dev
 DEPS_RUN := curl
 DEPS_RUN_CMDS := nginx=nginx-light
-DEPS_TEST := libcmocka-dev cppcheck valgrind clang libclang-rt-14-dev python3 python3-pytest python3-pil python3-numpy ffmpeg \
+DEPS_TEST := libcmocka-dev cppcheck valgrind clang libclang-rt-14-dev python3 python3-pytest python3-pytest-xdist python3-pil python3-numpy ffmpeg \
 	python3-opencv gstreamer1.0-tools gstreamer1.0-plugins-good chromium chromium-driver \
 	python3-selenium lighttpd apache2 libapache2-mod-fcgid spawn-fcgi stress-ng
 DEPS_TEST_CMDS := npm=npm
@@ -191,17 +191,35 @@ lint: $(BIN)
 	$(PYTHON) tests/check_includes.py fcgi
 	$(PYTHON) tests/check_options.py README.md $(BIN)
 
-# Every test binary runs, even after one fails; the target fails if any did.
+# Tests run TEST_JOBS at a time: most of their time is spent waiting
+# (for a timer, a server, a peer), so twice the cores keeps them busy.
+# Each test binary and each pytest worker has its own files, sockets and
+# ports (tests/integration/stacks.py), and every bound on time in a test
+# leaves room for a machine far busier than this makes it.
+TEST_JOBS ?= $(shell echo $$(( 2 * $$(nproc 2>/dev/null || echo 1) )))
+PYTEST := $(PYTHON) -m pytest -q -p no:cacheprovider -n $(TEST_JOBS)
+
+# Runs the test binaries $(2) TEST_JOBS at a time, each one's output in one
+# piece; every binary runs, even after one fails, and the target fails if
+# any did (make names each that failed).  $(1): the environment.
+define run_unit
+	$(Q)$(MAKE) --no-print-directory -k -j$(TEST_JOBS) --output-sync=target \
+		UNIT_ENV='$(1)' $(2:%=run-unit/%) || { echo "unit tests failed (see above)"; exit 1; }
+endef
+
+run-unit/%: %
+	@echo "== $<"
+	$(Q)$(UNIT_ENV) ./$<
+
 unit: $(UNIT_BINS)
-	$(Q)failed=""; for t in $(UNIT_BINS); do echo "== $$t"; ./$$t || failed="$$failed $$t"; done; \
-	if [ -n "$$failed" ]; then echo "unit tests failed:$$failed"; exit 1; fi
+	$(call run_unit,,$(UNIT_BINS))
 
 integration: $(BIN)
-	$(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
+	$(PYTEST) tests/integration
 
 # The default stack's suite (wire format, page, errors) behind nginx only.
 integration-nginx: $(BIN)
-	MJPEG_TEST_SERVERS=nginx $(PYTHON) -m pytest -q -p no:cacheprovider \
+	MJPEG_TEST_SERVERS=nginx $(PYTEST) \
 		tests/integration/test_nginx_stack.py
 
 # The unit and integration tests again, against the sanitizer build.  Any
@@ -210,16 +228,14 @@ integration-nginx: $(BIN)
 asan: asan-unit asan-integration
 
 asan-unit: $(ASAN_UNIT_BINS)
-	$(Q)failed=""; for t in $(ASAN_UNIT_BINS); do echo "== $$t"; \
-		ASAN_OPTIONS=detect_leaks=1 ./$$t || failed="$$failed $$t"; done; \
-	if [ -n "$$failed" ]; then echo "sanitizer unit tests failed:$$failed"; exit 1; fi
+	$(call run_unit,ASAN_OPTIONS=detect_leaks=1,$(ASAN_UNIT_BINS))
 
 asan-integration: $(ASAN_DIR)/mjpeg-fcgi $(BIN)
 	$(Q)rm -rf $(ASAN_LOGS) && mkdir -p $(ASAN_LOGS)
 	$(Q)MJPEG_TEST_SERVERS=nginx RESPONDER=$(abspath $(ASAN_DIR)/mjpeg-fcgi) \
 	ASAN_OPTIONS=detect_leaks=1:log_path=$(ASAN_LOGS)/asan \
 	UBSAN_OPTIONS=print_stacktrace=1:log_path=$(ASAN_LOGS)/ubsan \
-		$(PYTHON) -m pytest -q -p no:cacheprovider $(ASAN_TESTS)
+		$(PYTEST) $(ASAN_TESTS)
 	$(Q)if ls $(ASAN_LOGS)/* >/dev/null 2>&1; then \
 		echo "sanitizer reports:"; cat $(ASAN_LOGS)/*; exit 1; fi
 

@@ -8,6 +8,7 @@ import contextlib
 import http.client
 import json
 import os
+import random
 import re
 import signal
 import socket
@@ -21,8 +22,50 @@ MAKE_TIMEOUT = 180        # start builds the responder first when needed
 HTTP_TIMEOUT = 5.0        # every single network operation
 
 
+PORT_BLOCK = 1000         # ports per pytest-xdist worker
+_next_port = {}
+
+
+def _port_block():
+    """(first, end) of this process's own ports: under pytest-xdist, worker
+    gwN takes the Nth block of PORT_BLOCK below the kernel's range for
+    outgoing connections, so that neither another worker nor a client's
+    ephemeral port can take a port between free_port's check and the
+    server's bind.  None when the range leaves no room below it."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    index = int(worker[2:]) if worker[2:].isdigit() else 0
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    end = low - index * PORT_BLOCK
+    first = end - PORT_BLOCK
+    return (first, end) if first >= 1024 else None
+
+
+def _bindable(port):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def free_port():
-    """A TCP port on 127.0.0.1 that nobody listened on a moment ago."""
+    """A TCP port on 127.0.0.1 that nobody listened on a moment ago, from
+    this worker's block (_port_block), taken in turn from a random start;
+    the kernel's pick when there is no block or it is all taken."""
+    block = _port_block()
+    if block:
+        first, end = block
+        cursor = _next_port.get(block, first + random.randrange(PORT_BLOCK))
+        for i in range(PORT_BLOCK):
+            port = first + (cursor - first + i) % PORT_BLOCK
+            if _bindable(port):
+                _next_port[block] = port + 1
+                return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
