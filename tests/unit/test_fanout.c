@@ -1065,8 +1065,9 @@ static void test_frames_one_and_repeat(void **state)
  * paced, parts go at least a gap apart from the viewer's start to a gap
  * after the last publish: span / gap + 2 of them at most, and one more is
  * allowed for rounding.  Two parts may be seen closer than
- * the gap by as much as the reader notes one late: half the gap (100 ms)
- * is allowed for that, still 5 times the 20 ms of the unpaced defect. */
+ * the gap by as much as the reader notes one late (a busy, sanitized
+ * build): three quarters of the gap (150 ms) is allowed for that, and the
+ * 50 ms left is still 2.5 times the 20 ms of the unpaced defect. */
 static void test_fps_pacing(void **state)
 {
 	struct fixture *f = *state;
@@ -1095,7 +1096,7 @@ static void test_fps_pacing(void **state)
 	for (size_t i = 1; i < count; i++) {
 		part = client_part(c, i);
 		assert_part(f, c, i, part.tag);
-		assert_true(part.arrival_usec - prev.arrival_usec >= gap / 2);
+		assert_true(part.arrival_usec - prev.arrival_usec >= gap / 4);
 		assert_true(part.tag >= prev.tag);
 		if (part.tag > prev.tag) {
 			expect_dropped += part.tag - prev.tag - 1;
@@ -1126,11 +1127,15 @@ static void test_low_fps_keepalives(void **state)
 	const int64_t gap = (int64_t)(USEC_PER_SEC / query.fps), period = USEC_PER_SEC / 50;
 	/* Publishing long enough for new frames at 0, 2.5 and 5 s. */
 	const int64_t run = 2 * gap + 200 * USEC_PER_MSEC;
-	/* How much later than keepalive_usec a part may come: scheduling
-	 * and reader granularity, generous for a slow or sanitized build,
-	 * and still far below the gap that a viewer without keepalives
-	 * leaves silent. */
-	const int64_t silence_slack = 400 * USEC_PER_MSEC;
+	/* How far from its mark an arrival may be noted: scheduling and
+	 * reader granularity, generous for a slow, busy or sanitized build
+	 * (the reader may note one arrival this late and the next on time,
+	 * so a gap may look this much shorter, too).  The defects stay far
+	 * outside: a viewer without keepalives is silent for the whole gap
+	 * (2.5 s, not 1.4), a keepalive at the repeat interval comes after
+	 * 200 ms (not 600), a frame not held back by ?fps after 20 ms or
+	 * at the keepalive (not 2.1 s). */
+	const int64_t slack = 400 * USEC_PER_MSEC;
 	struct client *c;
 	int64_t start;
 	size_t count, fresh = 1;
@@ -1156,14 +1161,13 @@ static void test_low_fps_keepalives(void **state)
 	for (size_t i = 1; i < count; i++) {
 		part = client_part(c, i);
 		assert_part(f, c, i, part.tag);
-		assert_true(part.arrival_usec - prev.arrival_usec <= KEEPALIVE_USEC + silence_slack);
+		assert_true(part.arrival_usec - prev.arrival_usec <= KEEPALIVE_USEC + slack);
 		if (part.tag == prev.tag) {
 			/* a repeat: every keepalive_usec, no sooner */
-			assert_true(part.arrival_usec - prev.arrival_usec >=
-				    KEEPALIVE_USEC - EARLY_SLACK_USEC);
+			assert_true(part.arrival_usec - prev.arrival_usec >= KEEPALIVE_USEC - slack);
 		} else {
 			assert_true(part.tag > prev.tag);
-			assert_true(part.arrival_usec - last_new.arrival_usec >= gap - EARLY_SLACK_USEC);
+			assert_true(part.arrival_usec - last_new.arrival_usec >= gap - slack);
 			expect_dropped += part.tag - prev.tag - 1;
 			last_new = part;
 			fresh++;
