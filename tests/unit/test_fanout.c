@@ -1129,13 +1129,13 @@ static void test_low_fps_keepalives(void **state)
 	const int64_t run = 2 * gap + 200 * USEC_PER_MSEC;
 	/* How far from its mark an arrival may be noted: scheduling and
 	 * reader granularity, generous for a slow, busy or sanitized build
-	 * (the reader may note one arrival this late and the next on time,
-	 * so a gap may look this much shorter, too).  The defects stay far
-	 * outside: a viewer without keepalives is silent for the whole gap
-	 * (2.5 s, not 1.4), a keepalive at the repeat interval comes after
-	 * 200 ms (not 600), a frame not held back by ?fps after 20 ms or
-	 * at the keepalive (not 2.1 s). */
-	const int64_t slack = 400 * USEC_PER_MSEC;
+	 * (the reader may note one arrival late and the next on time, so a
+	 * gap may look shorter, too).  Late: halfway from the keepalive to
+	 * the gap, since the defect, a viewer without keepalives, is silent
+	 * for the whole gap (2.5 s, not 1.75).  Early: a keepalive at the
+	 * repeat interval comes after 200 ms (not 600), a frame not held back
+	 * by ?fps after 20 ms or at the keepalive (not 2.1 s). */
+	const int64_t late = (gap - KEEPALIVE_USEC) / 2, early = 400 * USEC_PER_MSEC;
 	struct client *c;
 	int64_t start;
 	size_t count, fresh = 1;
@@ -1161,13 +1161,15 @@ static void test_low_fps_keepalives(void **state)
 	for (size_t i = 1; i < count; i++) {
 		part = client_part(c, i);
 		assert_part(f, c, i, part.tag);
-		assert_true(part.arrival_usec - prev.arrival_usec <= KEEPALIVE_USEC + slack);
+		print_message("part %zu: frame %u at %lld ms\n", i, (unsigned)part.tag,
+			      (long long)((part.arrival_usec - start) / USEC_PER_MSEC));
+		assert_true(part.arrival_usec - prev.arrival_usec <= KEEPALIVE_USEC + late);
 		if (part.tag == prev.tag) {
 			/* a repeat: every keepalive_usec, no sooner */
-			assert_true(part.arrival_usec - prev.arrival_usec >= KEEPALIVE_USEC - slack);
+			assert_true(part.arrival_usec - prev.arrival_usec >= KEEPALIVE_USEC - early);
 		} else {
 			assert_true(part.tag > prev.tag);
-			assert_true(part.arrival_usec - last_new.arrival_usec >= gap - slack);
+			assert_true(part.arrival_usec - last_new.arrival_usec >= gap - early);
 			expect_dropped += part.tag - prev.tag - 1;
 			last_new = part;
 			fresh++;
@@ -1175,7 +1177,10 @@ static void test_low_fps_keepalives(void **state)
 		prev = part;
 	}
 	assert_true(fresh >= 3 && fresh <= 4);
-	assert_true(count >= fresh + 2 * (fresh - 1)); /* keepalives between them */
+	/* keepalives between them: two are due in each gap, at 1 and 2 s;
+	 * one is enough here, since a writer held up past 2.5 s sends the new
+	 * frame instead (and the silence is bounded above) */
+	assert_true(count >= fresh + (fresh - 1));
 	assert_true(wait_delivered(f, count, WAIT_USEC));
 	assert_int_equal(stats(f).frames_dropped, expect_dropped);
 	assert_true(expect_dropped > 100);
