@@ -55,6 +55,8 @@ STOP_GRACE_TENTHS=50    # first signal to SIGKILL, tenths of a second
 SPAWNED_GRACE_TENTHS=20 # server-spawned responders: SIGTERM to SIGKILL
 SOCKET_WAIT_TENTHS=50   # responder start to socket present
 PIDFILE_WAIT_TENTHS=50  # server start to its pid file written
+LEFTOVER_GRACE_TENTHS=10 # what is left of a group: SIGTERM to SIGKILL
+LEADER_WAIT_HUNDREDTHS=100 # launch to setsid() done
 STATUS_WAIT_USEC=10000000
 SOCKET_PATH_MAX=107     # sun_path is 108 bytes including the NUL
 NOFILE_WANTED=65536     # soft open-file limit asked for the responder
@@ -104,6 +106,8 @@ known_server() {
     esac
 }
 known_server "$SERVER" || die "SERVER must be one of: ${SERVERS// /, }; not '$SERVER'"
+# stop finds a stack's processes by their process group, with ps
+command -v ps >/dev/null || die "ps not found (install procps)"
 
 if [[ -n $CONFIG ]]; then
     [[ -e $CONFIG ]] || die "config file '$CONFIG' does not exist"
@@ -137,9 +141,6 @@ fi
 #   SERVER_OWN_RESPONDER  1: stack.sh starts the responder on $SOCK and the
 #                         server connects to it; 0: the server spawns the
 #                         responders (they are in the server's group)
-#   SERVER_FIRST_SIGNAL   sent to the server as stop begins, while the
-#                         responders end their streams (QUIT, INT); empty:
-#                         SIGTERM once the responders are gone
 # and defines:
 #   server_check_tools    dies when the server or a module is missing
 #   server_check_paths    dies on paths the server cannot take (optional)
@@ -148,6 +149,12 @@ fi
 #                         then renders the template
 #   server_command        sets SRV_CMD: the server in the foreground
 #   server_socket_ready   after the responder's socket appeared (optional)
+#   server_stop_begin SRV stop begins: the server's graceful stop, or the
+#                         responders it spawned first (optional)
+#   server_stop_end SRV   the responder stack.sh started is gone (optional)
+#
+# Every server runs in the foreground (none of them then calls setsid), so
+# all it forks stays in the group stack.sh made for it.
 
 # server_exe GIVEN NAME: the server executable GIVEN if set, else NAME on PATH,
 # else /usr/sbin/NAME (for the server's file).
@@ -164,6 +171,8 @@ runnable() {
 
 server_check_paths() { :; }
 server_socket_ready() { :; }
+server_stop_begin() { :; }
+server_stop_end() { :; }
 SERVER_STATE=()
 # shellcheck source=/dev/null # one of conf/servers/*.sh, chosen at run time
 source "$HERE/servers/$SERVER.sh"
@@ -197,38 +206,63 @@ alive() {
     [[ ${STAT[0]} != Z ]]
 }
 
-# The live processes of process group PGID, on one line.
+# The live (not zombie) members of process group PGID, on one line. The
+# group was made by setsid, so it is also a session: ps lists that session
+# by its id, and the members that left the group (none of the servers
+# does) are not ours to stop. ps shows zombies, which kill -0 would count:
+# a dead leader waits as one until its new parent (init, after start
+# returned) reaps it.
 group_members() {
-    local d STAT list=()
-    for d in /proc/[0-9]*; do
-        read_stat "${d#/proc/}" || continue
-        [[ ${STAT[2]} == "$1" && ${STAT[0]} != Z ]] && list+=("${d#/proc/}")
-    done
+    local pid pgid stat list=()
+    while read -r pid pgid stat; do
+        [[ $pgid == "$1" && $stat != Z* ]] && list+=("$pid")
+    done < <(ps -o pid=,pgid=,stat= --sid "$1" 2>/dev/null)
     printf '%s' "${list[*]}"
 }
 
-# record_group ROLE PID: PID leads a new group (it runs setsid); notes it
-# with its start time in run/PORT/ROLE.pgid.
-record_group() {
-    local STAT
-    read_stat "$2" || return 0   # already gone: nothing to stop
-    printf '%s %s\n' "$2" "${STAT[19]}" >"$RUN/$1.pgid"
+# The members of group PGID that its leader did not fork itself: what the
+# leader's children started (mod_cgid's CGI processes, mod_fcgid's
+# responders), found by their parents, never by their names.
+grandchildren_in() {
+    local pid ppid pgid stat list=()
+    while read -r pid ppid pgid stat; do
+        [[ $pgid == "$1" && $stat != Z* && $pid != "$1" && $ppid != "$1" ]] && list+=("$pid")
+    done < <(ps -o pid=,ppid=,pgid=,stat= --sid "$1" 2>/dev/null)
+    printf '%s' "${list[*]}"
 }
 
-# Prints the group that run/PORT/ROLE.pgid records, if processes of it still
-# run: its leader with the recorded start time, or, the leader gone, its
-# other members (the kernel hands out no pid still in use as a group, so a
-# live group under that number is this one). A record whose pid now names a
+# record_group ROLE PID: PID, just started by setsid, leads a group of its
+# own; notes it in run/PORT/ROLE.pgid as "PGID STARTTIME" (the start time
+# tells it from a later process that gets the same pid). setsid(1) needs no
+# fork here (this script has no job control, so its background children
+# lead no group): waits the moment until it has run setsid().
+record_group() {
+    local role=$1 pid=$2 hundredths=$LEADER_WAIT_HUNDREDTHS STAT
+    while read_stat "$pid" && [[ ${STAT[2]} != "$pid" ]]; do
+        if ((hundredths-- <= 0)); then
+            say "warning: $role (pid $pid) did not become a process group leader; stop may miss what it forks"
+            break
+        fi
+        sleep 0.01
+    done
+    read_stat "$pid" || return 0   # already gone: nothing to stop
+    printf '%s %s\n' "$pid" "${STAT[19]}" >"$RUN/$role.pgid"
+}
+
+# Prints the group that run/PORT/ROLE.pgid records if processes of it still
+# run: its leader with the recorded start time, or, the leader gone, other
+# members (the kernel hands out no pid that still names a group, so a live
+# group under that number is this one). A record whose pid now names a
 # younger process is stale.
 group_of() {
-    local pgid start STAT
+    local pgid="" start="" STAT
     [[ -r $RUN/$1.pgid ]] || return 0
     read -r pgid start <"$RUN/$1.pgid" 2>/dev/null || true
     [[ $pgid =~ ^[1-9][0-9]*$ ]] || return 0
-    if read_stat "$pgid"; then
-        [[ ${STAT[19]} == "$start" ]] || return 0
-        [[ ${STAT[0]} != Z || -n $(group_members "$pgid") ]] && printf '%s\n' "$pgid"
-    elif [[ -n $(group_members "$pgid") ]]; then
+    if read_stat "$pgid" && [[ ${STAT[19]} != "$start" ]]; then
+        return 0
+    fi
+    if alive "$pgid" || [[ -n $(group_members "$pgid") ]]; then
         printf '%s\n' "$pgid"
     fi
     return 0
@@ -265,69 +299,59 @@ end_group() {
     [[ -n $left ]] || return 0
     say "stopping what is left of the $what (process group $pgid): $left"
     kill -TERM -- "-$pgid" 2>/dev/null || true
-    wait_group_gone "$pgid" 10 && return 0
+    wait_group_gone "$pgid" "$LEFTOVER_GRACE_TENTHS" && return 0
     kill -KILL -- "-$pgid" 2>/dev/null || true
     wait_group_gone "$pgid" 20 || say "processes of group $pgid survive SIGKILL: $(group_members "$pgid")"
 }
 
-# The responders a server spawned: the members of its group that do not run
-# the server's own executable (lighttpd's bin-path processes, mod_fcgid's
-# and mod_cgid's children).
-spawned_by() {
-    local srv=$1 own exe pid list=()
-    [[ -n $srv ]] || return 0
-    own=$(readlink "/proc/$srv/exe" 2>/dev/null) || return 0
-    for pid in $(group_members "$srv"); do
-        exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || continue
-        [[ $exe == "$own" ]] || list+=("$pid")
-    done
-    printf '%s' "${list[*]}"
-}
-
-# Stops the responders (SIGTERM: each ends every stream with its closing
-# boundary) and the server, so that those last parts reach the viewers:
-#   nginx     SIGQUIT at once (it finishes the responses under way)
-#   lighttpd  SIGINT at once (graceful: the same; it may respawn a responder
-#             meanwhile, and stops that one itself)
-#   Apache    SIGTERM once the responders are gone (its graceful-stop would
-#             wait for streams without ever ending them)
-# (SERVER_FIRST_SIGNAL), then escalates to the server's SIGTERM and finally
-# SIGKILL; whatever is left in either group is ended last. RESP and SRV are
-# the groups (and leaders' pids) of the responder stack.sh started and of
-# the server; empty ones are skipped.
-stop_groups() {
-    local resp=$1 srv=$2 spawned="" srv_grace=$STOP_GRACE_TENTHS pid tenths=$SPAWNED_GRACE_TENTHS
-    ((!SERVER_OWN_RESPONDER)) || srv_grace=20   # the responder had its grace already
-    ((SERVER_OWN_RESPONDER)) || spawned=$(spawned_by "$srv")
-    if [[ -n $srv && -n $SERVER_FIRST_SIGNAL ]]; then
-        kill "-$SERVER_FIRST_SIGNAL" "$srv" 2>/dev/null || true
-    fi
-    [[ -z $resp ]] || kill -TERM "$resp" 2>/dev/null || true
-    # shellcheck disable=SC2086 # word splitting of the pid list is intended
-    [[ -z $spawned ]] || kill -TERM $spawned 2>/dev/null || true
-    if [[ -n $resp ]] && ! wait_gone "$resp" "$STOP_GRACE_TENTHS"; then
-        say "responder (pid $resp) did not stop in time; sending SIGKILL"
-        kill -KILL -- "-$resp" 2>/dev/null || true
-        wait_gone "$resp" 20 || say "responder (pid $resp) survives SIGKILL"
-    fi
-    # spawned responders end their streams within 2 s; the server would
-    # wait for one that does not, and then cut its stream anyway
-    local left=()
-    for pid in $spawned; do
+# stop_pids WHAT PIDS...: SIGTERM to the pids (responders a server spawned:
+# each ends its stream with the closing boundary), SIGKILL to those still
+# there after SPAWNED_GRACE_TENTHS.
+stop_pids() {
+    local what=$1 pid tenths=$SPAWNED_GRACE_TENTHS left=()
+    shift
+    (($#)) || return 0
+    kill -TERM "$@" 2>/dev/null || true
+    for pid in "$@"; do
         while alive "$pid" && ((tenths-- > 0)); do sleep 0.1; done
         ! alive "$pid" || left+=("$pid")
     done
     if ((${#left[@]})); then
-        say "responders still running 2 s after SIGTERM; sending SIGKILL: ${left[*]}"
+        say "$what still running $((SPAWNED_GRACE_TENTHS / 10)) s after SIGTERM; sending SIGKILL: ${left[*]}"
         kill -KILL "${left[@]}" 2>/dev/null || true
     fi
-    [[ -z $srv || -n $SERVER_FIRST_SIGNAL ]] || kill -TERM "$srv" 2>/dev/null || true
-    if [[ -n $srv ]] && ! wait_gone "$srv" "$srv_grace"; then
-        kill -TERM "$srv" 2>/dev/null || true
-        if ! wait_gone "$srv" 20; then
-            say "$SERVER (pid $srv) did not stop in time; sending SIGKILL"
-            kill -KILL -- "-$srv" 2>/dev/null || true
-            wait_gone "$srv" 20 || say "$SERVER (pid $srv) survives SIGKILL"
+}
+
+# Stops the responders (SIGTERM: each ends every stream with its closing
+# boundary) and the server, so that those last parts reach the viewers.
+# server_stop_begin starts the server's own way of stopping (nginx: SIGQUIT,
+# lighttpd: SIGINT, Apache: the responders it spawned first); once the
+# responder stack.sh started is gone, server_stop_end (Apache: SIGTERM).
+# Escalates to the server's SIGTERM and finally SIGKILL to its group;
+# whatever is left in either group is ended last. RESP and SRV are the
+# groups (and leaders' pids) of the responder stack.sh started and of the
+# server; empty ones are skipped.
+stop_groups() {
+    local resp=$1 srv=$2 srv_grace=$STOP_GRACE_TENTHS
+    ((!SERVER_OWN_RESPONDER)) || srv_grace=20   # the responder had its grace already
+    [[ -z $srv ]] || server_stop_begin "$srv"
+    if [[ -n $resp ]]; then
+        kill -TERM "$resp" 2>/dev/null || true
+        if ! wait_gone "$resp" "$STOP_GRACE_TENTHS"; then
+            say "responder (pid $resp) did not stop in time; sending SIGKILL"
+            kill -KILL -- "-$resp" 2>/dev/null || true
+            wait_gone "$resp" 20 || say "responder (pid $resp) survives SIGKILL"
+        fi
+    fi
+    if [[ -n $srv ]]; then
+        server_stop_end "$srv"
+        if ! wait_gone "$srv" "$srv_grace"; then
+            kill -TERM "$srv" 2>/dev/null || true
+            if ! wait_gone "$srv" 20; then
+                say "$SERVER (pid $srv) did not stop in time; sending SIGKILL"
+                kill -KILL -- "-$srv" 2>/dev/null || true
+                wait_gone "$srv" 20 || say "$SERVER (pid $srv) survives SIGKILL"
+            fi
         fi
     fi
     end_group "$resp" "responder"
@@ -362,15 +386,22 @@ status_answers() {
     curl -fsS --noproxy '*' --max-time 2 -o /dev/null "${URL}status" 2>/dev/null
 }
 
+# Refuses to start over a stack that runs, or over what is left of one (a
+# group whose leader died and whose other members still run: the workers
+# of a master killed by SIGKILL), or on a port another program holds.
 check_not_running() {
-    local role pgid
+    local role pgid name
     for role in responder server; do
         pgid=$(group_of "$role")
         [[ -n $pgid ]] || continue
         if alive "$pgid"; then
-            die "a stack already runs on port $PORT from ${RUN#"$TOP"/} ($role pid $pgid); stop it with: conf/stack.sh stop $PORT"
+            name=$role
+            if [[ $role == server ]]; then
+                read -r name <"$SERVER_FILE" 2>/dev/null || name=server
+            fi
+            die "a stack already runs on port $PORT from ${RUN#"$TOP"/} ($name pid $pgid); stop it with: conf/stack.sh stop $PORT"
         fi
-        die "processes of a dead stack still run for port $PORT (pids $(group_members "$pgid")); clear them with: conf/stack.sh stop $PORT"
+        die "processes of a dead stack still run for port $PORT (pids $(group_members "$pgid") in process group $pgid); clear them with: conf/stack.sh stop $PORT"
     done
     if port_answers; then
         local who=

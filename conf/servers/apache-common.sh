@@ -8,9 +8,6 @@ APACHE_MODDIR=${APACHE_MODDIR:-/usr/lib/apache2/modules}
 SERVER_CONF=$RUN/apache.conf
 SERVER_PIDFILE=$RUN/apache2.pid
 SERVER_ERRLOG=$RUN/apache-error.log
-# its graceful-stop would wait for streams without ever ending them: SIGTERM
-# once the responders are gone
-SERVER_FIRST_SIGNAL=
 
 # apache_check_tools MODULE...: the binary and the modules the stack loads
 apache_check_tools() {
@@ -62,6 +59,24 @@ apache_note_workers() {
         say "note: WORKERS has no effect with SERVER=$SERVER (one responder process per concurrent request)"
 }
 
+# In the foreground: as a daemon (-k start) Apache would call setsid and
+# leave the group stack.sh made for it.
 server_command() {
     SRV_CMD=("$APACHE" -f "$SERVER_CONF" -DFOREGROUND)
+}
+
+# The responders Apache spawned (mod_cgid's CGI processes, mod_fcgid's
+# responders) are the children of its children: SIGTERM ends their
+# streams with the closing boundary while Apache still passes it on.
+apache_stop_spawned() {
+    local spawned
+    spawned=$(grandchildren_in "$1")
+    # shellcheck disable=SC2086 # word splitting of the pid list is intended
+    stop_pids "responders Apache started" $spawned
+}
+
+# SIGTERM once the responders are gone: Apache's graceful stop would wait
+# for streams without ever ending them.
+server_stop_end() {
+    kill -TERM "$1" 2>/dev/null || true
 }

@@ -18,6 +18,10 @@ server_check_paths() {
     check_paths_for_command_line
 }
 
+server_stop_begin() {
+    apache_stop_spawned "$1"
+}
+
 server_render() {
     apache_user_directives
     if [[ -n $CONFIG ]]; then

@@ -38,6 +38,10 @@ fill_www() {
     chmod 0755 "$RUN" "$WWW" "$CGI"
 }
 
+server_stop_begin() {
+    apache_stop_spawned "$1"
+}
+
 server_render() {
     apache_user_directives
     fill_www

@@ -9,9 +9,6 @@ SERVER_CONF=$RUN/lighttpd.conf
 SERVER_PIDFILE=$RUN/lighttpd.pid
 SERVER_ERRLOG=$RUN/lighttpd-error.log
 SERVER_OWN_RESPONDER=0
-# graceful: it finishes the responses under way; it may respawn a
-# responder meanwhile, and stops that one itself
-SERVER_FIRST_SIGNAL=INT
 
 server_check_tools() {
     runnable "$LIGHTTPD" || die "lighttpd not found (install lighttpd, or set LIGHTTPD)"
@@ -27,4 +24,12 @@ server_command() {
     # spawned responders log into RESP_LOG (server.breakagelog)
     printf '\n%s stack.sh %s %s\n' "$(date '+%F %T')" "$MODE" "$PORT" >>"$RESP_LOG"
     SRV_CMD=("$LIGHTTPD" -D -f "$SERVER_CONF")
+}
+
+# SIGINT to the whole group: lighttpd stops gracefully (it finishes the
+# responses under way; it may respawn a responder meanwhile, and stops that
+# one itself), and the responders it spawned, which take SIGINT as SIGTERM,
+# end their streams with the closing boundary.
+server_stop_begin() {
+    kill -INT -- "-$1" 2>/dev/null || true
 }

@@ -9,7 +9,6 @@ SERVER_CONF=$RUN/nginx.conf
 SERVER_PIDFILE=$RUN/nginx.pid
 SERVER_ERRLOG=$RUN/nginx-error.log
 SERVER_OWN_RESPONDER=1
-SERVER_FIRST_SIGNAL=QUIT   # graceful: it finishes the responses under way
 
 server_check_tools() {
     runnable "$NGINX" || die "nginx not found (install nginx-light, or set NGINX)"
@@ -21,6 +20,14 @@ server_render() {
     ((EUID != 0)) || RENDER_USER="user $(id -un) $(id -gn);"
 }
 
+# In the foreground: as a daemon nginx would call setsid and leave the
+# group stack.sh made for it.
 server_command() {
     SRV_CMD=("$NGINX" -p "$RUN/" -c "$SERVER_CONF" -e "$SERVER_ERRLOG" -g 'daemon off;')
+}
+
+# SIGQUIT: graceful, it finishes the responses under way (the responder
+# ends them).
+server_stop_begin() {
+    kill -QUIT "$1" 2>/dev/null || true
 }
