@@ -67,9 +67,12 @@ server_command() {
 
 # The responders Apache spawned (mod_cgid's CGI processes, mod_fcgid's
 # responders) are the children of its children: SIGTERM ends their
-# streams with the closing boundary while Apache still passes it on.
+# streams with the closing boundary while Apache still passes it on. With
+# Apache dead (SIGKILL) there is nobody to pass it on, and its children
+# are no longer told apart: stop then ends the whole group.
 apache_stop_spawned() {
     local spawned
+    alive "$1" || return 0
     spawned=$(grandchildren_in "$1")
     # shellcheck disable=SC2086 # word splitting of the pid list is intended
     stop_pids "responders Apache started" $spawned
