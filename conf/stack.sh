@@ -28,8 +28,8 @@
 # spawn, the responder's own workers) stays in that group. The groups are
 # recorded in run/PORT/responder.pgid and run/PORT/server.pgid ("PGID
 # STARTTIME", the start time telling a live group from a reused pid), and
-# stop signals those groups, so no process is ever found by its name or
-# command line.
+# stop signals those groups and lists their members with ps (by session
+# id), so no process is ever found by its name or command line.
 #
 # Everything lives in run/PORT/ inside the repo (sockets, pid files, logs, the
 # rendered server config, temp dirs, Apache's document root), plus the frame
