@@ -6,7 +6,8 @@
 #   conf/stack.sh start PORT [CONFIG]   background; returns once /status answers
 #   conf/stack.sh stop  PORT            stops what start started; harmless if idle
 #
-# SERVER (environment) picks the web server and how it runs the responder:
+# SERVER (environment) picks the web server and how it runs the responder;
+# each has one file of hooks, conf/servers/SERVER.sh, that this core sources:
 #
 #   nginx          (default) stack.sh starts the responder on a unix socket
 #                  (--listen) and nginx in front of it: conf/nginx.conf.in
@@ -19,6 +20,16 @@
 #                  request per process at a time): conf/apache-fcgid.conf.in
 #   apache-proxy   Apache with mod_proxy_fcgi in front of the responder that
 #                  stack.sh starts, as with nginx: conf/apache-proxy-fcgi.conf.in
+#
+# Processes: stack.sh starts the web server (in the foreground, never as a
+# daemon) and, for nginx and apache-proxy, the responder, each in a session
+# of its own: its pid is its process group, and everything it forks (nginx
+# workers, Apache children, the responders lighttpd, mod_fcgid or mod_cgid
+# spawn, the responder's own workers) stays in that group. The groups are
+# recorded in run/PORT/responder.pgid and run/PORT/server.pgid ("PGID
+# STARTTIME", the start time telling a live group from a reused pid), and
+# stop signals those groups and lists their members with ps (by session
+# id), so no process is ever found by its name or command line.
 #
 # Everything lives in run/PORT/ inside the repo (sockets, pid files, logs, the
 # rendered server config, temp dirs, Apache's document root), plus the frame
@@ -38,14 +49,14 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 TOP=$(dirname "$HERE")
 BIN=${BIN:-$TOP/fcgi/mjpeg-fcgi}
-NGINX=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
-LIGHTTPD=${LIGHTTPD:-$(command -v lighttpd || echo /usr/sbin/lighttpd)}
-APACHE=${APACHE:-$(command -v apache2 || echo /usr/sbin/apache2)}
-APACHE_MODDIR=${APACHE_MODDIR:-/usr/lib/apache2/modules}
 SERVERS="nginx lighttpd apache apache-fcgid apache-proxy"
 
-STOP_GRACE_TENTHS=50    # SIGTERM/SIGQUIT to SIGKILL, tenths of a second
+STOP_GRACE_TENTHS=50    # first signal to SIGKILL, tenths of a second
+SPAWNED_GRACE_TENTHS=20 # server-spawned responders: SIGTERM to SIGKILL
 SOCKET_WAIT_TENTHS=50   # responder start to socket present
+PIDFILE_WAIT_TENTHS=50  # server start to its pid file written
+LEFTOVER_GRACE_TENTHS=10 # what is left of a group: SIGTERM to SIGKILL
+LEADER_WAIT_HUNDREDTHS=100 # launch to setsid() done
 STATUS_WAIT_USEC=10000000
 SOCKET_PATH_MAX=107     # sun_path is 108 bytes including the NUL
 NOFILE_WANTED=65536     # soft open-file limit asked for the responder
@@ -87,12 +98,16 @@ if [[ -n $WORKERS ]] && { [[ ! $WORKERS =~ ^[1-9][0-9]?$ ]] || ((WORKERS > 64));
     die "WORKERS must be a number from 1 to 64, not '$WORKERS'"
 fi
 
-SERVER_GIVEN=${SERVER:-}
 SERVER=${SERVER:-nginx}
-case " $SERVERS " in
-    *" $SERVER "*) ;;
-    *) die "SERVER must be one of: ${SERVERS// /, }; not '$SERVER'" ;;
-esac
+known_server() {
+    case " $SERVERS " in
+        *" $1 "*) return 0 ;;
+        *) return 1 ;;
+    esac
+}
+known_server "$SERVER" || die "SERVER must be one of: ${SERVERS// /, }; not '$SERVER'"
+# stop finds a stack's processes by their process group, with ps
+command -v ps >/dev/null || die "ps not found (install procps)"
 
 if [[ -n $CONFIG ]]; then
     [[ -e $CONFIG ]] || die "config file '$CONFIG' does not exist"
@@ -104,17 +119,6 @@ RUN=$TOP/run/$PORT
 SOCK=$RUN/mjpeg-fcgi.sock
 RESP_PIDFILE=$RUN/mjpeg-fcgi.pid
 RESP_LOG=$RUN/mjpeg-fcgi.log
-NGINX_PIDFILE=$RUN/nginx.pid
-NGINX_CONF=$RUN/nginx.conf
-NGINX_ERRLOG=$RUN/nginx-error.log
-LIGHTTPD_PIDFILE=$RUN/lighttpd.pid
-LIGHTTPD_CONF=$RUN/lighttpd.conf
-LIGHTTPD_ERRLOG=$RUN/lighttpd-error.log
-APACHE_PIDFILE=$RUN/apache2.pid
-APACHE_CONF=$RUN/apache.conf
-APACHE_ERRLOG=$RUN/apache-error.log
-WWW=$RUN/www              # Apache CGI: the document root, as on a web host
-CGI=$WWW/mjpeg.cgi
 SERVER_FILE=$RUN/server   # which server this stack runs
 BUS=/dev/shm/mjpeg-fcgi-$PORT
 URL=http://127.0.0.1:$PORT/
@@ -123,33 +127,55 @@ URL=http://127.0.0.1:$PORT/
 # one to start, and stop can be called without it).
 if [[ $MODE == stop && -r $SERVER_FILE ]]; then
     read -r recorded <"$SERVER_FILE" || true
-    case " $SERVERS " in
-        *" ${recorded:-none} "*) SERVER=$recorded ;;
-        *) ;;
-    esac
+    ! known_server "${recorded:-none}" || SERVER=$recorded
 fi
 
-# server_info KIND sets, for that server: its executable's name, pid file,
-# config and error log, and whether stack.sh starts the responder itself
-# (nginx, apache-proxy) or the server spawns responders (lighttpd,
-# mod_fcgid, CGI).
-server_info() {
-    case $1 in
-        nginx)
-            SRV_NAME=nginx SRV_PIDFILE=$NGINX_PIDFILE
-            SRV_CONF=$NGINX_CONF SRV_ERRLOG=$NGINX_ERRLOG OWN_RESPONDER=1 ;;
-        lighttpd)
-            SRV_NAME=lighttpd SRV_PIDFILE=$LIGHTTPD_PIDFILE
-            SRV_CONF=$LIGHTTPD_CONF SRV_ERRLOG=$LIGHTTPD_ERRLOG OWN_RESPONDER=0 ;;
-        apache | apache-fcgid)
-            SRV_NAME=apache2 SRV_PIDFILE=$APACHE_PIDFILE
-            SRV_CONF=$APACHE_CONF SRV_ERRLOG=$APACHE_ERRLOG OWN_RESPONDER=0 ;;
-        apache-proxy)
-            SRV_NAME=apache2 SRV_PIDFILE=$APACHE_PIDFILE
-            SRV_CONF=$APACHE_CONF SRV_ERRLOG=$APACHE_ERRLOG OWN_RESPONDER=1 ;;
-    esac
+# --- the server's hooks ----------------------------------------------------
+#
+# conf/servers/SERVER.sh sets, for that server:
+#   SERVER_TEMPLATE       the config template under conf/
+#   SERVER_CONF           the rendered config, under run/PORT/
+#   SERVER_PIDFILE        the pid file the server writes
+#   SERVER_ERRLOG         its error log
+#   SERVER_STATE          further files and directories stop removes
+#   SERVER_OWN_RESPONDER  1: stack.sh starts the responder on $SOCK and the
+#                         server connects to it; 0: the server spawns the
+#                         responders (they are in the server's group)
+# and defines:
+#   server_check_tools    dies when the server or a module is missing
+#   server_check_paths    dies on paths the server cannot take (optional)
+#   server_render         prepares what the config needs (sets RENDER_USER,
+#                         RENDER_CONFIG; fills a document root); the core
+#                         then renders the template
+#   server_command        sets SRV_CMD: the server in the foreground
+#   server_socket_ready   after the responder's socket appeared (optional)
+#   server_stop_begin SRV stop begins: the server's graceful stop, or the
+#                         responders it spawned first (optional)
+#   server_stop_end SRV   the responder stack.sh started is gone (optional)
+#
+# Every server runs in the foreground (none of them then calls setsid), so
+# all it forks stays in the group stack.sh made for it.
+
+# server_exe GIVEN NAME: the server executable GIVEN if set, else NAME on PATH,
+# else /usr/sbin/NAME (for the server's file).
+server_exe() {
+    local given=$1 name=$2
+    [[ -n $given ]] && { printf '%s\n' "$given"; return 0; }
+    command -v "$name" || printf '/usr/sbin/%s\n' "$name"
 }
-server_info "$SERVER"
+
+# true if EXE (a path or a name on PATH) can be run
+runnable() {
+    [[ -x $1 ]] || command -v "$1" >/dev/null
+}
+
+server_check_paths() { :; }
+server_socket_ready() { :; }
+server_stop_begin() { :; }
+server_stop_end() { :; }
+SERVER_STATE=()
+# shellcheck source=/dev/null # one of conf/servers/*.sh, chosen at run time
+source "$HERE/servers/$SERVER.sh"
 
 # --- processes -------------------------------------------------------------
 
@@ -163,35 +189,83 @@ pid_from() {
     return 0
 }
 
-# True while PID exists and is not a zombie (our own children stay zombies
-# until waited for, and kill -0 still succeeds on them).
+# The fields of /proc/PID/stat after the command name, as the array STAT:
+# STAT[0] is the state (field 3), STAT[2] the process group (5), STAT[19]
+# the start time in clock ticks since boot (22). False if PID is gone.
+read_stat() {
+    local line
+    read -r line 2>/dev/null <"/proc/$1/stat" || return 1
+    read -r -a STAT <<<"${line##*) }"
+}
+
+# True while PID exists and is not a zombie (children stay zombies until
+# waited for, and kill -0 still succeeds on them).
 alive() {
-    local stat
-    kill -0 "$1" 2>/dev/null || return 1
-    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-    stat=${stat##*) }
-    [[ ${stat:0:1} != Z ]]
+    local STAT
+    read_stat "$1" || return 1
+    [[ ${STAT[0]} != Z ]]
 }
 
-cmdline_of() {
-    tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null || true
+# The live (not zombie) members of process group PGID, on one line. The
+# group was made by setsid, so it is also a session: ps lists that session
+# by its id, and the members that left the group (none of the servers
+# does) are not ours to stop. ps shows zombies, which kill -0 would count:
+# a dead leader waits as one until its new parent (init, after start
+# returned) reaps it.
+group_members() {
+    local pid pgid stat list=()
+    while read -r pid pgid stat; do
+        [[ $pgid == "$1" && $stat != Z* ]] && list+=("$pid")
+    done < <(ps -o pid=,pgid=,stat= --sid "$1" 2>/dev/null)
+    printf '%s' "${list[*]}"
 }
 
-# A pid file names our responder only if that process still carries this
-# stack's pid file and socket on its command line: a reused pid never does.
-is_our_responder() {
-    local cmd
-    [[ -n $1 ]] && alive "$1" || return 1
-    cmd=" $(cmdline_of "$1")"
-    [[ $cmd == *" --pid-file $RESP_PIDFILE "* && $cmd == *" --listen unix:$SOCK "* ]]
+# The members of group PGID that its leader did not fork itself: what the
+# leader's children started (mod_cgid's CGI processes, mod_fcgid's
+# responders), found by their parents, never by their names.
+grandchildren_in() {
+    local pid ppid pgid stat list=()
+    while read -r pid ppid pgid stat; do
+        [[ $pgid == "$1" && $stat != Z* && $pid != "$1" && $ppid != "$1" ]] && list+=("$pid")
+    done < <(ps -o pid=,ppid=,pgid=,stat= --sid "$1" 2>/dev/null)
+    printf '%s' "${list[*]}"
 }
 
-# nginx rewrites its command line to "nginx: master process <argv>"; its
-# executable is nginx and that argv names this stack's config. lighttpd and
-# Apache keep their command lines, which name this stack's config too.
-is_our_server() {
-    [[ -n $1 ]] && alive "$1" && exe_is "$1" "$SRV_NAME" || return 1
-    [[ " $(cmdline_of "$1") " == *" $SRV_CONF "* ]]
+# record_group ROLE PID: PID, just started by setsid, leads a group of its
+# own; notes it in run/PORT/ROLE.pgid as "PGID STARTTIME" (the start time
+# tells it from a later process that gets the same pid). setsid(1) needs no
+# fork here (this script has no job control, so its background children
+# lead no group): waits the moment until it has run setsid().
+record_group() {
+    local role=$1 pid=$2 hundredths=$LEADER_WAIT_HUNDREDTHS STAT
+    while read_stat "$pid" && [[ ${STAT[2]} != "$pid" ]]; do
+        if ((hundredths-- <= 0)); then
+            say "warning: $role (pid $pid) did not become a process group leader; stop may miss what it forks"
+            break
+        fi
+        sleep 0.01
+    done
+    read_stat "$pid" || return 0   # already gone: nothing to stop
+    printf '%s %s\n' "$pid" "${STAT[19]}" >"$RUN/$role.pgid"
+}
+
+# Prints the group that run/PORT/ROLE.pgid records if processes of it still
+# run: its leader with the recorded start time, or, the leader gone, other
+# members (the kernel hands out no pid that still names a group, so a live
+# group under that number is this one). A record whose pid now names a
+# younger process is stale.
+group_of() {
+    local pgid="" start="" STAT
+    [[ -r $RUN/$1.pgid ]] || return 0
+    read -r pgid start <"$RUN/$1.pgid" 2>/dev/null || true
+    [[ $pgid =~ ^[1-9][0-9]*$ ]] || return 0
+    if read_stat "$pgid" && [[ ${STAT[19]} != "$start" ]]; then
+        return 0
+    fi
+    if alive "$pgid" || [[ -n $(group_members "$pgid") ]]; then
+        printf '%s\n' "$pgid"
+    fi
+    return 0
 }
 
 # Waits up to TENTHS tenths of a second for PID to end; true if it did.
@@ -204,169 +278,97 @@ wait_gone() {
     return 0
 }
 
-# Last resort: SIGKILL on a master would orphan nginx workers, so collect
-# them first.
-kill_hard() {
-    local pid=$1 name=$2 children=
-    command -v pgrep >/dev/null && children=$(pgrep -P "$pid" || true)
-    say "$name (pid $pid) did not stop in time; sending SIGKILL"
-    # shellcheck disable=SC2086 # word splitting of the pid list is intended
-    kill -KILL "$pid" $children 2>/dev/null || true
-    wait_gone "$pid" 20 || say "$name (pid $pid) survives SIGKILL"
-}
-
-# exe_is PID NAME: the process runs an executable called NAME* (nginx,
-# lighttpd, apache2, mjpeg).
-exe_is() {
-    local exe
-    exe=$(readlink "/proc/$1/exe" 2>/dev/null) || return 1
-    exe=${exe% (deleted)}
-    [[ $(basename "$exe") == "$2"* ]]
-}
-
-is_nginx_exe() {
-    exe_is "$1" nginx
-}
-
-# Responder processes of this stack that stack.sh did not start itself: the
-# ones lighttpd or mod_fcgid spawned (their arguments name this stack's bus
-# directory), the CGI processes Apache runs (their executable is this
-# stack's www/mjpeg.cgi), and the workers of a responder that was killed.
-# Prints their pids on one line.
-stack_responders() {
-    local d pid exe list=() args i stat
-    for d in /proc/[0-9]*; do
-        # the name first: reading it costs no fork
-        read -r stat 2>/dev/null <"$d/stat" || continue
-        [[ $stat == *" (mjpeg"* ]] || continue
-        pid=${d#/proc/}
-        exe=$(readlink "$d/exe" 2>/dev/null) || continue
-        exe=${exe% (deleted)}
-        if [[ $exe == "$CGI" ]]; then
-            list+=("$pid")
-            continue
-        fi
-        [[ ${exe##*/} == mjpeg* ]] || continue
-        mapfile -d '' args <"$d/cmdline" 2>/dev/null || continue
-        for ((i = 1; i + 1 < ${#args[@]}; i++)); do
-            if [[ ${args[i]} == --bus-dir && ${args[i + 1]} == "$BUS" ]]; then
-                list+=("$pid")
-                break
-            fi
-        done
+# Waits up to TENTHS tenths of a second for group PGID to empty.
+wait_group_gone() {
+    local pgid=$1 tenths=$2
+    while [[ -n $(group_members "$pgid") ]]; do
+        ((tenths-- > 0)) || return 1
+        sleep 0.1
     done
-    printf '%s' "${list[*]}"
+    return 0
 }
 
-# Apache children outlive a parent killed by SIGKILL; they carry the
-# parent's command line, naming this stack's config.
-stray_apache_children() {
-    local d pid list=() stat
-    for d in /proc/[0-9]*; do
-        read -r stat 2>/dev/null <"$d/stat" || continue
-        [[ $stat == *" (apache2) "* ]] || continue
-        pid=${d#/proc/}
-        exe_is "$pid" apache2 || continue
-        [[ " $(cmdline_of "$pid") " == *" $APACHE_CONF "* ]] && list+=("$pid")
-    done
-    printf '%s' "${list[*]}"
+# Ends whatever still runs in group PGID (WHAT names it): the workers of a
+# master that was killed, a responder's workers, anything the server
+# spawned. SIGTERM first (a responder then ends its streams), SIGKILL
+# after a second.
+end_group() {
+    local pgid=$1 what=$2 left
+    [[ -n $pgid ]] || return 0
+    left=$(group_members "$pgid")
+    [[ -n $left ]] || return 0
+    say "stopping what is left of the $what (process group $pgid): $left"
+    kill -TERM -- "-$pgid" 2>/dev/null || true
+    wait_group_gone "$pgid" "$LEFTOVER_GRACE_TENTHS" && return 0
+    kill -KILL -- "-$pgid" 2>/dev/null || true
+    wait_group_gone "$pgid" 20 || say "processes of group $pgid survive SIGKILL: $(group_members "$pgid")"
 }
 
-# Workers outlive a master killed by SIGKILL and keep serving the port. They
-# are this stack's if their working directory is the run dir (the config's
-# working_directory) and no nginx master is their parent any more.
-stray_nginx_workers() {
-    local d pid stat ppid list=()
-    for d in /proc/[0-9]*; do
-        # the process name first (/proc/PID/stat): reading it costs no fork
-        read -r stat 2>/dev/null <"$d/stat" || continue
-        [[ $stat == *" (nginx) "* ]] || continue
-        [[ $(readlink "$d/cwd" 2>/dev/null) == "$RUN" ]] || continue
-        pid=${d#/proc/}
-        is_nginx_exe "$pid" || continue
-        stat=$(cat "$d/stat" 2>/dev/null) || continue
-        read -r _ ppid _ <<<"${stat##*) }"
-        is_nginx_exe "$ppid" || list+=("$pid")
-    done
-    printf '%s' "${list[*]}"   # one line, pids separated by spaces
-}
-
-# Stops processes (pid list, space separated) that should not be there any
-# more: SIGTERM (a responder then ends its streams), SIGKILL after a second.
-stop_leftovers() {
-    local what=$1 pids=$2 pid
-    [[ -n $pids ]] || return 0
-    say "stopping $what: $pids"
-    # shellcheck disable=SC2086 # word splitting of the pid list is intended
-    kill -TERM $pids 2>/dev/null || true
-    for pid in $pids; do
-        wait_gone "$pid" 10 || kill -KILL "$pid" 2>/dev/null || true
-    done
-}
-
-stop_stray_workers() {
-    stop_leftovers "nginx workers left by a dead master" "$(stray_nginx_workers)"
-    stop_leftovers "Apache processes left by a dead parent" "$(stray_apache_children)"
-    stop_leftovers "responder processes left behind" "$(stack_responders)"
-}
-
-# Stops the responders (SIGTERM: each ends every stream with its closing
-# boundary) and the server, so that those last parts reach the viewers:
-#   nginx     SIGQUIT at once (it finishes the responses under way)
-#   lighttpd  SIGINT at once (graceful: the same; it may respawn a responder
-#             meanwhile, and stops that one itself)
-#   Apache    SIGTERM once the responders are gone (its graceful-stop would
-#             wait for streams without ever ending them)
-# then escalates to the server's SIGTERM and finally SIGKILL. RESP is the
-# responder stack.sh started; responders the server spawned are found by
-# stack_responders. Empty pids are skipped.
+# stop_pids WHAT PIDS...: SIGTERM to the pids (responders a server spawned:
+# each ends its stream with the closing boundary), SIGKILL to those still
+# there after SPAWNED_GRACE_TENTHS.
 stop_pids() {
-    local resp=$1 srv=$2 spawned="" srv_grace=$STOP_GRACE_TENTHS pid tenths=20
-    ((!OWN_RESPONDER)) || srv_grace=20   # the responder had its grace already
-    ((OWN_RESPONDER)) || spawned=$(stack_responders)
-    if [[ -n $srv ]]; then
-        case $SRV_NAME in
-            nginx) kill -QUIT "$srv" 2>/dev/null || true ;;
-            lighttpd) kill -INT "$srv" 2>/dev/null || true ;;
-            *) ;;
-        esac
-    fi
-    [[ -z $resp ]] || kill -TERM "$resp" 2>/dev/null || true
-    # shellcheck disable=SC2086 # word splitting of the pid list is intended
-    [[ -z $spawned ]] || kill -TERM $spawned 2>/dev/null || true
-    if [[ -n $resp ]] && ! wait_gone "$resp" "$STOP_GRACE_TENTHS"; then
-        kill_hard "$resp" responder
-    fi
-    # spawned responders end their streams within 2 s; the server would
-    # wait for one that does not, and then cut its stream anyway
-    local left=()
-    for pid in $spawned; do
+    local what=$1 pid tenths=$SPAWNED_GRACE_TENTHS left=()
+    shift
+    (($#)) || return 0
+    kill -TERM "$@" 2>/dev/null || true
+    for pid in "$@"; do
         while alive "$pid" && ((tenths-- > 0)); do sleep 0.1; done
         ! alive "$pid" || left+=("$pid")
     done
     if ((${#left[@]})); then
-        say "responders still running 2 s after SIGTERM; sending SIGKILL: ${left[*]}"
+        say "$what still running $((SPAWNED_GRACE_TENTHS / 10)) s after SIGTERM; sending SIGKILL: ${left[*]}"
         kill -KILL "${left[@]}" 2>/dev/null || true
     fi
-    [[ -z $srv || $SRV_NAME != apache2 ]] || kill -TERM "$srv" 2>/dev/null || true
-    if [[ -n $srv ]] && ! wait_gone "$srv" "$srv_grace"; then
-        kill -TERM "$srv" 2>/dev/null || true
-        wait_gone "$srv" 20 || kill_hard "$srv" "$SERVER"
+}
+
+# Stops the responders (SIGTERM: each ends every stream with its closing
+# boundary) and the server, so that those last parts reach the viewers.
+# server_stop_begin starts the server's own way of stopping (nginx: SIGQUIT,
+# lighttpd: SIGINT, Apache: the responders it spawned first); once the
+# responder stack.sh started is gone, server_stop_end (Apache: SIGTERM).
+# Escalates to the server's SIGTERM and finally SIGKILL to its group;
+# whatever is left in either group is ended last. RESP and SRV are the
+# groups (and leaders' pids) of the responder stack.sh started and of the
+# server; empty ones are skipped.
+stop_groups() {
+    local resp=$1 srv=$2 srv_grace=$STOP_GRACE_TENTHS
+    ((!SERVER_OWN_RESPONDER)) || srv_grace=20   # the responder had its grace already
+    [[ -z $srv ]] || server_stop_begin "$srv"
+    if [[ -n $resp ]]; then
+        kill -TERM "$resp" 2>/dev/null || true
+        if ! wait_gone "$resp" "$STOP_GRACE_TENTHS"; then
+            say "responder (pid $resp) did not stop in time; sending SIGKILL"
+            kill -KILL -- "-$resp" 2>/dev/null || true
+            wait_gone "$resp" 20 || say "responder (pid $resp) survives SIGKILL"
+        fi
     fi
-    stop_stray_workers
+    if [[ -n $srv ]]; then
+        server_stop_end "$srv"
+        if ! wait_gone "$srv" "$srv_grace"; then
+            kill -TERM "$srv" 2>/dev/null || true
+            if ! wait_gone "$srv" 20; then
+                say "$SERVER (pid $srv) did not stop in time; sending SIGKILL"
+                kill -KILL -- "-$srv" 2>/dev/null || true
+                wait_gone "$srv" 20 || say "$SERVER (pid $srv) survives SIGKILL"
+            fi
+        fi
+    fi
+    end_group "$resp" "responder"
+    end_group "$srv" "$SERVER"
 }
 
 remove_state() {
-    rm -f -- "$RESP_PIDFILE" "$NGINX_PIDFILE" "$LIGHTTPD_PIDFILE" "$APACHE_PIDFILE" "$SOCK" \
-        "$SOCK"-[0-9]* "$SERVER_FILE"
-    rm -f -- "$RUN/mjpeg-fcgi.ini"
-    rm -rf -- "$BUS" "$RUN/fcgidsock"
+    rm -f -- "$RESP_PIDFILE" "$SERVER_PIDFILE" "$SOCK" "$SOCK"-[0-9]* "$SERVER_FILE" \
+        "$RUN/responder.pgid" "$RUN/server.pgid"
+    ((${#SERVER_STATE[@]} == 0)) || rm -rf -- "${SERVER_STATE[@]}"
+    rm -rf -- "$BUS"
 }
 
 # Prints the tail of the given logs, or of both.
 show_logs() {
     local f
-    (($#)) || set -- "$RESP_LOG" "$SRV_ERRLOG"
+    (($#)) || set -- "$RESP_LOG" "$SERVER_ERRLOG"
     for f in "$@"; do
         [[ -s $f ]] || continue
         say "--- last lines of ${f#"$TOP"/} ---"
@@ -384,26 +386,23 @@ status_answers() {
     curl -fsS --noproxy '*' --max-time 2 -o /dev/null "${URL}status" 2>/dev/null
 }
 
+# Refuses to start over a stack that runs, or over what is left of one (a
+# group whose leader died and whose other members still run: the workers
+# of a master killed by SIGKILL), or on a port another program holds.
 check_not_running() {
-    local resp srv kind
-    resp=$(pid_from "$RESP_PIDFILE")
-    if is_our_responder "$resp"; then
-        die "a stack already runs on port $PORT from ${RUN#"$TOP"/} (responder pid $resp); stop it with: conf/stack.sh stop $PORT"
-    fi
-    # whichever server an earlier start left running here
-    for kind in nginx lighttpd apache; do
-        server_info "$kind"
-        srv=$(pid_from "$SRV_PIDFILE")
-        if is_our_server "$srv"; then
-            die "a stack already runs on port $PORT from ${RUN#"$TOP"/} ($kind pid $srv); stop it with: conf/stack.sh stop $PORT"
+    local role pgid name
+    for role in responder server; do
+        pgid=$(group_of "$role")
+        [[ -n $pgid ]] || continue
+        if alive "$pgid"; then
+            name=$role
+            if [[ $role == server ]]; then
+                read -r name <"$SERVER_FILE" 2>/dev/null || name=server
+            fi
+            die "a stack already runs on port $PORT from ${RUN#"$TOP"/} ($name pid $pgid); stop it with: conf/stack.sh stop $PORT"
         fi
+        die "processes of a dead stack still run for port $PORT (pids $(group_members "$pgid") in process group $pgid); clear them with: conf/stack.sh stop $PORT"
     done
-    server_info "$SERVER"
-    local strays
-    strays="$(stray_nginx_workers) $(stray_apache_children) $(stack_responders)"
-    if [[ -n ${strays// /} ]]; then
-        die "processes of a dead stack still run for port $PORT (pids ${strays## }); clear them with: conf/stack.sh stop $PORT"
-    fi
     if port_answers; then
         local who=
         command -v ss >/dev/null && who=$(ss -Hltnp "sport = :$PORT" 2>/dev/null | head -n 3 || true)
@@ -416,180 +415,70 @@ $who}"
 
 check_tools() {
     [[ -x $BIN ]] || die "responder $BIN not found or not executable (run make first, or set BIN)"
-    case $SERVER in
-        nginx)
-            [[ -x $NGINX ]] || command -v "$NGINX" >/dev/null ||
-                die "nginx not found (install nginx-light, or set NGINX)" ;;
-        lighttpd)
-            [[ -x $LIGHTTPD ]] || command -v "$LIGHTTPD" >/dev/null ||
-                die "lighttpd not found (install lighttpd, or set LIGHTTPD)" ;;
-        apache*)
-            [[ -x $APACHE ]] || command -v "$APACHE" >/dev/null ||
-                die "apache2 not found (install apache2, or set APACHE)"
-            local mods=(mpm_event authz_core mime dir)
-            case $SERVER in
-                apache) mods+=(env rewrite cgid) ;;
-                apache-fcgid) mods+=(alias env fcgid) ;;
-                apache-proxy) mods+=(env proxy proxy_fcgi) ;;
-            esac
-            local m pkg
-            for m in "${mods[@]}"; do
-                pkg=apache2-bin
-                [[ $m == fcgid ]] && pkg=libapache2-mod-fcgid
-                [[ -f $APACHE_MODDIR/mod_$m.so ]] ||
-                    die "$APACHE_MODDIR/mod_$m.so missing (install $pkg, or set APACHE_MODDIR)"
-            done ;;
-    esac
+    server_check_tools
     command -v curl >/dev/null || die "curl not found (install curl)"
     [[ -f $TOP/html/index.html ]] || say "warning: $TOP/html/index.html missing; / will answer 404"
-    [[ -f $(template) ]] || die "$(template) missing"
-    [[ $SERVER != apache ]] || [[ -f $HERE/apache/htaccess ]] || die "$HERE/apache/htaccess missing"
-}
-
-template() {
-    case $SERVER in
-        nginx) echo "$HERE/nginx.conf.in" ;;
-        lighttpd) echo "$HERE/lighttpd.conf.in" ;;
-        apache) echo "$HERE/apache-cgi.conf.in" ;;
-        apache-fcgid) echo "$HERE/apache-fcgid.conf.in" ;;
-        apache-proxy) echo "$HERE/apache-proxy-fcgi.conf.in" ;;
-    esac
+    [[ -f $SERVER_TEMPLATE ]] || die "$SERVER_TEMPLATE missing"
 }
 
 # nginx, lighttpd and Apache (quoted strings, variables) and sed
 # (replacement text) would misread these in a path; refusing is clearer
-# than a broken config. lighttpd's bin-path and mod_fcgid's wrapper are
-# split into arguments on spaces, so there the responder's paths cannot
-# hold one either.
+# than a broken config. The server may refuse more (server_check_paths).
 check_paths() {
-    local path what
     case $TOP in
         *[\"\'\\\$\;\{\}\|\&]* | *$'\n'*)
             die "the checkout path '$TOP' contains a character nginx cannot take (\" ' \\ \$ ; { } | & or newline)" ;;
         *) ;;
     esac
-    if [[ $SERVER == lighttpd || $SERVER == apache-fcgid ]]; then
-        for what in checkout responder config; do
-            case $what in
-                checkout) path=$TOP ;;
-                responder) path=$BIN ;;
-                config) path=$CONFIG ;;
-            esac
-            case $path in
-                *[[:space:]\"\'\\\$\;\{\}\|\&]*)
-                    die "the $what path '$path' contains a space or a character $SERVER cannot take in a command line (\" ' \\ \$ ; { } | &)" ;;
-                *) ;;
-            esac
-        done
-    fi
+    server_check_paths
     if ((${#SOCK} + 2 > SOCKET_PATH_MAX)); then
         die "socket path $SOCK is ${#SOCK} bytes, over what a unix socket allows; use a shorter checkout path"
     fi
 }
 
-# Apache refuses to serve as root; its children (and so the CGI and
-# mod_fcgid responders) then run as APACHE_USER.
-apache_user() {
-    local user=${APACHE_USER:-www-data}
-    if ! id -u "$user" >/dev/null 2>&1; then
-        [[ -z ${APACHE_USER:-} ]] || die "APACHE_USER '$user' does not exist"
-        user=nobody
-    fi
-    printf '%s\n' "$user"
-}
-
-# As root, Apache's user must reach the files it serves and runs.
-check_apache_access() {
-    ((EUID == 0)) || return 0
-    local user f
-    user=$(apache_user)
-    command -v runuser >/dev/null || return 0
-    for f in "$@"; do
-        [[ -n $f ]] || continue
-        runuser -u "$user" -- test -r "$f" 2>/dev/null ||
-            die "Apache's user $user cannot read $f (a directory above it is closed to others?); make it readable, or set APACHE_USER"
+# For server_check_paths: lighttpd's bin-path and mod_fcgid's wrapper are
+# split into arguments on spaces, so there the responder's paths cannot
+# hold one either.
+check_paths_for_command_line() {
+    local path what
+    for what in checkout responder config; do
+        case $what in
+            checkout) path=$TOP ;;
+            responder) path=$BIN ;;
+            config) path=$CONFIG ;;
+        esac
+        case $path in
+            *[[:space:]\"\'\\\$\;\{\}\|\&]*)
+                die "the $what path '$path' contains a space or a character $SERVER cannot take in a command line (\" ' \\ \$ ; { } | &)" ;;
+            *) ;;
+        esac
     done
 }
 
-render() {
+# Renders SERVER_TEMPLATE into SERVER_CONF. server_render first sets what
+# differs per server: RENDER_USER (the user directive, when root),
+# RENDER_CONFIG (the config path the server's responders read).
+render_conf() {
+    RENDER_USER="" RENDER_CONFIG=$CONFIG
+    server_render
+    local resp_args="--bus-dir $BUS${RENDER_CONFIG:+ --config $RENDER_CONFIG}"
+    local wrapper="\"$BIN $resp_args\"" procs=${WORKERS:-2}
     # comment lines keep the placeholders: they document the template
-    local user=$1 resp_args=$2 wrapper=$3 procs=$4
     sed -e "/^[[:space:]]*#/!{
             s|@PORT@|$PORT|g
             s|@RUNDIR@|$RUN|g
             s|@HTMLDIR@|$TOP/html|g
             s|@SOCKET@|$SOCK|g
-            s|@USER_DIRECTIVE@|$user|g
-            s|@USER@|$user|g
+            s|@USER_DIRECTIVE@|$RENDER_USER|g
+            s|@USER@|$RENDER_USER|g
             s|@BIN@|$BIN|g
             s|@ARGS@|$resp_args|g
             s|@WRAPPER@|$wrapper|g
             s|@MAX_PROCS@|$procs|g
-            s|@MODDIR@|$APACHE_MODDIR|g
+            s|@MODDIR@|${APACHE_MODDIR:-}|g
         }" \
-        "$(template)" >"$SRV_CONF.new"
-    mv -f -- "$SRV_CONF.new" "$SRV_CONF"
-}
-
-# The document root of SERVER=apache, filled as README's hosting recipe
-# says: the page, the responder as mjpeg.cgi, conf/apache/htaccess as
-# .htaccess and mjpeg-fcgi.ini (CONFIG's contents, then this stack's bus
-# directory: the last value wins, as --bus-dir on the command line would).
-fill_www() {
-    rm -rf -- "$WWW"
-    mkdir -p -- "$WWW"
-    cp -- "$TOP"/html/*.* "$WWW"/
-    cp -- "$BIN" "$CGI"
-    cp -- "$HERE/apache/htaccess" "$WWW/.htaccess"
-    {
-        if [[ -n $CONFIG ]]; then
-            printf '; from %s\n' "$CONFIG"
-            cat -- "$CONFIG"
-            printf '\n'
-        fi
-        printf '; added by conf/stack.sh: this stack'"'"'s own frame bus\n[server]\nbus_dir = %s\n' "$BUS"
-    } >"$WWW/mjpeg-fcgi.ini"
-    chmod 0644 "$WWW"/.htaccess "$WWW"/*.*
-    chmod 0755 "$RUN" "$WWW" "$CGI"
-}
-
-render_conf() {
-    local user="" resp_args wrapper procs=${WORKERS:-2} config=$CONFIG
-    if [[ $SERVER == apache-fcgid && -n $CONFIG ]]; then
-        # the responders run as Apache's user, who may not reach the file
-        # where it is (a home directory, a private temp dir): they read a
-        # copy, and a reload (SIGHUP) reads that copy
-        config=$RUN/mjpeg-fcgi.ini
-        cp -- "$CONFIG" "$config"
-        chmod 0644 "$config"
-    fi
-    resp_args="--bus-dir $BUS${config:+ --config $config}"
-    wrapper="\"$BIN $resp_args\""
-    case $SERVER in
-        nginx)
-            ((EUID != 0)) || user="user $(id -un) $(id -gn);" ;;
-        apache*)
-            if ((EUID == 0)); then
-                local u
-                u=$(apache_user)
-                user="User $u\\nGroup $(id -gn "$u")"
-            fi ;;
-        *) ;;
-    esac
-    case $SERVER in
-        apache)
-            fill_www
-            check_apache_access "$WWW/index.html" "$CGI" ;;
-        apache-fcgid)
-            check_apache_access "$TOP/html/index.html" "$BIN" "$config" ;;
-        apache-proxy)
-            check_apache_access "$TOP/html/index.html" ;;
-        *) ;;
-    esac
-    if [[ -n $WORKERS ]] && [[ $SERVER == apache || $SERVER == apache-fcgid ]]; then
-        say "note: WORKERS has no effect with SERVER=$SERVER (one responder process per concurrent request)"
-    fi
-    render "$user" "$resp_args" "$wrapper" "$procs"
+        "$SERVER_TEMPLATE" >"$SERVER_CONF.new"
+    mv -f -- "$SERVER_CONF.new" "$SERVER_CONF"
 }
 
 # Each viewer holds descriptors in the responder; take what the hard limit
@@ -620,12 +509,21 @@ wait_socket() {
         ((tenths-- > 0)) || { say "responder socket $SOCK did not appear within 5 s"; return 1; }
         sleep 0.1
     done
-    # the responder writes its own pid file; make sure stop finds it
+    # the responder writes its own pid file; make sure it is there
     [[ -s $RESP_PIDFILE ]] || printf '%s\n' "$pid" >"$RESP_PIDFILE"
-    # Apache started as root connects as its own user
-    if [[ $SERVER == apache-proxy ]] && ((EUID == 0)); then
-        chgrp "$(id -gn "$(apache_user)")" "$SOCK" && chmod 0660 "$SOCK" || return 1
-    fi
+    server_socket_ready
+}
+
+# Waits for the server's pid file, which tests and tools read; fails if the
+# server dies first.
+wait_pidfile() {
+    local pid=$1 tenths=$PIDFILE_WAIT_TENTHS
+    until [[ $(pid_from "$SERVER_PIDFILE") == "$pid" ]]; do
+        ((!STOP_REQUESTED)) || return 1
+        alive "$pid" || { say "$SERVER exited during startup"; return 1; }
+        ((tenths-- > 0)) || { say "$SERVER wrote no pid file"; return 1; }
+        sleep 0.1
+    done
 }
 
 # Polls /status every 0.1 s for up to 10 s while both processes live.
@@ -656,7 +554,7 @@ abort_start() {
     else
         show_logs
     fi
-    stop_pids "$STARTED_RESP" "$STARTED_SRV"
+    stop_groups "$STARTED_RESP" "$STARTED_SRV"
     remove_state
     exit 1
 }
@@ -673,64 +571,61 @@ prepare() {
     responder_args
 }
 
-# The responder runs in a session of its own: a Ctrl-C in this terminal
-# reaches only this script, which then stops the stack in order.
+# launch ROLE LOG COMMAND...: runs COMMAND in the background in a session
+# of its own, so that a Ctrl-C in this terminal reaches only this script
+# (which then stops the stack in order) and stop finds all it forks by its
+# group. This script runs without job control, so its background children
+# lead no group and setsid(1) needs no fork: $! is the new session's leader,
+# and its pid the group's id. start: output to LOG; run: output to the
+# terminal, and to LOG if one is given (through a tee that ignores Ctrl-C,
+# so that the last words still arrive). Sets LAUNCHED.
+launch() {
+    local role=$1 log=$2
+    shift 2
+    if [[ $MODE == start ]]; then
+        setsid nohup "$@" </dev/null >>"$log" 2>&1 &
+    elif [[ -n $log ]]; then
+        setsid "$@" </dev/null 2> >(trap '' INT TERM; exec tee -a "$log" >&2) &
+    else
+        setsid "$@" </dev/null &
+    fi
+    LAUNCHED=$!
+    record_group "$role" "$LAUNCHED"
+}
+
 launch_responder() {
     # private (0700, as the responder wants it) and new: a directory that
     # another user made since remove_state is refused, never used
     mkdir -m 0700 -- "$BUS" 2>/dev/null ||
         die "cannot create the frame bus directory $BUS: it exists again (another user's?) or /dev/shm is not writable"
     printf '\n%s stack.sh %s %s\n' "$(date '+%F %T')" "$MODE" "$PORT" >>"$RESP_LOG"
-    if [[ $MODE == start ]]; then
-        setsid nohup "$BIN" "${RESP_ARGS[@]}" </dev/null >>"$RESP_LOG" 2>&1 &
-    else
-        # to the terminal and the log; tee ignores Ctrl-C so that the
-        # responder's last words still arrive
-        setsid "$BIN" "${RESP_ARGS[@]}" </dev/null \
-            2> >(trap '' INT TERM; exec tee -a "$RESP_LOG" >&2) &
-    fi
-    STARTED_RESP=$!
+    launch responder "$RESP_LOG" "$BIN" "${RESP_ARGS[@]}"
+    STARTED_RESP=$LAUNCHED
 }
 
-# The server's command line: daemon (start) or foreground (run).
-server_command() {
-    case $SERVER in
-        nginx)
-            SRV_CMD=("$NGINX" -p "$RUN/" -c "$NGINX_CONF" -e "$NGINX_ERRLOG")
-            if [[ $MODE == start ]]; then SRV_CMD+=(-g 'daemon on;'); else SRV_CMD+=(-g 'daemon off;'); fi ;;
-        lighttpd)
-            # spawned responders log into RESP_LOG (server.breakagelog)
-            printf '\n%s stack.sh %s %s\n' "$(date '+%F %T')" "$MODE" "$PORT" >>"$RESP_LOG"
-            SRV_CMD=("$LIGHTTPD" -f "$LIGHTTPD_CONF")
-            [[ $MODE == start ]] || SRV_CMD+=(-D) ;;
-        apache*)
-            SRV_CMD=("$APACHE" -f "$APACHE_CONF")
-            if [[ $MODE == start ]]; then SRV_CMD+=(-k start); else SRV_CMD+=(-DFOREGROUND); fi ;;
-    esac
+# The server runs in the foreground in both modes (start puts it in the
+# background itself); its messages go to its error log.
+launch_server() {
+    server_command
+    if [[ $MODE == start ]]; then
+        launch server "$SERVER_ERRLOG" "${SRV_CMD[@]}"
+    else
+        launch server "" "${SRV_CMD[@]}"
+    fi
+    STARTED_SRV=$LAUNCHED
 }
 
 cmd_start() {
     trap 'STOP_REQUESTED=1' INT TERM
     prepare
-    if ((OWN_RESPONDER)); then
+    if ((SERVER_OWN_RESPONDER)); then
         launch_responder
         wait_socket "$STARTED_RESP" || abort_start
     fi
-
-    # every server binds before it daemonizes: a taken port fails right here
-    server_command
-    if ! "${SRV_CMD[@]}" </dev/null; then
-        say "$SERVER failed to start"
-        abort_start
-    fi
-    # the daemon writes its pid file just after the fork
-    local tenths=50
-    until STARTED_SRV=$(pid_from "$SRV_PIDFILE") && [[ -n $STARTED_SRV ]]; do
-        ((tenths-- > 0)) || { say "$SERVER wrote no pid file"; abort_start; }
-        sleep 0.1
-    done
+    launch_server
+    wait_pidfile "$STARTED_SRV" || abort_start
     wait_status "$STARTED_RESP" "$STARTED_SRV" || abort_start
-    if ((OWN_RESPONDER)); then
+    if ((SERVER_OWN_RESPONDER)); then
         printf 'mjpeg-fcgi runs at %s (responder pid %s, %s pid %s); stop: conf/stack.sh stop %s\n' \
             "$URL" "$STARTED_RESP" "$SERVER" "$STARTED_SRV" "$PORT"
     else
@@ -742,38 +637,17 @@ cmd_start() {
 # --- stop ------------------------------------------------------------------
 
 cmd_stop() {
-    local resp srv found=0
-    if [[ -n $SERVER_GIVEN && ! -r $SERVER_FILE ]]; then
-        : # nothing recorded: SERVER says where to look
-    elif [[ -z $SERVER_GIVEN && ! -r $SERVER_FILE ]]; then
-        # no record (a stack of an older stack.sh, or nothing): look for
-        # each server's pid file
-        local kind
-        for kind in nginx lighttpd apache; do
-            server_info "$kind"
-            if [[ -n $(pid_from "$SRV_PIDFILE") ]]; then
-                SERVER=$kind
-                break
-            fi
-        done
-        server_info "$SERVER"
-    fi
-    resp=$(pid_from "$RESP_PIDFILE")
-    srv=$(pid_from "$SRV_PIDFILE")
-    if [[ -n $resp ]] && ! is_our_responder "$resp"; then
-        say "stale ${RESP_PIDFILE#"$TOP"/}: pid $resp is gone or not this stack's responder; not signalled"
-        resp=
-    fi
-    if [[ -n $srv ]] && ! is_our_server "$srv"; then
-        say "stale ${SRV_PIDFILE#"$TOP"/}: pid $srv is gone or not this stack's $SRV_NAME; not signalled"
-        srv=
-    fi
-    [[ -n $resp ]] && found=1
-    [[ -n $srv ]] && found=1
-    [[ -n $(stack_responders) ]] && found=1
-    stop_pids "$resp" "$srv"
+    local resp srv role
+    for role in responder server; do
+        if [[ -r $RUN/$role.pgid && -z $(group_of "$role") ]]; then
+            say "stale ${RUN#"$TOP"/}/$role.pgid: nothing of that group runs any more; not signalled"
+        fi
+    done
+    resp=$(group_of responder)
+    srv=$(group_of server)
+    stop_groups "$resp" "$srv"
     remove_state
-    if ((found)); then
+    if [[ -n $resp$srv ]]; then
         printf 'stopped the stack on port %s\n' "$PORT"
     else
         printf 'nothing runs on port %s\n' "$PORT"
@@ -786,17 +660,15 @@ cmd_run() {
     trap 'STOP_REQUESTED=1' INT TERM
     prepare
     # covers every early exit from here on; the normal path clears it
-    trap 'stop_pids "$STARTED_RESP" "$STARTED_SRV"; remove_state' EXIT
+    trap 'stop_groups "$STARTED_RESP" "$STARTED_SRV"; remove_state' EXIT
 
     local failed="" status=0 which="" ready=1
-    if ((OWN_RESPONDER)); then
+    if ((SERVER_OWN_RESPONDER)); then
         launch_responder
         wait_socket "$STARTED_RESP" || ready=0
     fi
     if ((ready)); then
-        server_command
-        setsid "${SRV_CMD[@]}" </dev/null &
-        STARTED_SRV=$!
+        launch_server
         if wait_status "$STARTED_RESP" "$STARTED_SRV"; then
             printf 'mjpeg-fcgi runs at %s behind %s (Ctrl-C stops it)\n' "$URL" "$SERVER"
         elif ((!STOP_REQUESTED)); then
@@ -806,7 +678,8 @@ cmd_run() {
         failed=startup
     fi
 
-    local watched=("$STARTED_SRV")
+    local watched=()
+    [[ -z $STARTED_SRV ]] || watched+=("$STARTED_SRV")
     [[ -z $STARTED_RESP ]] || watched+=("$STARTED_RESP")
     while [[ -z $failed ]] && ((!STOP_REQUESTED)); do
         # returns when either child ends, or early (>128, no pid) when a
@@ -817,20 +690,20 @@ cmd_run() {
             failed="the responder (pid $which) exited with status $status"
         elif [[ -n ${which:-} ]]; then
             failed="$SERVER (pid $which) exited with status $status"
-            show_logs "$SRV_ERRLOG"
+            show_logs "$SERVER_ERRLOG"
         fi
     done
 
     trap '' INT TERM   # a second Ctrl-C must not cut the orderly stop short
     if [[ $failed == startup ]]; then
-        show_logs "$SRV_ERRLOG"
+        show_logs "$SERVER_ERRLOG"
         say "the stack did not come up; stopping"
     elif [[ -n $failed ]]; then
         say "$failed; stopping the stack"
     else
         say "stopping"
     fi
-    stop_pids "$STARTED_RESP" "$STARTED_SRV"
+    stop_groups "$STARTED_RESP" "$STARTED_SRV"
     # shellcheck disable=SC2086 # empty pids drop out
     wait $STARTED_RESP $STARTED_SRV 2>/dev/null || true   # reap them
     STARTED_RESP="" STARTED_SRV=""
