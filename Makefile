@@ -54,7 +54,7 @@ ASAN_UNIT_BINS := $(patsubst tests/unit/%,$(ASAN_DIR)/unit/%,$(UNIT_BINS))
 # nginx from any of Debian's nginx flavours, npm from Debian or NodeSource.
 DEPS_BUILD := gcc make pkg-config libfcgi-dev libturbojpeg0-dev libinih-dev
 DEPS_RUN := curl
-DEPS_RUN_CMDS := nginx=nginx-light
+DEPS_RUN_CMDS := nginx=nginx-light ps=procps
 DEPS_TEST := libcmocka-dev cppcheck valgrind clang libclang-rt-14-dev python3 python3-pytest python3-pytest-xdist python3-pil python3-numpy ffmpeg \
 	python3-opencv gstreamer1.0-tools gstreamer1.0-plugins-good chromium chromium-driver \
 	python3-selenium lighttpd apache2 libapache2-mod-fcgid spawn-fcgi stress-ng
