@@ -6,13 +6,13 @@
 #                                 regressions (no fuzzing, seconds)
 #
 # Each harness links the fcgi/*.c modules it needs, compiled again by clang
-# with libFuzzer, ASan and UBSan in the build variant fuzz (build/fuzz/fcgi/,
-# from the top-level Makefile's build_variant; the gcc objects are not
-# used).  The
-# committed corpus tests/fuzz/corpus/NAME is copied to build/fuzz/work/NAME
-# and fuzzed there, so the repository is never written; a crash lands in
-# build/fuzz/crashes/NAME/.  A crash that was found and minimised is kept
-# in tests/fuzz/regressions/NAME/ and replayed at every run.
+# with libFuzzer, ASan and UBSan: the build variant fuzz (build/fuzz/, from
+# the top-level Makefile's build_variant; the gcc objects are not used).
+# The committed corpus tests/fuzz/corpus/NAME is copied to
+# build/fuzz/work/NAME and fuzzed there, so the repository is never
+# written; a crash lands in build/fuzz/crashes/NAME/.  A crash that was
+# found and minimised is kept in tests/fuzz/regressions/NAME/ and replayed
+# at every run.
 
 # The goal of a bare `make` stays the including Makefile's.
 FUZZ_SAVED_GOAL := $(.DEFAULT_GOAL)
