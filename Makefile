@@ -32,6 +32,8 @@ else
 Q := @
 endif
 
+# The released binary: built at build/release/mjpeg-fcgi, and linked
+# (hard) to fcgi/mjpeg-fcgi, the path the stack, the tests and install use.
 BIN := fcgi/mjpeg-fcgi
 # AddressSanitizer + UndefinedBehaviorSanitizer build, beside the normal one.
 ASAN_DIR := build/asan
@@ -41,96 +43,98 @@ ASAN_LOGS := $(abspath $(ASAN_DIR))/logs
 ASAN_TESTS := $(addprefix tests/integration/,test_nginx_stack.py test_sources.py \
 	test_limits.py test_workers.py test_reload.py test_churn.py test_abort.py \
 	test_ingest_reload.py)
-# Every module but main.c: the tests link these same objects.
-LIB_SRCS := $(filter-out fcgi/main.c,$(wildcard fcgi/*.c))
-LIB_OBJS := $(LIB_SRCS:.c=.o)
-UNIT_SRCS := $(wildcard tests/unit/test_*.c)
-UNIT_BINS := $(UNIT_SRCS:.c=)
-ASAN_OBJS := $(patsubst fcgi/%.c,$(ASAN_DIR)/fcgi/%.o,$(LIB_SRCS))
-ASAN_UNIT_BINS := $(patsubst tests/unit/%,$(ASAN_DIR)/unit/%,$(UNIT_BINS))
+# Every module but main.c, by name (fcgi/NAME.c).
+LIB_MODS := $(filter-out main,$(basename $(notdir $(wildcard fcgi/*.c))))
+UNIT_TESTS := $(patsubst tests/unit/test_%.c,%,$(wildcard tests/unit/test_*.c))
+UNIT_BINS := $(UNIT_TESTS:%=build/release/unit/test_%)
+ASAN_UNIT_BINS := $(UNIT_TESTS:%=$(ASAN_DIR)/unit/test_%)
 
-# Debian packages, by what needs them.  Some are checked by the command
-# they provide (COMMAND=PACKAGE), since any of several packages will do:
-# nginx from any of Debian's nginx flavours, npm from Debian or NodeSource.
-DEPS_BUILD := gcc make pkg-config libfcgi-dev libturbojpeg0-dev libinih-dev
-DEPS_RUN := curl
-DEPS_RUN_CMDS := nginx=nginx-light ps=procps
-DEPS_TEST := libcmocka-dev cppcheck valgrind clang libclang-rt-14-dev python3 python3-pytest python3-pytest-xdist python3-pil python3-numpy ffmpeg \
-	python3-opencv gstreamer1.0-tools gstreamer1.0-plugins-good chromium chromium-driver \
-	python3-selenium lighttpd apache2 libapache2-mod-fcgid spawn-fcgi stress-ng
-DEPS_TEST_CMDS := npm=npm
+# The modules each unit test links (fcgi/NAME.c; testutil is
+# tests/unit/testutil.c, which encodes test JPEGs): what the test calls,
+# then what those call in turn, as the linker asks for them.  A module
+# that starts calling another shows here, in every test that links it.
+UNIT_MODS_bus := bus bus_file clock log testutil encode
+UNIT_MODS_config := config option parse log testutil encode
+UNIT_MODS_deadline := deadline clock log testutil encode
+UNIT_MODS_encode := encode log
+# stream.c starts and stops producers: the fan-out test links every source.
+UNIT_MODS_fanout := fanout fanout_viewer frame_cache watcher viewer viewer_blocking pace \
+	request_input reply record multipart http bus bus_file stream producer \
+	source source_pattern source_dir source_raw source_mjpeg source_pipe mjpeg_splitter \
+	config option parse encode clock log testutil
+UNIT_MODS_http := http config option parse encode log
+UNIT_MODS_mjpeg_splitter := mjpeg_splitter log testutil encode
+UNIT_MODS_multipart := multipart clock
+UNIT_MODS_option := option parse log
+UNIT_MODS_pace := pace
+UNIT_MODS_parse := parse
+UNIT_MODS_pattern := source source_pattern source_dir source_raw source_mjpeg source_pipe \
+	mjpeg_splitter encode clock log testutil
+UNIT_MODS_record := record log testutil encode
+UNIT_MODS_source_pipe := source source_pattern source_dir source_raw source_mjpeg \
+	source_pipe mjpeg_splitter encode clock log testutil
 
 .PHONY: all deps deps-test run start stop test check test-under-load unit integration \
 	integration-nginx clean install asan asan-unit asan-integration lint
 
 all: $(BIN)
 
-$(BIN): fcgi/main.o $(LIB_OBJS)
-	@echo "  LD    $@"
-	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+# Build variants: each has its own tree build/VARIANT/, where the object of
+# a source lands at the source's path (build/asan/fcgi/bus.o from
+# fcgi/bus.c), the programs at the top and the unit tests in unit/.  All
+# come from the rules in build_variant; a variant V only sets V_CC (the
+# compiler), V_CFLAGS (compile and link), V_COMPILE (compile only) and
+# V_LINK (link only).  release: the responder as installed; asan: the
+# sanitizer build; fuzz: the libFuzzer harnesses (tests/fuzz/fuzz.mk).
+VARIANTS := release asan
+release_CC = $(CC)
+release_CFLAGS = $(ALL_CFLAGS)
+asan_CC = $(CC)
+asan_CFLAGS = $(ALL_CFLAGS) $(ASAN_FLAGS)
 
-fcgi/%.o: fcgi/%.c
-	@echo "  CC    $@"
-	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c -o $@ $<
-
-# testutil.o: helpers every unit test links (not itself a test: no test_ prefix).
-tests/unit/testutil.o: tests/unit/testutil.c
-	@echo "  CC    $@"
-	$(Q)$(CC) $(CPPFLAGS) -Ifcgi $(ALL_CFLAGS) -c -o $@ $<
-
-tests/unit/test_%: tests/unit/test_%.c tests/unit/testutil.o $(LIB_OBJS)
-	@echo "  CC    $@"
-	$(Q)$(CC) $(CPPFLAGS) -Ifcgi $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
-
-$(ASAN_DIR)/fcgi/%.o: fcgi/%.c
-	@mkdir -p $(@D)
-	@echo "  CC    $@"
-	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(ASAN_FLAGS) -c -o $@ $<
-
-$(ASAN_DIR)/mjpeg-fcgi: $(ASAN_DIR)/fcgi/main.o $(ASAN_OBJS)
-	@echo "  LD    $@"
-	$(Q)$(CC) $(ALL_CFLAGS) $(ASAN_FLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
-
-$(ASAN_DIR)/unit/testutil.o: tests/unit/testutil.c
-	@mkdir -p $(@D)
-	@echo "  CC    $@"
-	$(Q)$(CC) $(CPPFLAGS) -Ifcgi $(ALL_CFLAGS) $(ASAN_FLAGS) -c -o $@ $<
-
-$(ASAN_DIR)/unit/test_%: tests/unit/test_%.c $(ASAN_DIR)/unit/testutil.o $(ASAN_OBJS)
-	@mkdir -p $(@D)
-	@echo "  CC    $@"
-	$(Q)$(CC) $(CPPFLAGS) -Ifcgi $(ALL_CFLAGS) $(ASAN_FLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
-
-# Installs the Debian packages that are missing: as root directly, else
-# through sudo; otherwise says which packages to install.
-define install_missing
-	@installed=$$(dpkg-query -W -f='$${Status} $${Package}\n' $(1) 2>/dev/null \
-		| sed -n 's/^install ok installed //p' | tr '\n' ' '); \
-	missing=""; \
-	for p in $(1); do \
-		case " $$installed " in *" $$p "*) ;; *) missing="$$missing $$p" ;; esac; \
-	done; \
-	for pair in $(2); do \
-		PATH="$$PATH:/usr/sbin:/sbin" command -v $${pair%%=*} >/dev/null 2>&1 \
-			|| missing="$$missing $${pair#*=}"; \
-	done; \
-	if [ -n "$$missing" ]; then \
-		if [ "$$(id -u)" = 0 ]; then sudo=""; \
-		elif command -v sudo >/dev/null 2>&1; then sudo="sudo"; \
-		else echo "mjpeg-fcgi: missing Debian packages:$$missing"; \
-			echo "  install them as root: apt-get install$$missing"; exit 1; fi; \
-		echo "installing:$$missing"; \
-		$$sudo apt-get update -q && \
-		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
-			--no-install-recommends $$missing; \
-	fi
+# Links $^ into $@ in variant $(1), with the libraries $(2).
+define link_variant
+@mkdir -p $(@D)
+@echo "  LD    $@"
+$(Q)$($(1)_CC) $($(1)_CFLAGS) $($(1)_LINK) $(LDFLAGS) -o $@ $^ $(2)
 endef
 
+# Variant $(1): every object from its source, and the responder.
+define build_variant
+build/$(1)/%.o: %.c
+	@mkdir -p $$(@D)
+	@echo "  CC    $$@"
+	$$(Q)$$($(1)_CC) $$(CPPFLAGS) -Ifcgi $$($(1)_CFLAGS) $$($(1)_COMPILE) -c -o $$@ $$<
+
+build/$(1)/mjpeg-fcgi: build/$(1)/fcgi/main.o $(LIB_MODS:%=build/$(1)/fcgi/%.o)
+	$$(call link_variant,$(1),$$(LDLIBS))
+
+-include $$(wildcard build/$(1)/fcgi/*.d build/$(1)/tests/*/*.d)
+endef
+
+# The objects of the modules $(2) (fcgi/NAME.c, or tests/unit/testutil.c)
+# in variant $(1).
+variant_objs = $(foreach m,$(2),build/$(1)/$(if $(filter testutil,$(m)),tests/unit,fcgi)/$(m).o)
+
+# Unit test $(2) in variant $(1): its own object and its UNIT_MODS_$(2).
+define unit_test
+build/$(1)/unit/test_$(2): build/$(1)/tests/unit/test_$(2).o $(call variant_objs,$(1),$(UNIT_MODS_$(2)))
+	$$(call link_variant,$(1),$$(LDLIBS) -lcmocka)
+endef
+
+$(foreach v,$(VARIANTS),$(eval $(call build_variant,$(v))))
+$(foreach v,$(VARIANTS),$(foreach t,$(UNIT_TESTS),$(eval $(call unit_test,$(v),$(t)))))
+
+$(BIN): build/release/mjpeg-fcgi
+	@echo "  LN    $@"
+	$(Q)ln -f $< $@ 2>/dev/null || cp -f $< $@
+
+# The Debian packages, and the apt-get step for those missing: conf/deps.sh.
 deps:
-	$(call install_missing,$(DEPS_BUILD) $(DEPS_RUN),$(DEPS_RUN_CMDS))
+	$(Q)conf/deps.sh build run
 
 deps-test: deps
-	$(call install_missing,$(DEPS_TEST),$(DEPS_TEST_CMDS))
+	$(Q)conf/deps.sh test
 
 run: deps $(BIN)
 	SERVER=$(SERVER) BIN=$(RESPONDER) WORKERS=$(WORKERS) conf/stack.sh run $(PORT) $(CONFIG)
@@ -247,10 +251,10 @@ install: $(BIN)
 	install -m 0644 html/vue/*.js html/vue/*.html html/vue/package*.json \
 		$(DESTDIR)$(PREFIX)/share/mjpeg-fcgi/html/vue/
 
+# Also what builds before build/ left in the source tree.
 clean:
-	rm -rf $(BIN) fcgi/*.o fcgi/*.d $(UNIT_BINS) tests/unit/*.o tests/unit/*.d build
-
--include $(wildcard fcgi/*.d tests/unit/*.d $(ASAN_DIR)/fcgi/*.d $(ASAN_DIR)/unit/*.d)
+	rm -rf $(BIN) build
+	rm -f fcgi/*.o fcgi/*.d tests/unit/*.o tests/unit/*.d $(UNIT_TESTS:%=tests/unit/test_%)
 
 # libFuzzer harnesses: make fuzz, make fuzz-regress
 include tests/fuzz/fuzz.mk

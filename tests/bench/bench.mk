@@ -2,7 +2,7 @@
 #
 # Included at the end of the top-level Makefile (after `all`, so that the
 # default goal stays `all`; it uses BIN, PYTHON, CC, WARNINGS, LDFLAGS, Q and
-# install_missing from there):
+# the release build's objects from there):
 #
 #   include tests/bench/bench.mk
 #
@@ -11,16 +11,11 @@
 #   make bench BENCH_ARGS=--perf    also perf-record the stack at 500 viewers
 
 BENCH_DIR := build/bench
-# Debian packages the bench needs beyond DEPS_BUILD and DEPS_RUN (nginx,
-# curl, gcc, make): the FastAPI baseline, and tjbench (libjpeg-turbo-progs)
-# for the encode figure. perf is optional (--perf).
-BENCH_DEPS := python3 python3-fastapi python3-uvicorn libjpeg-turbo-progs
-BENCH_DEPS_OPTIONAL := linux-perf
 BENCH_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARNINGS) -O2 -g
 BENCH_TOOLS := $(BENCH_DIR)/loadclient $(BENCH_DIR)/baseline_raw $(BENCH_DIR)/encodebench
 # What encodebench links: the responder's encoder and test pattern, and what
 # those need.
-ENCODEBENCH_OBJS := fcgi/encode.o fcgi/source_pattern.o fcgi/clock.o fcgi/log.o
+ENCODEBENCH_OBJS := $(addprefix build/release/fcgi/,encode.o source_pattern.o clock.o log.o)
 BENCH_ARGS ?=
 # When make bench starts (before anything is built): run.py reports the
 # whole time against the 10-minute target.
@@ -30,8 +25,9 @@ endif
 
 .PHONY: bench deps-bench bench-tools
 
+# The Debian packages the bench needs beyond make deps (conf/deps.sh bench).
 deps-bench: deps
-	$(call install_missing,$(BENCH_DEPS),)
+	$(Q)conf/deps.sh bench
 
 bench-tools: $(BENCH_TOOLS)
 

@@ -5,12 +5,14 @@
 #   make fuzz-regress             run each harness once over its corpus and
 #                                 regressions (no fuzzing, seconds)
 #
-# Each harness links the fcgi/*.c modules it needs, compiled again here by
-# clang with libFuzzer, ASan and UBSan (the gcc objects are not used).  The
-# committed corpus tests/fuzz/corpus/NAME is copied to build/fuzz/work/NAME
-# and fuzzed there, so the repository is never written; a crash lands in
-# build/fuzz/crashes/NAME/.  A crash that was found and minimised is kept
-# in tests/fuzz/regressions/NAME/ and replayed at every run.
+# Each harness links the fcgi/*.c modules it needs, compiled again by clang
+# with libFuzzer, ASan and UBSan: the build variant fuzz (build/fuzz/, from
+# the top-level Makefile's build_variant; the gcc objects are not used).
+# The committed corpus tests/fuzz/corpus/NAME is copied to
+# build/fuzz/work/NAME and fuzzed there, so the repository is never
+# written; a crash lands in build/fuzz/crashes/NAME/.  A crash that was
+# found and minimised is kept in tests/fuzz/regressions/NAME/ and replayed
+# at every run.
 
 # The goal of a bare `make` stays the including Makefile's.
 FUZZ_SAVED_GOAL := $(.DEFAULT_GOAL)
@@ -24,8 +26,7 @@ FUZZ_BINS := $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz_%)
 # UB is fatal (a report alone would not fail the run).
 FUZZ_SANITIZE := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
 	-fno-omit-frame-pointer
-FUZZ_CFLAGS := -g -O1 -D_GNU_SOURCE -std=c11 -Ifcgi -Wall -Wextra -Wshadow -pthread \
-	$(FUZZ_SANITIZE)
+FUZZ_CFLAGS := -g -O1 -std=c11 -Wall -Wextra -Wshadow -pthread $(FUZZ_SANITIZE)
 # libFuzzer's limits on one run: seconds per input, memory in MB.
 FUZZ_RUN_FLAGS := -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
 
@@ -46,21 +47,17 @@ FUZZ_LIBS_config := -linih -lturbojpeg
 
 fuzz-build: $(FUZZ_BINS)
 
-# Modules: instrumented for coverage, without libFuzzer's main.
-$(FUZZ_DIR)/obj/%.o: fcgi/%.c
-	@mkdir -p $(@D)
-	@echo "  FUZZCC $@"
-	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c -o $@ $<
-
-$(FUZZ_DIR)/obj/fuzz_%.o: $(FUZZ_SRC)/fuzz_%.c
-	@mkdir -p $(@D)
-	@echo "  FUZZCC $@"
-	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c -o $@ $<
+# The variant fuzz: modules and harnesses instrumented for coverage,
+# without libFuzzer's main; the harnesses linked with it.
+fuzz_CC = $(FUZZ_CC)
+fuzz_CFLAGS = $(FUZZ_CFLAGS)
+fuzz_COMPILE := -fsanitize=fuzzer-no-link
+fuzz_LINK := -fsanitize=fuzzer
+$(eval $(call build_variant,fuzz))
 
 define fuzz_harness
-$(FUZZ_DIR)/fuzz_$(1): $(FUZZ_DIR)/obj/fuzz_$(1).o $(FUZZ_MODS_$(1):%=$(FUZZ_DIR)/obj/%.o)
-	@echo "  FUZZLD $$@"
-	$$(Q)$$(FUZZ_CC) $$(FUZZ_CFLAGS) -fsanitize=fuzzer -o $$@ $$^ $$(FUZZ_LIBS_$(1)) -pthread
+$(FUZZ_DIR)/fuzz_$(1): $(FUZZ_DIR)/tests/fuzz/fuzz_$(1).o $(FUZZ_MODS_$(1):%=$(FUZZ_DIR)/fcgi/%.o)
+	$$(call link_variant,fuzz,$$(FUZZ_LIBS_$(1)) -pthread)
 endef
 $(foreach t,$(FUZZ_TARGETS),$(eval $(call fuzz_harness,$(t))))
 
@@ -123,7 +120,5 @@ fuzz-regress: $(FUZZ_BINS)
 		done; done; \
 	done; \
 	if [ -n "$$failed" ]; then echo "fuzz inputs failing:$$failed"; exit 1; fi
-
--include $(wildcard $(FUZZ_DIR)/obj/*.d)
 
 .DEFAULT_GOAL := $(FUZZ_SAVED_GOAL)
