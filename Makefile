@@ -17,6 +17,8 @@ ALL_CFLAGS = -std=c11 $(WARNINGS) -pthread $(CFLAGS)
 LDLIBS += -lfcgi -lturbojpeg -linih -pthread
 PREFIX ?= /usr/local
 PORT ?= 8080
+# Cores: parallel builds, tests and fuzzing size themselves by it.
+NPROC := $(shell nproc 2>/dev/null || echo 1)
 CONFIG ?=
 WORKERS ?=
 # Which web server the stack puts in front: nginx (default), lighttpd,
@@ -75,7 +77,8 @@ UNIT_MODS_source_pipe := source source_pattern source_dir source_raw source_mjpe
 	source_pipe mjpeg_splitter encode clock log testutil
 
 .PHONY: all deps deps-test run start stop test check test-under-load unit integration \
-	integration-nginx clean install asan asan-unit asan-integration lint
+	integration-nginx clean install asan asan-unit asan-integration lint check-build \
+	test-build
 
 all: $(BIN)
 
@@ -167,8 +170,19 @@ define run_stages
 	if [ -n "$$failed" ]; then echo "$(2): stage $$failed failed"; exit 1; fi
 endef
 
-TEST_STAGES := build=all lint=lint unit=unit integration=integration asan=asan fuzz=fuzz
-CHECK_STAGES := build=all lint=lint unit=unit integration=integration-nginx
+TEST_STAGES := build=test-build lint=lint unit=unit integration=integration asan=asan fuzz=fuzz
+CHECK_STAGES := build=check-build lint=lint unit=unit integration=integration-nginx
+
+# What the stages run, built first, a job per core: the responder, the unit
+# tests, and for make test their sanitizer builds and the fuzz harnesses.
+CHECK_BUILD := $(BIN) $(UNIT_BINS)
+TEST_BUILD := $(CHECK_BUILD) $(ASAN_DIR)/mjpeg-fcgi $(ASAN_UNIT_BINS) fuzz-build
+
+check-build:
+	$(Q)$(MAKE) --no-print-directory -j$(NPROC) $(CHECK_BUILD)
+
+test-build:
+	$(Q)$(MAKE) --no-print-directory -j$(NPROC) $(TEST_BUILD)
 
 test: deps-test
 	$(call run_stages,$(TEST_STAGES),make test)
@@ -200,7 +214,7 @@ lint: $(BIN)
 # Each test binary and each pytest worker has its own files, sockets and
 # ports (tests/integration/stacks.py), and every bound on time in a test
 # leaves room for a machine far busier than this makes it.
-TEST_JOBS ?= $(shell echo $$(( 2 * $$(nproc 2>/dev/null || echo 1) )))
+TEST_JOBS ?= $(shell echo $$(( 2 * $(NPROC) )))
 PYTEST := $(PYTHON) -m pytest -q -p no:cacheprovider -n $(TEST_JOBS)
 
 # Runs the test binaries $(2) TEST_JOBS at a time, each one's output in one

@@ -68,7 +68,7 @@ $(foreach t,$(FUZZ_TARGETS),$(eval $(call fuzz_harness,$(t))))
 # Harnesses run FUZZ_JOBS at a time (one per core): each still gets
 # FUZZ_SECONDS of a core of its own, so running them side by side costs no
 # coverage, only wall time.  -k: every harness runs even after one fails.
-FUZZ_JOBS ?= $(shell nproc 2>/dev/null || echo 1)
+FUZZ_JOBS ?= $(NPROC)
 
 fuzz: $(FUZZ_BINS)
 	$(Q)$(MAKE) --no-print-directory -k -j$(FUZZ_JOBS) --output-sync=target \
