@@ -71,6 +71,26 @@ def free_port():
         return s.getsockname()[1]
 
 
+def live_processes(ppid=None, pgid=None):
+    """Pids (sorted) of the live, not zombie, processes with parent PPID
+    and process group PGID (either may be None: any), read from
+    /proc/PID/stat."""
+    out = []
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % p) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] == "Z":
+            continue
+        if (ppid is None or int(fields[1]) == ppid) and (pgid is None or int(fields[2]) == pgid):
+            out.append(int(p))
+    return sorted(out)
+
+
 def make(*args):
     """Runs `make -s ARGS` at the repo top; the CompletedProcess (text)."""
     try:

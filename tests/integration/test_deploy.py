@@ -28,7 +28,7 @@ from PIL import Image
 import mjpeg
 import stacks
 from fcgiwire import BIN, cgi_env, fcgi_request
-from stacks import TOP, start_stack
+from stacks import TOP, live_processes, start_stack
 
 TIMEOUT = 5.0
 TEST_TIME_LIMIT = 60
@@ -220,28 +220,13 @@ def test_without_the_htaccess_nothing_runs(hosting):
 
 # --- lighttpd: two responders, one producer --------------------------------------
 
-def children_of(pid):
-    out = []
-    for p in os.listdir("/proc"):
-        if not p.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % p) as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid and fields[0] != "Z":
-            out.append(int(p))
-    return out
-
-
 def test_lighttpd_spawns_two_responders_sharing_one_producer():
     st = start_stack(server="lighttpd")
     viewers = []
     try:
         with open(os.path.join(st.run_dir, "lighttpd.pid")) as f:
             lighttpd = int(f.read())
-        responders = [p for p in children_of(lighttpd)
+        responders = [p for p in live_processes(ppid=lighttpd)
                       if os.path.basename(os.readlink("/proc/%d/exe" % p)).startswith("mjpeg")]
         assert len(responders) >= 2, "lighttpd (pid %d) runs responders %r" % (lighttpd, responders)
 

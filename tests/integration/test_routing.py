@@ -32,7 +32,7 @@ import pytest
 import mjpeg
 import stacks
 from fcgiwire import BIN, cgi_env, fcgi_request, own_responder
-from stacks import edit, start_stack
+from stacks import edit, live_processes, start_stack
 
 TIMEOUT = 5.0
 TEST_TIME_LIMIT = 120
@@ -316,14 +316,35 @@ PROTECT = {
 }
 
 
-def wait_protected(port):
-    """Until the reloaded server refuses status (it is served meanwhile)
-    and serves a snapshot to the viewer again (mod_fcgid answers 500 for a
-    moment after a graceful restart, while its process manager restarts)."""
+# The pid file of the server whose master stays through a reload, while
+# every child of it is replaced (nginx -s reload, Apache's graceful restart).
+MASTER_PIDFILES = {"nginx": "nginx.pid", "apache-fcgid": "apache2.pid",
+                   "apache-proxy": "apache2.pid"}
+
+
+def old_generation(st, server):
+    """The children of the server's master before a reload: until they are
+    gone, one of them may still accept a connection and answer it with the
+    old config.  [] where no master stays (lighttpd re-reads its config in
+    one process after it stopped accepting; Apache CGI reads .htaccess per
+    request)."""
+    if server not in MASTER_PIDFILES:
+        return []
+    with open(os.path.join(st.run_dir, MASTER_PIDFILES[server])) as f:
+        return live_processes(ppid=int(f.read().strip()))
+
+
+def wait_protected(port, old=()):
+    """Until the processes of OLD (old_generation, before the reload) are
+    gone, the reloaded server refuses status (it is served meanwhile) and
+    serves a snapshot to the viewer again (mod_fcgid answers 500 for a
+    moment after a graceful restart, while its process manager
+    restarts)."""
     deadline = time.monotonic() + RELOAD_SECONDS
     while True:
         try:
-            if (fetch(port, "/status")[0] == 403
+            if (not set(old) & set(live_processes())
+                    and fetch(port, "/status")[0] == 403
                     and fetch(port, "/snapshot/bars", auth=True)[0] == 200):
                 return
         except OSError:
@@ -363,8 +384,9 @@ def test_protected_locations_hold(server, tmp_path):
     config.write_text(CONFIG)
     with start_stack(config=config, server=server) as st:
         passwords = htpasswd_file(st.run_dir)
+        old = old_generation(st, server)
         PROTECT[server](st, passwords)
-        wait_protected(st.port)
+        wait_protected(st.port, old)
         check_protected(st.port)
 
 
@@ -377,11 +399,12 @@ def test_prefix_locations_do_not_cross(tmp_path):
     config = tmp_path / "cams.ini"
     config.write_text(CONFIG)
     with start_stack(config=config, server="nginx") as st:
+        old = old_generation(st, "nginx")
         protect_nginx_locations(
             st, htpasswd_file(st.run_dir), "location /stream/", "location /snapshot/",
             [(r"location ~ \^/(stream|snapshot|ingest)/\[A-Za-z0-9_-\]\+\$ \{",
               r"location /\1/ {")])
-        wait_protected(st.port)
+        wait_protected(st.port, old)
         check_protected(st.port)
         # these reached the responder, which said 404 (GET on an ingest
         # path is 405: the ingest kind, never another)

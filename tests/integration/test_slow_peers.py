@@ -772,10 +772,15 @@ def test_kept_connections_behind_apache_proxy_fcgi():
                 return f.read().count("resuming normal operations")
 
         before = generations()
+        master = int(open(os.path.join(st.run_dir, "apache2.pid")).read())
+        old = children(master)
         apache = shutil.which("apache2") or "/usr/sbin/apache2"
         subprocess.run([apache, "-f", conf, "-k", "graceful"], check=True,
                        capture_output=True, timeout=TIMEOUT)
-        assert wait_until(lambda: generations() > before, RELOAD_WAIT), \
+        # every child is replaced; an old one (without reuse) could still
+        # take a connection until it has left
+        assert wait_until(lambda: generations() > before and children(master)
+                          and not children(master) & old, RELOAD_WAIT), \
             "Apache did not take the new config"
         check_kept_in_a_row(st)
     finally:

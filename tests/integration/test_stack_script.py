@@ -19,7 +19,7 @@ import pytest
 import mjpeg
 import stacks
 from conftest import SERVERS
-from stacks import free_port, make, start_stack
+from stacks import free_port, live_processes, make, start_stack
 
 TIMEOUT = 5.0
 TEST_TIME_LIMIT = 90
@@ -46,18 +46,7 @@ def groups(st):
 
 def members(pgid):
     """The live (not zombie) processes of process group PGID."""
-    out = []
-    for p in os.listdir("/proc"):
-        if not p.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % p) as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if fields[0] != "Z" and int(fields[2]) == pgid:
-            out.append(int(p))
-    return sorted(out)
+    return live_processes(pgid=pgid)
 
 
 def port_answers(port):
