@@ -377,5 +377,9 @@ void mjpeg_splitter_begin(struct mjpeg_splitter *s)
 	if (!mjpeg_splitter_hunting(s))
 		FATAL("splitter: a frame begun while not hunting (state %d)", s->state);
 	s->frame_returned = 0;
+	/* The SOI is input too: it earns credit as if fed (so that a frame
+	 * breaking at once is parsed again as mjpeg_splitter_feed would). */
+	s->replay_credit = s->frame_bytes_max - s->replay_credit > 2 ? s->replay_credit + 2
+								     : s->frame_bytes_max;
 	split_start(s);
 }
