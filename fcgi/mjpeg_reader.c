@@ -16,9 +16,6 @@ enum reader_state {
 #define USEC_PER_SECOND 1000000
 /* Seconds an X-Timestamp may hold: its microseconds fit an int64_t. */
 #define TIMESTAMP_SECONDS_MAX (INT64_MAX / USEC_PER_SECOND - 1)
-/* Padding after a frame that is no mismatch: a CRLF counted in the part's
- * length. */
-#define PADDING_SLACK 2
 
 static void part_clear(struct mjpeg_reader *r)
 {
@@ -315,7 +312,7 @@ static void jpeg_frame(struct mjpeg_reader *r, const unsigned char *jpeg, size_t
 	if (whole && r->part_length >= 0) {
 		if ((uint64_t)r->part_length > jpeg_bytes) {
 			padding = (size_t)r->part_length - jpeg_bytes;
-			if (padding > PADDING_SLACK)
+			if (padding > MJPEG_READER_PADDING_SLACK)
 				r->lengths_mismatched++;
 		} else if ((uint64_t)r->part_length < jpeg_bytes) {
 			r->lengths_mismatched++;

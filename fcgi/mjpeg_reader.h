@@ -8,7 +8,10 @@
  * The boundary is never used: the layout comes from the bytes.  The reader
  * reads text until a JPEG starts, hands the JPEG to the splitter (which
  * walks its segments, so boundary text or FFD9 inside a JPEG never cuts
- * it), and reads text again after its EOI.
+ * it), and reads text again from the byte after its EOI, or after the
+ * splitter gave up on a broken frame (mjpeg_splitter_feed_frame): so the
+ * same bytes give the same frames and timestamps however they are cut into
+ * feeds.
  *
  * Text.  FF D8 anywhere starts a JPEG (part headers never hold an FF byte).
  * Otherwise the text is cut into lines at LF, a CR before the LF dropped.
@@ -26,19 +29,19 @@
  *    unless it starts with "--" or a header line follows it (so "B" lines
  *    without "--" are delimiters, as they act).
  * A line over MJPEG_READER_LINE_MAX bytes is stray; it is still scanned for
- * FF D8, but not kept.  Whitespace is never stray.
+ * FF D8, but not kept.  Blank text is never stray.
  *
  * A type is a JPEG's unless it is given and names neither "jp" (image/jpeg,
  * image/jpg, image/pjpeg, video/x-motion-jpeg) nor "octet-stream": a
- * mislabelled camera part is still read, only a part plainly of another
- * type is skipped.
+ * mislabelled camera part is still read; only a part plainly of another
+ * type, and with a length, is skipped.
  *
  * Frames.  A frame carries its part's X-Timestamp when the splitter broke no
  * frame since the JPEG began (a frame cut short may swallow the next part's
  * headers: the frame after it then has no stamp of its own), and only the
  * part's first frame does.  With a known Content-Length: a frame shorter is
  * followed by padding, skipped up to that length (lengths_mismatched counts
- * it only beyond 2 bytes, a CRLF counted in the length); an FF D8 in the
+ * it only beyond MJPEG_READER_PADDING_SLACK bytes); an FF D8 in the
  * padding still starts a JPEG (the length was wrong).  A frame longer than
  * its length is counted in lengths_mismatched and returned all the same
  * (the caller validates frames).  Frames over frame_bytes_max are parsed,
@@ -58,6 +61,9 @@
 /* Longest text line kept, bytes (its LF not counted, a CR is): part headers
  * are far shorter; a longer line is stray. */
 #define MJPEG_READER_LINE_MAX 1024
+/* Padding after a frame within its Content-Length that is no mismatch,
+ * bytes: a CRLF counted in the length. */
+#define MJPEG_READER_PADDING_SLACK 2
 
 struct mjpeg_reader_frame {
 	const unsigned char *jpeg; /* SOI..EOI, valid until the next feed */
