@@ -353,8 +353,10 @@ size_t mjpeg_reader_feed(struct mjpeg_reader *r, const unsigned char *data, size
 			consumed += read_skip(r, data + consumed, len - consumed);
 			break;
 		case READ_JPEG:
-			/* Even with nothing left: bytes kept may hold frames. */
-			consumed += mjpeg_splitter_feed_frame(&r->splitter, data + consumed,
+			/* Even with nothing left: bytes kept may hold frames
+			 * (data may then be NULL: no offset added to it). */
+			consumed += mjpeg_splitter_feed_frame(&r->splitter,
+							      consumed < len ? data + consumed : data,
 							      len - consumed, &jpeg, &jpeg_bytes);
 			if (jpeg) {
 				jpeg_frame(r, jpeg, jpeg_bytes, frame);

@@ -744,6 +744,7 @@ static void test_read_oversized(void **state)
 static void test_read_truncated_then_reset(void **state)
 {
 	struct mjpeg_reader *r = held_reader(FRAME_BYTES_MAX_DEFAULT);
+	struct mjpeg_reader_frame frame;
 	struct blob *in = held_blob();
 	size_t before;
 
@@ -759,6 +760,9 @@ static void test_read_truncated_then_reset(void **state)
 	assert_blob_equal(&held.out.items[0], &f1);
 	assert_int_equal(held.out.stamps[0], T1);
 	frames_free(&held.out);
+	/* nothing more, mid-JPEG (as after a frame: NULL data and no bytes) */
+	assert_int_equal(mjpeg_reader_feed(r, NULL, 0, &frame), 0);
+	assert_null(frame.jpeg);
 	assert_int_equal(mjpeg_reader_reset(r), in->len - before);
 	assert_int_equal(mjpeg_reader_reset(r), 0);
 
