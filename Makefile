@@ -65,6 +65,7 @@ UNIT_MODS_fanout := fanout fanout_viewer frame_cache watcher viewer viewer_block
 	source source_pattern source_dir source_raw source_mjpeg source_pipe mjpeg_splitter \
 	config option parse encode clock log testutil
 UNIT_MODS_http := http config option parse encode log
+UNIT_MODS_mjpeg_reader := mjpeg_reader mjpeg_splitter multipart clock log testutil encode
 UNIT_MODS_mjpeg_splitter := mjpeg_splitter log testutil encode
 UNIT_MODS_multipart := multipart clock
 UNIT_MODS_option := option parse log

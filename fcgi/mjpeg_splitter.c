@@ -175,9 +175,10 @@ static enum split_event split_marker(struct mjpeg_splitter *s, unsigned char cod
 }
 
 /* Parses data[0, len) (new input, or bytes kept in buf) until it runs out,
- * a frame completes or the frame breaks.  *used gets the bytes parsed. */
+ * a frame completes or the frame breaks; with stop_hunting, also as soon as
+ * it is outside a frame.  *used gets the bytes parsed. */
 static enum split_event split_run(struct mjpeg_splitter *s, const unsigned char *data, size_t len,
-				  size_t *used)
+				  int stop_hunting, size_t *used)
 {
 	enum split_event event = SPLIT_MORE;
 	size_t i = 0;
@@ -186,6 +187,10 @@ static enum split_event split_run(struct mjpeg_splitter *s, const unsigned char 
 		const unsigned char *ff;
 		unsigned char c;
 		size_t n;
+
+		/* An oversized frame ends here without an event. */
+		if (stop_hunting && s->state == SPLIT_HUNT)
+			break;
 
 		/* The states that take runs of bytes, a run at a time. */
 		switch (s->state) {
@@ -304,8 +309,8 @@ static void split_resync(struct mjpeg_splitter *s)
 	s->frame_bytes = 0;
 }
 
-size_t mjpeg_splitter_feed(struct mjpeg_splitter *s, const unsigned char *data, size_t len,
-			   const unsigned char **jpeg, size_t *jpeg_bytes)
+static size_t split_feed(struct mjpeg_splitter *s, const unsigned char *data, size_t len,
+			 int stop_hunting, const unsigned char **jpeg, size_t *jpeg_bytes)
 {
 	size_t consumed = 0;
 
@@ -322,12 +327,12 @@ size_t mjpeg_splitter_feed(struct mjpeg_splitter *s, const unsigned char *data, 
 		/* Bytes kept from before come first: they precede data. */
 		if (s->replay_start < s->replay_end) {
 			event = split_run(s, s->buf + s->replay_start,
-					  s->replay_end - s->replay_start, &used);
+					  s->replay_end - s->replay_start, 0, &used);
 			s->replay_start += used;
 			if (s->replay_start == s->replay_end)
 				s->replay_start = s->replay_end = 0;
-		} else if (consumed < len) {
-			event = split_run(s, data + consumed, len - consumed, &used);
+		} else if (consumed < len && !(stop_hunting && s->state == SPLIT_HUNT)) {
+			event = split_run(s, data + consumed, len - consumed, stop_hunting, &used);
 			consumed += used;
 			/* Capped, so a long good stream does not pay for an
 			 * unbounded amount of parsing again later. */
@@ -348,4 +353,33 @@ size_t mjpeg_splitter_feed(struct mjpeg_splitter *s, const unsigned char *data, 
 			split_resync(s);
 	}
 	return consumed;
+}
+
+size_t mjpeg_splitter_feed(struct mjpeg_splitter *s, const unsigned char *data, size_t len,
+			   const unsigned char **jpeg, size_t *jpeg_bytes)
+{
+	return split_feed(s, data, len, 0, jpeg, jpeg_bytes);
+}
+
+size_t mjpeg_splitter_feed_frame(struct mjpeg_splitter *s, const unsigned char *data, size_t len,
+				 const unsigned char **jpeg, size_t *jpeg_bytes)
+{
+	return split_feed(s, data, len, 1, jpeg, jpeg_bytes);
+}
+
+int mjpeg_splitter_hunting(const struct mjpeg_splitter *s)
+{
+	return s->state == SPLIT_HUNT && s->replay_start == s->replay_end;
+}
+
+void mjpeg_splitter_begin(struct mjpeg_splitter *s)
+{
+	if (!mjpeg_splitter_hunting(s))
+		FATAL("splitter: a frame begun while not hunting (state %d)", s->state);
+	s->frame_returned = 0;
+	/* The SOI is input too: it earns credit as if fed (so that a frame
+	 * breaking at once is parsed again as mjpeg_splitter_feed would). */
+	s->replay_credit = s->frame_bytes_max - s->replay_credit > 2 ? s->replay_credit + 2
+								     : s->frame_bytes_max;
+	split_start(s);
 }

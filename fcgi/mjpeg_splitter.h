@@ -79,4 +79,28 @@ size_t mjpeg_splitter_feed(struct mjpeg_splitter *s, const unsigned char *data, 
 			   const unsigned char **jpeg, size_t *jpeg_bytes)
 	__attribute__((warn_unused_result));
 
+/* For a caller that finds the start of each frame itself (mjpeg_reader,
+ * which reads the text between frames).  These three let it hand the
+ * splitter exactly a frame's bytes and no byte after it.
+ *
+ * mjpeg_splitter_hunting: 1 when between frames (looking for an SOI) with
+ * no byte kept to parse again; 0 inside a frame (or right after an FF that
+ * may begin one), or while kept bytes remain. */
+int mjpeg_splitter_hunting(const struct mjpeg_splitter *s);
+
+/* The caller found an SOI (FF D8, which it consumed) while the splitter was
+ * hunting: a frame begins with it.  Aborts if the splitter was not
+ * hunting. */
+void mjpeg_splitter_begin(struct mjpeg_splitter *s);
+
+/* As mjpeg_splitter_feed, except that it takes no byte of data while
+ * hunting: it stops there, without a frame and before the end of data if
+ * need be, and the caller reads on.  Bytes kept to parse again are still
+ * parsed (they came from data given before), frames in them included: so
+ * after a frame, call again until a call gives no frame, then look at
+ * mjpeg_splitter_hunting. */
+size_t mjpeg_splitter_feed_frame(struct mjpeg_splitter *s, const unsigned char *data, size_t len,
+				 const unsigned char **jpeg, size_t *jpeg_bytes)
+	__attribute__((warn_unused_result));
+
 #endif

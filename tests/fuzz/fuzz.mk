@@ -21,7 +21,7 @@ FUZZ_CC ?= clang
 FUZZ_SECONDS ?= 20
 FUZZ_DIR := build/fuzz
 FUZZ_SRC := tests/fuzz
-FUZZ_TARGETS := query jpeg mjpeg config
+FUZZ_TARGETS := query jpeg mjpeg config mjpeg_reader
 FUZZ_BINS := $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz_%)
 # UB is fatal (a report alone would not fail the run).
 FUZZ_SANITIZE := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
@@ -40,6 +40,8 @@ FUZZ_MODS_jpeg := $(FUZZ_ALL_MODS)
 FUZZ_LIBS_jpeg := -lfcgi -lturbojpeg -linih
 FUZZ_MODS_mjpeg := mjpeg_splitter log
 FUZZ_LIBS_mjpeg :=
+FUZZ_MODS_mjpeg_reader := mjpeg_reader mjpeg_splitter log
+FUZZ_LIBS_mjpeg_reader :=
 FUZZ_MODS_config := config option parse encode log
 FUZZ_LIBS_config := -linih -lturbojpeg
 

@@ -643,6 +643,46 @@ static void test_split_reset(void **state)
 	assert_int_equal(mjpeg_splitter_reset(s), 0); /* a returned frame is not partial */
 }
 
+/* feed_frame takes the bytes of a frame the caller began, and not one
+ * byte after its EOI, also when the frame was oversized. */
+static void test_split_feed_frame(void **state)
+{
+	static const unsigned char text[] = "\r\n--b\r\n\r\n";
+	struct mjpeg_splitter *s = held_splitter(f1.len + 16);
+	struct blob *in = held_blob();
+	const unsigned char *jpeg;
+	size_t bytes, used;
+
+	(void)state;
+	assert_true(big.len > f1.len + 16);
+	blob_add(in, f1.data + 2, f1.len - 2);
+	blob_add(in, text, sizeof(text) - 1);
+	assert_true(mjpeg_splitter_hunting(s));
+	/* hunting: nothing taken */
+	assert_int_equal(mjpeg_splitter_feed_frame(s, in->data, in->len, &jpeg, &bytes), 0);
+	assert_null(jpeg);
+	mjpeg_splitter_begin(s);
+	assert_false(mjpeg_splitter_hunting(s));
+	used = mjpeg_splitter_feed_frame(s, in->data, in->len, &jpeg, &bytes);
+	assert_int_equal(used, f1.len - 2);
+	assert_non_null(jpeg);
+	assert_blob_equal(&(struct blob){ .data = (unsigned char *)jpeg, .len = bytes }, &f1);
+	assert_true(mjpeg_splitter_hunting(s));
+	assert_int_equal(mjpeg_splitter_feed_frame(s, in->data + used, in->len - used, &jpeg,
+						   &bytes), 0);
+	assert_null(jpeg);
+	/* an oversized frame: no frame, and nothing after its EOI taken */
+	blob_free(in);
+	blob_add(in, big.data + 2, big.len - 2);
+	blob_add(in, text, sizeof(text) - 1);
+	mjpeg_splitter_begin(s);
+	used = mjpeg_splitter_feed_frame(s, in->data, in->len, &jpeg, &bytes);
+	assert_int_equal(used, big.len - 2);
+	assert_null(jpeg);
+	assert_true(mjpeg_splitter_hunting(s));
+	assert_int_equal(s->frames_oversized, 1);
+}
+
 /* Every test holds what it makes in held; teardown_held frees it. */
 #define HELD_TEST(fn) cmocka_unit_test_setup_teardown(fn, setup_held, teardown_held)
 
@@ -663,6 +703,7 @@ int main(void)
 		HELD_TEST(test_split_resync_is_linear),
 		HELD_TEST(test_split_random_bytes),
 		HELD_TEST(test_split_reset),
+		HELD_TEST(test_split_feed_frame),
 	};
 	int failed = 0;
 
