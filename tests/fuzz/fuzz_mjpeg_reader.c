@@ -5,9 +5,7 @@
  * reset, a small part comes out alone, with its timestamp.  A broken
  * invariant traps (__builtin_trap), which libFuzzer reports as a crash.
  *
- * Input (as fuzz_mjpeg.c): byte 0 picks frame_bytes_max (bits 6-7) and how
- * many chunk sizes follow (bits 0-2, plus one); each of those bytes is a
- * chunk size less one, used in turn; the rest is the body. */
+ * Input: the layout of struct fuzz_stream (fuzz.h); the stream is the body. */
 #include "mjpeg_reader.h"
 #include "fuzz.h"
 
@@ -16,10 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Largest frame kept: 64 KiB, and smaller limits so that inputs of a few
- * kB reach the oversized paths. */
-static const size_t frame_limits[] = { 64 * 1024, 4096, 512, 64 };
-#define CHUNK_SIZES_MAX 8
 
 /* Every frame one feeding produced, back to back, with their lengths and
  * timestamps. */
@@ -104,30 +98,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static const char part[] = "--b\r\nX-Timestamp: 1.5\r\n\r\n\xff\xd8\xff\xd9";
 	struct mjpeg_reader whole, chunked;
 	struct frames whole_frames = { 0 }, chunked_frames = { 0 }, after_reset = { 0 };
-	size_t chunk_sizes[CHUNK_SIZES_MAX], chunk_count, frame_bytes_max, pos, k;
-	const uint8_t *stream;
-	size_t stream_bytes;
+	struct fuzz_stream in;
+	size_t pos, turn, n;
 
-	if (size < 1)
+	if (!fuzz_stream_parse(data, size, &in))
 		return 0;
-	frame_bytes_max = frame_limits[data[0] >> 6];
-	chunk_count = (size_t)(data[0] & 7) + 1;
-	if (size < 1 + chunk_count)
-		return 0;
-	for (k = 0; k < chunk_count; k++)
-		chunk_sizes[k] = (size_t)data[1 + k] + 1;
-	stream = data + 1 + chunk_count;
-	stream_bytes = size - 1 - chunk_count;
 
-	mjpeg_reader_init(&whole, frame_bytes_max);
-	feed(&whole, stream, stream_bytes, &whole_frames);
+	mjpeg_reader_init(&whole, in.frame_bytes_max);
+	feed(&whole, in.bytes, in.len, &whole_frames);
 
-	mjpeg_reader_init(&chunked, frame_bytes_max);
-	for (pos = 0, k = 0; pos < stream_bytes; k = (k + 1) % chunk_count) {
-		size_t n = chunk_sizes[k] < stream_bytes - pos ? chunk_sizes[k] : stream_bytes - pos;
-
-		feed(&chunked, stream + pos, n, &chunked_frames);
-		pos += n;
+	mjpeg_reader_init(&chunked, in.frame_bytes_max);
+	for (pos = 0, turn = 0; pos < in.len; pos += n) {
+		n = fuzz_stream_chunk(&in, pos, &turn);
+		feed(&chunked, in.bytes + pos, n, &chunked_frames);
 	}
 
 	/* the same frames and timestamps, whatever the chunking */
@@ -150,7 +133,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	CHECK(whole.splitter.frames_oversized == chunked.splitter.frames_oversized);
 	CHECK(whole.splitter.frames_cut == chunked.splitter.frames_cut);
 	CHECK(whole.splitter.bytes_skipped == chunked.splitter.bytes_skipped);
-	CHECK(whole.splitter.capacity <= frame_bytes_max);
+	CHECK(whole.splitter.capacity <= in.frame_bytes_max);
 
 	/* reset forgets everything in progress: a part after it comes out
 	 * alone, with its timestamp */
