@@ -429,3 +429,40 @@ void bus_stats(const struct bus *bus, struct bus_stats *stats)
 	stats->height = atomic_load_explicit(&hdr->height, memory_order_relaxed);
 	stats->last_publish_usec = atomic_load_explicit(&hdr->last_publish_usec, memory_order_relaxed);
 }
+
+void bus_set_upstream(struct bus *bus, const struct bus_upstream *upstream)
+{
+	struct bus_header *hdr = bus->hdr;
+	uint32_t seq = atomic_load_explicit(&hdr->upstream_seq, memory_order_relaxed);
+
+	/* Seqlock write, as a frame slot's: odd first, fenced before the
+	 * data; even again, with release, after it. */
+	atomic_store_explicit(&hdr->upstream_seq, seq | 1u, memory_order_relaxed);
+	atomic_thread_fence(memory_order_release);
+	memcpy(&hdr->upstream, upstream, sizeof(*upstream));
+	hdr->upstream.last_error[BUS_UPSTREAM_ERROR_MAX - 1] = '\0';
+	atomic_store_explicit(&hdr->upstream_seq, (seq | 1u) + 1u, memory_order_release);
+}
+
+void bus_upstream(const struct bus *bus, struct bus_upstream *upstream)
+{
+	struct bus_header *hdr = bus->hdr;
+	int tries;
+
+	/* The producer writes a few times per outage at most: a copy is torn
+	 * only by a write during its memcpy, and the bound keeps a broken
+	 * file from spinning us. */
+	for (tries = 0; tries < 64; tries++) {
+		uint32_t seq = atomic_load_explicit(&hdr->upstream_seq, memory_order_acquire);
+
+		if (seq & 1u)
+			continue;
+		memcpy(upstream, &hdr->upstream, sizeof(*upstream));
+		atomic_thread_fence(memory_order_acquire);
+		if (atomic_load_explicit(&hdr->upstream_seq, memory_order_relaxed) == seq)
+			break;
+	}
+	upstream->last_error[BUS_UPSTREAM_ERROR_MAX - 1] = '\0';
+	if (upstream->state > BUS_UPSTREAM_AWAY)
+		upstream->state = BUS_UPSTREAM_IDLE; /* a broken file: say nothing wrong */
+}

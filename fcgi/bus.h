@@ -18,7 +18,7 @@
 #include <sys/types.h>
 
 #define BUS_MAGIC 0x4d4a5046u /* "MJPF" */
-#define BUS_VERSION 2u
+#define BUS_VERSION 3u
 #define BUS_SLOTS 4u
 
 struct bus;
@@ -139,5 +139,28 @@ void bus_viewer_leave(struct bus *bus);
 void bus_count_delivered(struct bus *bus, uint64_t frames, uint64_t bytes, uint64_t skipped);
 
 void bus_stats(const struct bus *bus, struct bus_stats *stats);
+
+/* The state of a stream's upstream (an http: camera, an exec: command), as
+ * /status shows it.  Written by the producer, read by any process. */
+enum bus_upstream_state {
+	BUS_UPSTREAM_IDLE,       /* not connected: nobody watches (or never ran) */
+	BUS_UPSTREAM_CONNECTING, /* first attempt under way */
+	BUS_UPSTREAM_CONNECTED,  /* frames flow (or may: connected, running) */
+	BUS_UPSTREAM_AWAY,       /* lost or refused: retrying with back-off */
+};
+#define BUS_UPSTREAM_ERROR_MAX 256
+struct bus_upstream {
+	uint32_t state;       /* enum bus_upstream_state */
+	uint32_t reserved;
+	int64_t since_usec;   /* wall clock: when state last changed, 0: never */
+	uint64_t reconnects;  /* connections (or starts) after the first */
+	char last_error[BUS_UPSTREAM_ERROR_MAX]; /* the latest failure, "" none */
+};
+
+/* Producer: stores the upstream's state (a seqlock: readers never see half
+ * of it). */
+void bus_set_upstream(struct bus *bus, const struct bus_upstream *upstream);
+/* Any thread: a consistent copy of the upstream's state. */
+void bus_upstream(const struct bus *bus, struct bus_upstream *upstream);
 
 #endif

@@ -64,6 +64,10 @@ struct bus_header {
 	_Atomic uint64_t encode_hist[BUS_ENCODE_BUCKETS];
 	_Atomic int64_t last_publish_usec;
 	_Atomic uint32_t width, height;
+	/* Seqlock word of upstream: odd while the producer rewrites it. */
+	_Atomic uint32_t upstream_seq;
+	uint32_t reserved2;
+	struct bus_upstream upstream;
 	struct bus_viewer_slot viewer_slots[BUS_VIEWER_SLOTS];
 };
 

@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include "clock.h"
 #include "option.h"
 #include "parse.h"
 #include "supervisor.h"
@@ -8,9 +9,11 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <ini.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -139,9 +142,35 @@ void config_defaults(struct settings *settings)
 	option_defaults(server_options, SERVER_OPTIONS, settings);
 }
 
+void config_url_shown(const char *url, char *shown, size_t size)
+{
+	const char *host = strstr(url, "://"), *at, *end;
+
+	if (host) {
+		host += 3;
+		end = host + strcspn(host, "/?#");
+		at = memchr(host, '@', (size_t)(end - host));
+		/* the last '@' before the path ends the user information */
+		while (at) {
+			const char *next = memchr(at + 1, '@', (size_t)(end - at - 1));
+
+			if (!next)
+				break;
+			at = next;
+		}
+		if (at) {
+			snprintf(shown, size, "%.*s***%s", (int)(host - url), url, at);
+			return;
+		}
+	}
+	snprintf(shown, size, "%s", url);
+}
+
 /* Sets kind and path from a source key.  -1 for an unknown source. */
 static int stream_set_source(struct stream_settings *st, const char *source)
 {
+	/* takes_path: 1, the rest after the prefix is the path; 2, the whole
+	 * source is (a URL keeps its scheme). */
 	static const struct {
 		const char *prefix;
 		enum source_kind kind;
@@ -153,19 +182,30 @@ static int stream_set_source(struct stream_settings *st, const char *source)
 		{ "raw:", SOURCE_RAW, 1 },
 		{ "mjpeg:", SOURCE_MJPEG, 1 },
 		{ "ingest", SOURCE_INGEST, 0 },
+		{ "http://", SOURCE_HTTP, 2 },
+		{ "https://", SOURCE_HTTP, 2 },
+		{ "exec:", SOURCE_EXEC, 1 },
 	};
 	size_t i, n;
 
 	for (i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
 		n = strlen(kinds[i].prefix);
-		if (kinds[i].takes_path ? strncmp(source, kinds[i].prefix, n) != 0 || !source[n]
+		/* a URL's scheme is case-insensitive (RFC 3986, 3.1) */
+		int differs = kinds[i].takes_path == 2 ? strncasecmp(source, kinds[i].prefix, n)
+						       : strncmp(source, kinds[i].prefix, n);
+
+		if (kinds[i].takes_path ? differs != 0 || !source[n]
 					: strcmp(source, kinds[i].prefix) != 0)
 			continue;
 		if (kinds[i].takes_path &&
-		    snprintf(st->path, sizeof(st->path), "%s", source + n) >= (int)sizeof(st->path))
+		    snprintf(st->path, sizeof(st->path), "%s",
+			     kinds[i].takes_path == 2 ? source : source + n) >= (int)sizeof(st->path))
 			return -1;
 		st->kind = kinds[i].kind;
-		snprintf(st->source, sizeof(st->source), "%s", source);
+		if (st->kind == SOURCE_HTTP)
+			config_url_shown(source, st->source, sizeof(st->source));
+		else
+			snprintf(st->source, sizeof(st->source), "%s", source);
 		return 0;
 	}
 	return -1;
@@ -196,6 +236,12 @@ static struct stream_settings *stream_add(struct settings *settings, const char 
 	st = &settings->streams[settings->stream_count++];
 	memset(st, 0, sizeof(*st));
 	snprintf(st->name, sizeof(st->name), "%s", name);
+	st->upstream.tls_verify = 1;
+	st->upstream.connect_usec = UPSTREAM_CONNECT_MS_DEFAULT * USEC_PER_MSEC;
+	st->upstream.stall_usec = UPSTREAM_STALL_MS_DEFAULT * USEC_PER_MSEC;
+	st->upstream.retry_min_usec = UPSTREAM_RETRY_MIN_MS_DEFAULT * USEC_PER_MSEC;
+	st->upstream.retry_max_usec = UPSTREAM_RETRY_MAX_MS_DEFAULT * USEC_PER_MSEC;
+	st->upstream.stop_grace_usec = UPSTREAM_STOP_GRACE_MS_DEFAULT * USEC_PER_MSEC;
 	return st;
 }
 
@@ -224,6 +270,75 @@ void config_add_default_streams(struct settings *settings)
 		stream_fill_defaults(st);
 }
 
+/* "Name: value" with a header name of visible characters but ':'. */
+static int header_line_valid(const char *line)
+{
+	const char *p = line;
+
+	while (*p > ' ' && *p < 127 && *p != ':')
+		p++;
+	return p > line && *p == ':';
+}
+
+/* The upstream keys of a [stream NAME] section (http:, exec:).  Times are
+ * upstream_NAME_ms. */
+static const char *apply_upstream_key(struct upstream_settings *up, const char *key,
+				      const char *value)
+{
+	static const struct {
+		const char *key;
+		size_t offset;
+	} times[] = {
+		{ "upstream_connect_ms", offsetof(struct upstream_settings, connect_usec) },
+		{ "upstream_stall_ms", offsetof(struct upstream_settings, stall_usec) },
+		{ "upstream_retry_min_ms", offsetof(struct upstream_settings, retry_min_usec) },
+		{ "upstream_retry_max_ms", offsetof(struct upstream_settings, retry_max_usec) },
+		{ "upstream_stop_grace_ms", offsetof(struct upstream_settings, stop_grace_usec) },
+	};
+	size_t i;
+	long n;
+
+	if (strcmp(key, "user") == 0) {
+		if (strlen(value) > UPSTREAM_USER_MAX || strchr(value, ':'))
+			return "must be at most 128 characters, without ':'";
+		snprintf(up->user, sizeof(up->user), "%s", value);
+		return NULL;
+	}
+	if (strcmp(key, "password") == 0) {
+		if (strlen(value) > UPSTREAM_PASSWORD_MAX)
+			return "must be at most 256 characters";
+		snprintf(up->password, sizeof(up->password), "%s", value);
+		return NULL;
+	}
+	if (strcmp(key, "header") == 0) {
+		if (strlen(value) > UPSTREAM_HEADER_MAX || !header_line_valid(value))
+			return "must be \"Name: value\", at most 1024 characters";
+		if (up->header_count >= UPSTREAM_HEADERS_MAX)
+			return "at most 8 header lines per stream";
+		snprintf(up->headers[up->header_count], sizeof(up->headers[0]), "%s", value);
+		up->header_count++;
+		return NULL;
+	}
+	if (strcmp(key, "tls_verify") == 0) {
+		if (strcmp(value, "yes") == 0)
+			up->tls_verify = 1;
+		else if (strcmp(value, "no") == 0)
+			up->tls_verify = 0;
+		else
+			return "must be yes or no";
+		return NULL;
+	}
+	for (i = 0; i < sizeof(times) / sizeof(times[0]); i++) {
+		if (strcmp(key, times[i].key) != 0)
+			continue;
+		if (parse_long(value, UPSTREAM_MS_MIN, UPSTREAM_MS_MAX, &n) < 0)
+			return "must be a whole number of milliseconds from 10 to 3600000";
+		*(int64_t *)(void *)((char *)up + times[i].offset) = (int64_t)n * USEC_PER_MSEC;
+		return NULL;
+	}
+	return "unknown key";
+}
+
 static const char *apply_stream_key(struct stream_settings *st, const char *key, const char *value)
 {
 	long n;
@@ -231,7 +346,12 @@ static const char *apply_stream_key(struct stream_settings *st, const char *key,
 	if (strcmp(key, "source") == 0) {
 		if (stream_set_source(st, value) < 0)
 			return "unknown source (pattern:redblue, pattern:bars, dir:PATH, "
-			       "raw:PATH, raw:-, mjpeg:PATH, mjpeg:- or ingest)";
+			       "raw:PATH, raw:-, mjpeg:PATH, mjpeg:-, ingest, http://URL, "
+			       "https://URL or exec:COMMAND)";
+	} else if (strncmp(key, "upstream_", 9) == 0 || strcmp(key, "user") == 0 ||
+		   strcmp(key, "password") == 0 || strcmp(key, "header") == 0 ||
+		   strcmp(key, "tls_verify") == 0) {
+		return apply_upstream_key(&st->upstream, key, value);
 	} else if (strcmp(key, "size") == 0) {
 		/* JPEG's 4:2:0 blocks want even sides; any size up to the
 		 * limit encodes, but odd ones waste a column. */
@@ -468,6 +588,14 @@ int config_load_file(struct settings *settings, const char *path)
 			why = "yuyv needs an even width";
 		else if (st->kind == SOURCE_INGEST && !st->token[0])
 			why = "an ingest stream needs a token (16 to 128 characters)";
+		else if (st->kind != SOURCE_HTTP &&
+			 (st->upstream.user[0] || st->upstream.password[0] ||
+			  st->upstream.header_count || !st->upstream.tls_verify))
+			why = "user, password, header and tls_verify are for http: and https: sources";
+		else if (st->upstream.password[0] && !st->upstream.user[0])
+			why = "a password needs a user";
+		else if (st->upstream.retry_min_usec > st->upstream.retry_max_usec)
+			why = "upstream_retry_min_ms is above upstream_retry_max_ms";
 		if (why) {
 			fprintf(stderr, "mjpeg-fcgi: %s: [stream %s]: %s\n", path, st->name, why);
 			goto out;
@@ -502,6 +630,10 @@ void config_usage(const char *argv0)
 	       "                         a device or standard input, encoded here\n"
 	       "    mjpeg:PATH, mjpeg:-  concatenated JPEGs from the same inputs, passed on\n"
 	       "    ingest               frames POSTed to ingest/NAME\n"
+	       "    http://URL, https://URL  a camera or server relayed while watched: MJPEG\n"
+	       "                         in any multipart layout, or a JPEG URL polled at fps\n"
+	       "    exec:COMMAND ARGS    a command's standard output (MJPEG, or raw frames\n"
+	       "                         with format and size), run while watched\n"
 	       "  size = WxH             picture size, 1 to %d each (default 640x480;\n"
 	       "                         pattern:redblue 256x256)\n"
 	       "  fps = N                frames per second, 0.01 to %g (default 30;\n"
@@ -510,6 +642,17 @@ void config_usage(const char *argv0)
 	       "  format = F             raw pixels: rgb24, bgr24, rgba, gray or yuyv\n"
 	       "  token = T              an ingest stream's secret, %d to %d characters\n"
 	       "  max_viewers = N        viewers of this stream over all processes\n"
+	       "  user = U               http: Basic or Digest user name\n"
+	       "  password = P           http: its password (never shown)\n"
+	       "  header = Name: value   http: a request header, up to %d (never shown)\n"
+	       "  tls_verify = yes|no    https: check the certificate (default yes)\n"
+	       "  upstream_connect_ms = N     http: connect time-out (default %d)\n"
+	       "  upstream_stall_ms = N       no byte for this long: reconnect or restart\n"
+	       "                              (default %d)\n"
+	       "  upstream_retry_min_ms = N   first wait after a failure (default %d) ...\n"
+	       "  upstream_retry_max_ms = N   ... doubling up to this (default %d)\n"
+	       "  upstream_stop_grace_ms = N  exec: SIGTERM to SIGKILL (default %d)\n"
+	       "  (each upstream_*_ms from %d to %d)\n"
 	       "With no [stream] section two streams exist: demo (pattern:redblue, 256x256,\n"
 	       "1 fps) and bars (pattern:bars, 640x480, 30 fps).\n"
 	       "\n"
@@ -525,7 +668,10 @@ void config_usage(const char *argv0)
 	       "\n"
 	       "Signals: SIGTERM or SIGINT ends every stream with its closing boundary and\n"
 	       "exits; SIGHUP reads the config again.\n",
-	       FRAME_SIDE_MAX, FPS_MAX, ENCODE_QUALITY_DEFAULT, TOKEN_MIN, TOKEN_MAX, FPS_MAX);
+	       FRAME_SIDE_MAX, FPS_MAX, ENCODE_QUALITY_DEFAULT, TOKEN_MIN, TOKEN_MAX,
+	       UPSTREAM_HEADERS_MAX, UPSTREAM_CONNECT_MS_DEFAULT, UPSTREAM_STALL_MS_DEFAULT,
+	       UPSTREAM_RETRY_MIN_MS_DEFAULT, UPSTREAM_RETRY_MAX_MS_DEFAULT,
+	       UPSTREAM_STOP_GRACE_MS_DEFAULT, UPSTREAM_MS_MIN, UPSTREAM_MS_MAX, FPS_MAX);
 }
 
 /* The row of an option getopt_long answered, or NULL for '?' (an unknown

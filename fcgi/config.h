@@ -30,19 +30,54 @@ enum source_kind {
 	SOURCE_RAW,             /* raw:PATH or raw:- (stdin) */
 	SOURCE_MJPEG,           /* mjpeg:PATH or mjpeg:- (stdin) */
 	SOURCE_INGEST,          /* ingest: frames POSTed to ingest/NAME */
+	SOURCE_HTTP,            /* http://URL or https://URL: a camera or server, relayed */
+	SOURCE_EXEC,            /* exec:COMMAND ARGS: a command's standard output */
 };
+
+/* Limits of the upstream keys, bytes (the NUL not counted). */
+#define UPSTREAM_USER_MAX 128
+#define UPSTREAM_PASSWORD_MAX 256
+#define UPSTREAM_HEADER_MAX 1024
+#define UPSTREAM_HEADERS_MAX 8
+
+/* How a stream reaches its upstream (http:, exec:) and how it retries.
+ * Secrets here are never shown: not in /status, /metrics or the log. */
+struct upstream_settings {
+	char user[UPSTREAM_USER_MAX + 1];         /* http: Basic/Digest, "" none */
+	char password[UPSTREAM_PASSWORD_MAX + 1];
+	/* http: extra request headers, "Name: value" each */
+	char headers[UPSTREAM_HEADERS_MAX][UPSTREAM_HEADER_MAX + 1];
+	int header_count;
+	int tls_verify;          /* https: check the certificate and host (default 1) */
+	int64_t connect_usec;    /* http: a connection must be made within this */
+	int64_t stall_usec;      /* no byte from the upstream this long: it is gone */
+	int64_t retry_min_usec;  /* the first wait after a failure ... */
+	int64_t retry_max_usec;  /* ... doubling up to this, each jittered */
+	int64_t stop_grace_usec; /* exec: from SIGTERM to SIGKILL */
+};
+
+#define UPSTREAM_CONNECT_MS_DEFAULT 5000
+#define UPSTREAM_STALL_MS_DEFAULT 10000
+#define UPSTREAM_RETRY_MIN_MS_DEFAULT 500
+#define UPSTREAM_RETRY_MAX_MS_DEFAULT 2000
+#define UPSTREAM_STOP_GRACE_MS_DEFAULT 2000
+/* The range of every upstream _ms key. */
+#define UPSTREAM_MS_MIN 10
+#define UPSTREAM_MS_MAX 3600000
 
 struct stream_settings {
 	char name[STREAM_NAME_MAX + 1];
 	char source[PATH_MAX + 16]; /* as written, e.g. "pattern:bars" */
 	enum source_kind kind;
-	char path[PATH_MAX];        /* dir:, raw:, mjpeg: argument; "-" is stdin */
+	char path[PATH_MAX];        /* dir:, raw:, mjpeg: argument ("-" is stdin);
+				     * http: the URL; exec: the command line */
 	enum pixel_format format;   /* raw: pixel layout */
 	char token[TOKEN_MAX + 1];  /* ingest: bearer token; "" refuses every POST */
 	uint32_t width, height;
 	double fps;                 /* frames the producer publishes per second */
 	int quality;                /* JPEG quality, 1-100 */
 	int max_viewers;            /* 0: only the server-wide limit applies */
+	struct upstream_settings upstream; /* http:, exec: */
 };
 
 struct settings {
@@ -106,6 +141,10 @@ int config_from_args(struct settings *settings, int argc, char **argv)
 
 /* The built-in streams, used when the config defines none. */
 void config_add_default_streams(struct settings *settings);
+
+/* url as /status and the log may show it: user information (user:password@)
+ * replaced by "***". */
+void config_url_shown(const char *url, char *shown, size_t size);
 
 const struct stream_settings *config_find_stream(const struct settings *settings,
 						 const char *name);

@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -23,18 +24,48 @@ struct producer {
 
 /* How often a paused or waiting producer looks at its stop flag. */
 #define PRODUCER_POLL_USEC (500 * USEC_PER_MSEC)
+/* An upstream's X-Timestamp is kept as the frame's publish time when it is
+ * within this of our own clock: so the delay stays measurable end to end
+ * through relays on synchronised machines, while a skewed upstream clock
+ * never makes a frame look stale (snapshots) or from the future. */
+#define PRODUCER_STAMP_SKEW_MAX_USEC (1000 * USEC_PER_MSEC)
 /* How long producer_stop waits for the thread before signalling again. */
 #define PRODUCER_JOIN_STEP_USEC (100 * USEC_PER_MSEC)
+
+/* The publish time of a frame: the upstream's stamp when it is believable. */
+static int64_t publish_time(const struct source_frame *frame)
+{
+	int64_t now = clock_wall_usec(), skew = now - frame->timestamp_usec;
+
+	if (frame->timestamp_usec > 0 && skew <= PRODUCER_STAMP_SKEW_MAX_USEC &&
+	    skew >= -PRODUCER_STAMP_SKEW_MAX_USEC)
+		return frame->timestamp_usec;
+	return now;
+}
+
+/* Copies the source's upstream state to the bus when it changed. */
+static void report_upstream(struct producer *p, const struct source *src, uint64_t *seen)
+{
+	uint64_t changes = 0;
+	const struct bus_upstream *up = source_upstream(src, &changes);
+
+	if (up && changes != *seen) {
+		*seen = changes;
+		bus_set_upstream(p->bus, up);
+	}
+}
 
 static void produce(struct producer *p)
 {
 	const struct stream_settings *st = p->stream;
 	struct source *src = source_open(st, p->settings->frame_bytes_max);
 	struct encoder *enc = encode_open();
+	uint64_t upstream_seen = UINT64_MAX;
 	int paused = 0;
 
 	if (!src || !enc)
 		goto out;
+	report_upstream(p, src, &upstream_seen);
 	log_info("producer %s: running %s", st->name, st->source);
 	while (!atomic_load(&p->stopping)) {
 		struct source_frame frame;
@@ -52,10 +83,14 @@ static void produce(struct producer *p)
 			paused = !wanted;
 			log_info("producer %s: %s", st->name,
 				 paused ? "no viewers, paused" : "viewers back, resumed");
+			if (paused)
+				source_pause(src);
+			report_upstream(p, src, &upstream_seen);
 		}
 		if (!wanted && source_is_paced(src))
 			continue;
 		rc = source_next(src, &frame, &p->stopping);
+		report_upstream(p, src, &upstream_seen);
 		if (rc < 0) {
 			log_error("producer %s: source %s ended", st->name, st->source);
 			break;
@@ -73,11 +108,17 @@ static void produce(struct producer *p)
 			jpeg_bytes = frame.jpeg_bytes;
 		}
 		if (bus_publish(p->bus, jpeg, jpeg_bytes, frame.width, frame.height,
-				clock_wall_usec(), encode_usec) < 0)
+				publish_time(&frame), encode_usec) < 0)
 			continue; /* too large: logged, the previous frame stays */
 	}
 out:
 	encode_close(enc);
+	if (src) {
+		/* The upstream is let go of and shown idle, not "connected"
+		 * with nobody holding it. */
+		source_pause(src);
+		report_upstream(p, src, &upstream_seen);
+	}
 	source_close(src);
 }
 

@@ -67,6 +67,17 @@ int source_next(struct source *src, struct source_frame *frame, const _Atomic in
 	return src->ops->next(src->state, frame, stopping);
 }
 
+void source_pause(struct source *src)
+{
+	if (src->ops->pause)
+		src->ops->pause(src->state);
+}
+
+const struct bus_upstream *source_upstream(const struct source *src, uint64_t *changes)
+{
+	return src->ops->upstream ? src->ops->upstream(src->state, changes) : NULL;
+}
+
 void source_close(struct source *src)
 {
 	if (!src)

@@ -17,6 +17,7 @@
 #ifndef MJPEG_SOURCE_H
 #define MJPEG_SOURCE_H
 
+#include "bus.h"
 #include "config.h"
 #include "encode.h"
 
@@ -32,6 +33,9 @@ struct source_frame {
 	/* ... or a complete, validated JPEG (pixels NULL). */
 	const unsigned char *jpeg;
 	size_t jpeg_bytes;
+	/* When the frame was made, microseconds since the epoch, as an
+	 * upstream said (an X-Timestamp); 0: now (the producer stamps it). */
+	int64_t timestamp_usec;
 };
 
 struct source;
@@ -47,6 +51,15 @@ struct source *source_open(const struct stream_settings *stream, size_t frame_by
  * never blocks) but not encoded while nobody watches. */
 int source_is_paced(const struct source *source);
 void source_close(struct source *source);
+
+/* The producer pauses for lack of viewers: a kind that holds something
+ * while it runs (a connection upstream, a command) lets go of it here; the
+ * next source_next takes it up again. */
+void source_pause(struct source *source);
+
+/* Kinds with an upstream (http:, exec:): its state, and a count that
+ * changes whenever the state does; NULL for the others. */
+const struct bus_upstream *source_upstream(const struct source *source, uint64_t *changes);
 
 /* Blocks until the next frame; the frame's buffers stay valid until the
  * next call.  1: a frame; 0: none this time (try again; also when *stopping was set);
@@ -78,6 +91,10 @@ struct source_ops {
 	int (*is_paced)(const void *state);
 	/* Frees the state; called with NULL too. */
 	void (*close)(void *state);
+	/* As source_pause; NULL for kinds that hold nothing while paused. */
+	void (*pause)(void *state);
+	/* As source_upstream; NULL for kinds without an upstream. */
+	const struct bus_upstream *(*upstream)(const void *state, uint64_t *changes);
 };
 
 /* The kinds, each defined in its own file and named in source.c's table. */

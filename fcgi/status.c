@@ -35,6 +35,44 @@ static int32_t live_pid(int32_t pid)
 	return 0;
 }
 
+int status_has_upstream(const struct stream_settings *cfg)
+{
+	return cfg->kind == SOURCE_HTTP || cfg->kind == SOURCE_EXEC;
+}
+
+/* The upstream's state as the producer last stored it; with no live
+ * producer there is no connection, whatever the file says. */
+static void read_upstream(const struct bus *bus, struct bus_upstream *up)
+{
+	struct bus_stats stats;
+
+	bus_upstream(bus, up);
+	bus_stats(bus, &stats);
+	if (!live_pid(stats.producer_pid))
+		up->state = BUS_UPSTREAM_IDLE;
+}
+
+static const char *const upstream_state_names[] = {
+	[BUS_UPSTREAM_IDLE] = "idle",
+	[BUS_UPSTREAM_CONNECTING] = "connecting",
+	[BUS_UPSTREAM_CONNECTED] = "connected",
+	[BUS_UPSTREAM_AWAY] = "away",
+};
+
+/* ,"upstream":{...}: state, since when, reconnects, the last error. */
+static void write_upstream(FILE *out, const struct bus *bus)
+{
+	struct bus_upstream up;
+
+	read_upstream(bus, &up);
+	fprintf(out, ",\"upstream\":{\"state\":\"%s\",\"since\":%lld.%06lld,\"reconnects\":%llu,"
+		     "\"last_error\":",
+		upstream_state_names[up.state], (long long)(up.since_usec / USEC_PER_SEC),
+		(long long)(up.since_usec % USEC_PER_SEC), (unsigned long long)up.reconnects);
+	status_json_string(out, up.last_error);
+	fputc('}', out);
+}
+
 void status_write_json(FILE *out, const struct stream_set *set, const struct settings *settings,
 		       const struct status_process *process)
 {
@@ -60,7 +98,7 @@ void status_write_json(FILE *out, const struct stream_set *set, const struct set
 			"\"max_viewers\":%d,\"producer_pid\":%d,"
 			"\"frames_published\":%llu,\"frames_encoded\":%llu,"
 			"\"frames_delivered\":%llu,\"frames_dropped\":%llu,"
-			"\"viewers\":%u,\"bytes_sent\":%llu,\"last_publish\":%lld.%06lld}",
+			"\"viewers\":%u,\"bytes_sent\":%llu,\"last_publish\":%lld.%06lld",
 			stats.width ? stats.width : st->cfg->width,
 			stats.height ? stats.height : st->cfg->height, st->cfg->fps,
 			st->cfg->quality, st->cfg->max_viewers, live_pid(stats.producer_pid),
@@ -71,6 +109,9 @@ void status_write_json(FILE *out, const struct stream_set *set, const struct set
 			(unsigned long long)stats.bytes_sent,
 			(long long)(stats.last_publish_usec / USEC_PER_SEC),
 			(long long)(stats.last_publish_usec % USEC_PER_SEC));
+		if (status_has_upstream(st->cfg))
+			write_upstream(out, st->bus);
+		fputc('}', out);
 	}
 	fputs("]}\n", out);
 }
@@ -127,6 +168,33 @@ void status_write_metrics(FILE *out, const struct stream_set *set,
 		      "JPEG bytes written to viewers.", offsetof(struct bus_stats, bytes_sent));
 	metric_family(out, set, "mjpeg_viewers", "gauge", "Viewers now, over all processes.",
 		      offsetof(struct bus_stats, viewers));
+
+	fputs("# HELP mjpeg_upstream_connected 1 while the stream's upstream (http:, exec:) is "
+	      "connected or running.\n"
+	      "# TYPE mjpeg_upstream_connected gauge\n",
+	      out);
+	for (i = 0; i < set->count; i++) {
+		struct bus_upstream up;
+
+		if (!status_has_upstream(set->streams[i]->cfg))
+			continue;
+		read_upstream(set->streams[i]->bus, &up);
+		fprintf(out, "mjpeg_upstream_connected{stream=\"%s\"} %d\n",
+			set->streams[i]->cfg->name, up.state == BUS_UPSTREAM_CONNECTED);
+	}
+	fputs("# HELP mjpeg_upstream_reconnects_total Connections to (or starts of) the "
+	      "upstream after the first.\n"
+	      "# TYPE mjpeg_upstream_reconnects_total counter\n",
+	      out);
+	for (i = 0; i < set->count; i++) {
+		struct bus_upstream up;
+
+		if (!status_has_upstream(set->streams[i]->cfg))
+			continue;
+		bus_upstream(set->streams[i]->bus, &up);
+		fprintf(out, "mjpeg_upstream_reconnects_total{stream=\"%s\"} %llu\n",
+			set->streams[i]->cfg->name, (unsigned long long)up.reconnects);
+	}
 
 	fputs("# HELP mjpeg_encode_seconds Time to encode one frame.\n"
 	      "# TYPE mjpeg_encode_seconds histogram\n",

@@ -1,5 +1,6 @@
 /* status: the /status document (JSON): version, uptime, the limits, and
- * per stream its geometry, producer and counters from the frame bus. */
+ * per stream its geometry, producer and counters from the frame bus, and
+ * the state of its upstream for relayed and exec: streams. */
 #ifndef MJPEG_STATUS_H
 #define MJPEG_STATUS_H
 
@@ -21,6 +22,11 @@ void status_write_json(FILE *out, const struct stream_set *set, const struct set
 /* Writes the same counters in Prometheus text format (version 0.0.4). */
 void status_write_metrics(FILE *out, const struct stream_set *set,
 			  const struct status_process *process);
+
+/* 1 for the kinds with an upstream (http:, exec:), whose stream objects
+ * carry "upstream":{"state":"idle|connecting|connected|away","since":S,
+ * "reconnects":N,"last_error":"..."}. */
+int status_has_upstream(const struct stream_settings *cfg);
 
 /* Writes s as a JSON string literal, quotes included. */
 void status_json_string(FILE *out, const char *s);
