@@ -24,7 +24,6 @@ struct mjpeg_source {
 	size_t chunk_pos, chunk_used;
 	int frame_pending;       /* the splitter gave a frame: feed it again before reading */
 	size_t bytes_unframed;   /* paced input: read since the last frame or pause */
-	uint64_t seen_oversized, seen_cut, seen_skipped; /* splitter counts taken into problems */
 };
 
 static void mjpeg_close(void *state)
@@ -62,19 +61,12 @@ static void *mjpeg_open(const struct stream_settings *stream, size_t frame_bytes
 	return src;
 }
 
-/* Takes the splitter's new drops into the input's problems. */
+/* Takes the splitter's new drops into the input's report. */
 static void note_splitter(struct mjpeg_source *src)
 {
-	const struct mjpeg_splitter *s = &src->splitter;
-	struct pipe_problems dropped = {
-		.oversized = s->frames_oversized - src->seen_oversized,
-		.cut = s->frames_cut - src->seen_cut,
-		.bytes_skipped = s->bytes_skipped - src->seen_skipped,
-	};
+	struct drops dropped;
 
-	src->seen_oversized = s->frames_oversized;
-	src->seen_cut = s->frames_cut;
-	src->seen_skipped = s->bytes_skipped;
+	drop_log_splitter(&src->in.drops, &src->splitter, &dropped);
 	pipe_input_dropped(&src->in, &dropped, NULL);
 }
 
@@ -146,7 +138,7 @@ static int mjpeg_next(void *state, struct source_frame *frame, const _Atomic int
 		if (!jpeg)
 			continue;
 		if (encode_validate(jpeg, jpeg_bytes, &frame->width, &frame->height, &why) < 0) {
-			const struct pipe_problems invalid = { .invalid = 1 };
+			const struct drops invalid = { .invalid = 1 };
 
 			pipe_input_dropped(&src->in, &invalid, why);
 			return 0;

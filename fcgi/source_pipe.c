@@ -5,9 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <inttypes.h>
 #include <poll.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,11 +19,8 @@
 /* Pause before reading a file with no complete frame again, or trying a
  * path that could not be opened again. */
 #define PIPE_RETRY_USEC USEC_PER_SEC
-/* Problems that can recur with every frame are reported at most this
- * often, with counts. */
+/* "Writer went away" lines are logged at most this often. */
 #define PIPE_LOG_INTERVAL_USEC USEC_PER_SEC
-/* Longest "dropped ..." report line, bytes. */
-#define PIPE_REPORT_BYTES 512
 
 /* The input as log lines name it. */
 static const char *input_name(const struct pipe_input *in)
@@ -50,66 +45,15 @@ static int log_slot(int64_t *next_usec)
 	return 1;
 }
 
-static void report_add(char *line, size_t *used, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-/* Appends ", " and a formatted part to line (PIPE_REPORT_BYTES); a line
- * that fills up is cut short. */
-static void report_add(char *line, size_t *used, const char *fmt, ...)
-{
-	size_t room;
-	va_list ap;
-	int n;
-
-	if (*used > 0 && *used + 2 < PIPE_REPORT_BYTES) {
-		memcpy(line + *used, ", ", 3);
-		*used += 2;
-	}
-	room = PIPE_REPORT_BYTES - *used; /* *used < PIPE_REPORT_BYTES always */
-	if (room < 2)
-		return;
-	va_start(ap, fmt);
-	n = vsnprintf(line + *used, room, fmt, ap);
-	va_end(ap);
-	if (n > 0)
-		*used += (size_t)n < room ? (size_t)n : room - 1;
-}
-
-static const char *plural(uint64_t count)
-{
-	return count == 1 ? "" : "s";
-}
-
 /* Logs what was dropped since the last line, when the rate limit allows
- * or now_anyway (closing); otherwise the counts wait for a later call. */
+ * or now_anyway (closing). */
 static void report_problems(struct pipe_input *in, int now_anyway)
 {
-	struct pipe_problems *p = &in->problems;
-	char line[PIPE_REPORT_BYTES];
-	size_t used = 0;
+	char who[STREAM_NAME_MAX + PATH_MAX + 16];
 
-	if (!p->invalid && !p->oversized && !p->cut && !p->partial && !p->bytes_skipped)
-		return;
-	if (!log_slot(&in->report_usec) && !now_anyway)
-		return;
-	line[0] = '\0';
-	if (p->invalid)
-		report_add(line, &used, "%" PRIu64 " invalid JPEG%s (%s)", p->invalid,
-			   plural(p->invalid), p->invalid_why);
-	if (p->oversized)
-		report_add(line, &used, "%" PRIu64 " JPEG%s over frame_bytes_max (%zu bytes)",
-			   p->oversized, plural(p->oversized), in->frame_bytes_max);
-	if (p->cut)
-		report_add(line, &used, "%" PRIu64 " JPEG%s cut short or broken", p->cut,
-			   plural(p->cut));
-	if (p->partial)
-		report_add(line, &used, "%" PRIu64 " partial frame%s at the end of the input",
-			   p->partial, plural(p->partial));
-	if (p->bytes_skipped)
-		report_add(line, &used, "%" PRIu64 " byte%s outside any JPEG", p->bytes_skipped,
-			   plural(p->bytes_skipped));
-	log_warn("source %s: %s: dropped %s", in->stream->name, input_name(in), line);
-	memset(p, 0, sizeof(*p));
+	if (snprintf(who, sizeof(who), "source %s: %s", in->stream->name, input_name(in)) < 0)
+		who[0] = '\0';
+	drop_log_flush(&in->drops, who, now_anyway);
 }
 
 /* A file's problems are the same on every pass: only the first counts. */
@@ -230,7 +174,7 @@ int pipe_input_ended(struct pipe_input *in, size_t dropped, const _Atomic int *s
 	const struct stream_settings *st = in->stream;
 
 	if (dropped > 0 && problems_counted(in))
-		in->problems.partial++;
+		in->drops.pending.partial++;
 	report_problems(in, 0);
 	switch (in->type) {
 	case PIPE_STDIN:
@@ -297,6 +241,7 @@ int pipe_input_open(struct pipe_input *in, const struct stream_settings *stream,
 	in->stream = stream;
 	in->frame_bytes_max = frame_bytes_max;
 	in->fd = -1;
+	drop_log_init(&in->drops, frame_bytes_max);
 	clock_pace_init(&in->pace, stream->fps > 0 ? (int64_t)(USEC_PER_SEC / stream->fps) : 0);
 	if (strcmp(stream->path, "-") == 0)
 		return open_stdin(in);
@@ -340,20 +285,9 @@ int pipe_input_is_paced(const struct pipe_input *in)
 	return in->paced;
 }
 
-void pipe_input_dropped(struct pipe_input *in, const struct pipe_problems *dropped,
-			const char *why)
+void pipe_input_dropped(struct pipe_input *in, const struct drops *dropped, const char *why)
 {
-	struct pipe_problems *p = &in->problems;
-
-	if (problems_counted(in)) {
-		p->invalid += dropped->invalid;
-		p->oversized += dropped->oversized;
-		p->cut += dropped->cut;
-		p->partial += dropped->partial;
-		p->bytes_skipped += dropped->bytes_skipped;
-		/* why lasts only until the caller's next validation */
-		if (why && snprintf(p->invalid_why, sizeof(p->invalid_why), "%s", why) < 0)
-			p->invalid_why[0] = '\0';
-	}
+	if (problems_counted(in))
+		drop_log_add(&in->drops, dropped, why);
 	report_problems(in, 0);
 }

@@ -20,6 +20,7 @@
 
 #include "clock.h"
 #include "config.h"
+#include "drops.h"
 
 #include <stdatomic.h>
 #include <stddef.h>
@@ -28,8 +29,6 @@
 /* Longest wait in poll() or a sleep before *stopping is looked at again. */
 #define PIPE_POLL_MSEC 200
 #define PIPE_POLL_USEC (PIPE_POLL_MSEC * USEC_PER_MSEC)
-/* Longest reason kept for a report line, bytes. */
-#define PIPE_WHY_BYTES 160
 
 enum pipe_input_type {
 	PIPE_STDIN, /* fd 0: never closed, never reopened */
@@ -39,15 +38,6 @@ enum pipe_input_type {
 
 enum pipe_read { PIPE_DATA, PIPE_EOF, PIPE_STOP, PIPE_ERROR };
 
-/* What was dropped since the last report line. */
-struct pipe_problems {
-	uint64_t invalid;       /* JPEGs encode_validate refused */
-	char invalid_why[PIPE_WHY_BYTES]; /* the last one's reason */
-	uint64_t oversized;     /* JPEGs over frame_bytes_max */
-	uint64_t cut;           /* JPEGs cut short or broken */
-	uint64_t partial;       /* partial frames at the end of the input */
-	uint64_t bytes_skipped; /* bytes outside any JPEG */
-};
 
 struct pipe_input {
 	const struct stream_settings *stream; /* settings: read-only, outlive us */
@@ -61,8 +51,7 @@ struct pipe_input {
 	uint64_t frames_since_open;
 	uint64_t passes;         /* a file's ends reached; problems reported in pass 0 only */
 	struct clock_pace pace;  /* a file's frames, at the stream's fps */
-	struct pipe_problems problems; /* since the last report line */
-	int64_t report_usec;     /* monotonic time the next report may be logged */
+	struct drop_log drops;   /* what the kind dropped, for the report lines */
 	int64_t writer_log_usec; /* the same for "writer went away" lines */
 };
 
@@ -107,7 +96,7 @@ int pipe_input_tick(struct pipe_input *in, const _Atomic int *stopping)
 /* The kind dropped what *dropped counts (why: the reason for an invalid
  * JPEG, or NULL): added to the problems (on a file's first pass only) and
  * logged when the rate limit allows. */
-void pipe_input_dropped(struct pipe_input *in, const struct pipe_problems *dropped,
+void pipe_input_dropped(struct pipe_input *in, const struct drops *dropped,
 			const char *why);
 
 /* 1 when the input is a regular file or a device, played at the stream's
