@@ -178,6 +178,20 @@ def fcgi_request(address, env, stdin=b"", timeout=TIMEOUT):
         return conn.request(env, stdin=stdin, timeout=timeout)
 
 
+def accepting(sock):
+    """True once something listens on the unix socket SOCK.  Its file
+    appears at bind(), before listen(): a connect in between is refused,
+    so the file alone does not say the server is ready."""
+    s = socket.socket(socket.AF_UNIX)
+    try:
+        s.connect(sock)
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
 @contextlib.contextmanager
 def own_responder(*args, env=None):
     """mjpeg-fcgi listening on a unix socket of its own with ARGS (default
@@ -200,9 +214,9 @@ def own_responder(*args, env=None):
     r.log = lambda: open(log_path, "rb").read().decode(errors="replace")
     try:
         deadline = time.monotonic() + TIMEOUT
-        while not os.path.exists(sock):
+        while not accepting(sock):
             assert proc.poll() is None, "the responder exited: " + r.log()
-            assert time.monotonic() < deadline, "the responder made no socket"
+            assert time.monotonic() < deadline, "the responder does not accept on its socket"
             time.sleep(0.05)
         yield r
     finally:

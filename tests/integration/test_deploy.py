@@ -27,7 +27,7 @@ from PIL import Image
 
 import mjpeg
 import stacks
-from fcgiwire import BIN, cgi_env, fcgi_request
+from fcgiwire import BIN, accepting, cgi_env, fcgi_request
 from stacks import TOP, live_processes, start_stack
 
 TIMEOUT = 5.0
@@ -369,8 +369,8 @@ def check_fd0_launcher(cmd, sock, short_dir):
     with open(os.path.join(short_dir, "log"), "wb") as log:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
         try:
-            assert stacks.wait_until(lambda: os.path.exists(sock), 10, 0.05), (
-                "%s made no socket" % os.path.basename(cmd[0]))
+            assert stacks.wait_until(lambda: accepting(sock), 10, 0.05), (
+                "nothing accepts on the socket %s made" % os.path.basename(cmd[0]))
             check_fd0_responder(sock, proc)
         finally:
             if proc.poll() is None:
