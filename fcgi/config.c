@@ -256,6 +256,20 @@ const struct stream_settings *config_find_stream(const struct settings *settings
 	return NULL;
 }
 
+void config_log_warnings(const struct settings *settings)
+{
+	size_t i;
+
+	for (i = 0; i < settings->stream_count; i++) {
+		const struct stream_settings *st = &settings->streams[i];
+
+		if (st->kind == SOURCE_HTTP && !st->upstream.tls_verify)
+			log_warn("stream %s: tls_verify = no: the certificate of %s is not checked; "
+				 "anyone on the way can read and replace its frames",
+				 st->name, st->source);
+	}
+}
+
 void config_add_default_streams(struct settings *settings)
 {
 	struct stream_settings *st;
