@@ -16,6 +16,7 @@ Paths (GET):
   /octet      application/octet-stream, chunked, bare JPEGs back to back
   /cut        three parts, then half of a fourth and the connection closes
   /stamped    parts with X-Timestamp: the time the frame was made
+  /hang       one part, then nothing, the connection kept open
   /snapshot.jpg  image/jpeg: one frame per request (snapshot cameras)
 The n-th frame served on a connection (n = 0, 1, ...) has colour
 COLOURS[n % len(COLOURS)]; /snapshot.jpg serves the colour
@@ -246,6 +247,17 @@ class CameraHandler(BaseHTTPRequestHandler):
                 return
             self.wfile.write(part)
 
+    def hang(self):
+        """One frame, then nothing, connection open (a camera that froze)."""
+        self.head("multipart/x-mixed-replace;boundary=frame")
+        jpeg = self.cam.frames[0]
+        self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n"
+                         % len(jpeg) + jpeg + b"\r\n")
+        self.wfile.flush()
+        while self.cam.server is not None and self.connection.fileno() >= 0:
+            if self.connection.recv(1, socket.MSG_PEEK) == b"":
+                return  # the relay hung up
+
     def stamped(self):
         self.head("multipart/x-mixed-replace;boundary=frame")
         for _, jpeg in self.frames():
@@ -263,4 +275,5 @@ LAYOUTS = {
     "/octet": CameraHandler.octet,
     "/cut": CameraHandler.cut,
     "/stamped": CameraHandler.stamped,
+    "/hang": CameraHandler.hang,
 }

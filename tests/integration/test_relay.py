@@ -133,6 +133,26 @@ def test_snapshot_url_polled_at_fps(layouts_edge):
     assert 5 <= polled <= 45, polled
 
 
+def test_stalled_upstream_dropped_and_retried(tmp_path):
+    """A camera that sends one frame and then nothing, connection open: after
+    upstream_stall_ms without a byte the relay hangs up and connects again."""
+    cam = Camera(free_port()).start()
+    try:
+        config = write_config(tmp_path, "[stream frozen]\nsource = %s\n"
+                                        "upstream_stall_ms = 800\n" % cam.url("/hang"))
+        with running_stack(config=config) as st, Viewer(st.port, "/stream/frozen") as v:
+            assert v.status == 200
+            decode_jpeg(v.reader.next_part().body)
+            assert wait_until(lambda: "no byte for 800 ms" in
+                              st.stream("frozen")["upstream"]["last_error"], SETTLE_S)
+            assert wait_until(lambda: cam.connections["/hang"] >= 2, SETTLE_S)
+            # each frozen connection is let go, not kept beside the next one
+            # (kept ones would pile up: 2, 3, ... open for good)
+            assert wait_until(lambda: cam.open["/hang"] <= 1, SETTLE_S)
+    finally:
+        cam.stop()
+
+
 def test_relay_from_ffmpeg_server(tmp_path):
     """ffmpeg's own HTTP server (-listen 1) answers application/octet-stream,
     chunked, with --ffmpeg parts: read from the body, not the header."""
