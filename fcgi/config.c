@@ -5,6 +5,7 @@
 #include "parse.h"
 #include "supervisor.h"
 
+#include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -166,6 +167,23 @@ void config_url_shown(const char *url, char *shown, size_t size)
 	snprintf(shown, size, "%s", url);
 }
 
+/* NULL when libcurl takes url as an http(s) URL, else why not. */
+static const char *url_refusal(const char *url)
+{
+	static char why[160];
+	CURLU *h = curl_url();
+	CURLUcode rc;
+
+	if (!h)
+		return "out of memory";
+	rc = curl_url_set(h, CURLUPART_URL, url, 0);
+	curl_url_cleanup(h);
+	if (rc == CURLUE_OK)
+		return NULL;
+	snprintf(why, sizeof(why), "not a URL libcurl takes: %s", curl_url_strerror(rc));
+	return why;
+}
+
 /* Sets kind and path from a source key.  -1 for an unknown source. */
 static int stream_set_source(struct stream_settings *st, const char *source)
 {
@@ -254,6 +272,20 @@ const struct stream_settings *config_find_stream(const struct settings *settings
 		if (strcmp(settings->streams[i].name, name) == 0)
 			return &settings->streams[i];
 	return NULL;
+}
+
+void config_log_warnings(const struct settings *settings)
+{
+	size_t i;
+
+	for (i = 0; i < settings->stream_count; i++) {
+		const struct stream_settings *st = &settings->streams[i];
+
+		if (st->kind == SOURCE_HTTP && !st->upstream.tls_verify)
+			log_warn("stream %s: tls_verify = no: the certificate of %s is not checked; "
+				 "anyone on the way can read and replace its frames",
+				 st->name, st->source);
+	}
 }
 
 void config_add_default_streams(struct settings *settings)
@@ -588,6 +620,8 @@ int config_load_file(struct settings *settings, const char *path)
 			why = "yuyv needs an even width";
 		else if (st->kind == SOURCE_INGEST && !st->token[0])
 			why = "an ingest stream needs a token (16 to 128 characters)";
+		else if (st->kind == SOURCE_HTTP && (why = url_refusal(st->path)) != NULL)
+			;
 		else if (st->kind != SOURCE_HTTP &&
 			 (st->upstream.user[0] || st->upstream.password[0] ||
 			  st->upstream.header_count || !st->upstream.tls_verify))

@@ -139,6 +139,10 @@ int config_load_file(struct settings *settings, const char *path)
 int config_from_args(struct settings *settings, int argc, char **argv)
 	__attribute__((warn_unused_result));
 
+/* Logs what is allowed but unsafe (tls_verify = no), once per start or
+ * reload. */
+void config_log_warnings(const struct settings *settings);
+
 /* The built-in streams, used when the config defines none. */
 void config_add_default_streams(struct settings *settings);
 

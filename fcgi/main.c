@@ -9,6 +9,7 @@
 #include "stream.h"
 #include "supervisor.h"
 
+#include <curl/curl.h>
 #include <errno.h>
 #include <fcgiapp.h>
 #include <fcntl.h>
@@ -266,6 +267,8 @@ static void reload(struct server *server)
 		log_error("reload: the config has errors (above); keeping the running config");
 	} else if (server_reload(server, next) < 0) {
 		log_error("reload: keeping the running config");
+	} else {
+		config_log_warnings(next);
 	}
 	free(next);
 }
@@ -396,6 +399,12 @@ int main(int argc, char **argv)
 	if (rc != 0)
 		return rc > 0 ? EXIT_SUCCESS : 2;
 	log_set_level(settings.log_level);
+	/* Before any thread: libcurl's global set-up is not thread-safe with
+	 * every TLS back-end. */
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		fprintf(stderr, "mjpeg-fcgi: curl_global_init failed\n");
+		return EXIT_FAILURE;
+	}
 	if (!settings.listen[0] && cgi_detect())
 		return serve_cgi(&settings, argc);
 
@@ -406,6 +415,7 @@ int main(int argc, char **argv)
 		return EXIT_FAILURE;
 	}
 	install_signals();
+	config_log_warnings(&settings);
 	if (FCGX_Init() != 0) {
 		fprintf(stderr, "mjpeg-fcgi: FCGX_Init failed\n");
 		return EXIT_FAILURE;

@@ -12,6 +12,7 @@
  *   raw:PATH  raw:-                   raw frames from a FIFO/file or stdin (source_raw.c)
  *   mjpeg:PATH  mjpeg:-               concatenated JPEGs    (source_mjpeg.c)
  *   ingest                            frames POSTed to ingest/NAME: no producer thread
+ *   http://URL  https://URL           a camera or server, relayed (source_http.c)
  * raw: and mjpeg: read their bytes through source_pipe.c (FIFOs, files,
  * stdin); mjpeg: cuts them into JPEGs with mjpeg_splitter.c. */
 #ifndef MJPEG_SOURCE_H
@@ -102,5 +103,6 @@ extern const struct source_ops source_pattern_ops; /* source_pattern.c */
 extern const struct source_ops source_dir_ops;     /* source_dir.c */
 extern const struct source_ops source_raw_ops;     /* source_raw.c */
 extern const struct source_ops source_mjpeg_ops;   /* source_mjpeg.c */
+extern const struct source_ops source_http_ops;    /* source_http.c */
 
 #endif

@@ -80,6 +80,10 @@ ENCODE_TARGET = 1.10     # encode_frame() may take at most 10% longer than tjben
 ENCODE_ROUNDS = 2        # encodebench and tjbench alternate; the best of each counts
 ENCODE_WARMUP_S = 0.5    # untimed encoding before each timed window
 TIME_BUDGET_S = 540      # make bench must end within 10 minutes, build included
+RELAY_VIEWERS = 100      # viewers of the origin, then of the edge, in the relay runs
+RELAY_ROUNDS = 2         # origin and edge alternate this many times
+RELAY_WARMUP_S = 3.0     # the relay runs' client warm-up
+RELAY_ADDED_P50_MS = 2.0 # a relay hop may add this much to the p50 delay on loopback
 
 
 def say(msg):
@@ -695,6 +699,36 @@ class Bench:
                         if ln.strip() and not ln.startswith("#")][:30]
         return out
 
+    def relay_run(self, port_origin, port_edge, config):
+        """An origin stack and an edge stack whose bars stream relays the
+        origin's (source = http://...): 100 viewers on the origin, then 100 on
+        the edge, RELAY_ROUNDS times.  The edge passes the origin's
+        X-Timestamp on, so its viewers' delay is from the origin's publish:
+        the difference of the two p50s is what the relay hop adds.  CPU per
+        delivered frame of each stack's own processes, side by side."""
+        origin = Stack(port_origin, 1, config)
+        edge_config = os.path.join(WORK, "edge.ini")
+        with open(edge_config, "w") as f:
+            f.write(open(config).read() +
+                    f"[stream {STREAM}]\nsource = http://127.0.0.1:{port_origin}/stream/{STREAM}\n")
+        edge = Stack(port_edge, 1, edge_config)
+        out = {"origin": [], "edge": []}
+        try:
+            origin.start()
+            edge.start()
+            servers = {"origin": origin.server("origin"), "edge": edge.server("edge(relay)")}
+            for _ in range(RELAY_ROUNDS):
+                for name in ("origin", "edge"):
+                    r = run_client(servers[name], RELAY_VIEWERS, self.main_s,
+                                   warmup=RELAY_WARMUP_S)
+                    say(summary_line(f"relay: {name}", r))
+                    out[name].append(r)
+            out["edge_upstream"] = edge.status().get("upstream")
+        finally:
+            edge.stop()
+            origin.stop()
+        return out
+
     def fastapi_run(self, port, reserve_s, top):
         # no __pycache__ left in tests/bench
         env = dict(os.environ, BENCH_FRAMES_DIR=FRAMES_DIR, BENCH_FPS=str(FPS),
@@ -910,6 +944,40 @@ def print_table(title, figs, fa, raw, prefix=""):
     return missed
 
 
+def print_relay(relay):
+    """The relay hop's figures: the median over the rounds of each side's
+    delay p50 and CPU per frame, and their difference and ratio."""
+    def median(values):
+        values = sorted(v for v in values if v is not None)
+        return values[len(values) // 2] if values else None
+
+    fig = {}
+    for name in ("origin", "edge"):
+        runs = relay[name]
+        fig[name] = {"delay_p50": median(r["delay_ms"]["p50"] for r in runs),
+                     "delay_p99": median(r["delay_ms"]["p99"] for r in runs),
+                     "cpu_frame": median(r["server_cpu_us_per_frame"] for r in runs),
+                     "fps_min": min(r["fps"]["min"] for r in runs)}
+    o, e = fig["origin"], fig["edge"]
+    added = e["delay_p50"] - o["delay_p50"] if None not in (e["delay_p50"], o["delay_p50"]) \
+        else None
+    cpu_ratio = e["cpu_frame"] / o["cpu_frame"] if o["cpu_frame"] and e["cpu_frame"] else None
+    relay["figures"] = {"origin": o, "edge": e, "added_delay_p50_ms": added,
+                        "edge_cpu_frame_ratio": cpu_ratio}
+    print()
+    print(f"relay hop: {RELAY_VIEWERS} viewers of the origin, then of an edge relaying it "
+          f"(http: source), {RELAY_ROUNDS} rounds each, medians; delay from the origin's "
+          "publish")
+    for name, f in (("origin", o), ("edge", e)):
+        print(f"  {name:7s} delay p50 {fmt(f['delay_p50'])} ms, p99 {fmt(f['delay_p99'])} ms, "
+              f"server CPU {fmt(f['cpu_frame'], 1)} us per delivered frame, fps min "
+              f"{fmt(f['fps_min'])}")
+    met = added is not None and added <= RELAY_ADDED_P50_MS
+    print(f"  added by the hop: delay p50 {fmt(added)} ms (target <= {RELAY_ADDED_P50_MS:g} ms: "
+          f"{'yes' if met else 'NO'}), CPU per frame x{fmt(cpu_ratio)} of the origin's")
+    return [] if met else ["relay hop delay p50"]
+
+
 def print_baselines(fa, raw):
     keys = [("fps_min_500", "fps"), ("delay_p50_100", "ms"), ("delay_p99_100", "ms"),
             ("cpu_frame_100", "us"), ("cpu_frame_500", "us"), ("max_viewers", "viewers"),
@@ -1044,6 +1112,15 @@ def main():
         raw_top = min(raw_top + 400, top) if top else raw_top + 400
         results["raw"] = bench.raw_run(port, reserve_s=80, top=raw_top)
 
+        if bench.left() > 60 + RELAY_ROUNDS * 2 * (bench.main_s + RELAY_WARMUP_S + 3):
+            port = free_port(port + 1)
+            edge_port = free_port(port + 1)
+            say(f"relay: origin stack on port {port}, edge stack relaying it on {edge_port}")
+            results["relay"] = bench.relay_run(port, edge_port, config)
+            port = edge_port
+        else:
+            say("relay runs skipped: not enough of the time budget left")
+
         if not args.no_workers2 and bench.left() > 90:
             port = free_port(port + 1)
             say(f"stack (nginx + responder, WORKERS=2) on port {port}")
@@ -1077,6 +1154,8 @@ def main():
         missed += print_table("mjpeg-fcgi behind nginx, WORKERS=2", figs2, fa, raw,
                               prefix="[w2] ")
     print_baselines(fa, raw)
+    if "relay" in results:
+        missed += print_relay(results["relay"])
     ramp_notes = []
     for name in ("stack", "stack_workers2", "fastapi", "raw"):
         if name in results and "ramp" in results[name]:

@@ -122,3 +122,43 @@ def test_opencv_snippet_red_is_red(readme):
         assert r > 200 and g < 60 and b < 60, (r, g, b)
 
     run_snippet(blocks["opencv-python"], False, check)
+
+
+def readme_blocks():
+    """Every <!-- test: NAME --> block of the README, by name."""
+    with open(os.path.join(TOP, "README.md")) as f:
+        text = f.read()
+    return dict(re.findall(r"<!-- test: ([\w-]+) -->\n```\w*\n(.*?)```", text, re.S))
+
+
+def test_relay_recipes_as_written(tmp_path):
+    """The camera and snapshot recipes, with a camera emulator in place of
+    the cameras' addresses (and the recipe's own user and password, which
+    it requires), and the chain recipe with its origin on a stack's port."""
+    from camera import Camera
+    blocks = readme_blocks()
+    user = re.search(r"^user = (.*)$", blocks["relay-camera-config"], re.M).group(1)
+    password = re.search(r"^password = (.*)$", blocks["relay-camera-config"], re.M).group(1)
+    cam = Camera(free_port(), user=user, password=password).start()
+    snap = Camera(free_port()).start()
+    try:
+        camera_block = re.sub(r"http://192\.168\.1\.64/\S*", cam.url("/std"),
+                              blocks["relay-camera-config"])
+        snapshot_block = re.sub(r"http://192\.168\.1\.65/", snap.url("/"),
+                                blocks["relay-snapshot-config"])
+        assert camera_block != blocks["relay-camera-config"]
+        assert snapshot_block != blocks["relay-snapshot-config"]
+        with running_stack() as origin:
+            chain_block = blocks["relay-chain-config"].replace("127.0.0.1:8080",
+                                                               "127.0.0.1:%d" % origin.port)
+            config = tmp_path / "cameras.ini"
+            config.write_text(camera_block + snapshot_block + chain_block)
+            with running_stack(config=config) as st:
+                for name in ("frontdoor", "garden", "bars"):
+                    size, _ = snapshot(st.port, name)
+                    assert size[0] > 0
+                    assert st.stream(name)["upstream"]["state"] == "connected"
+                assert snap.snapshots > 0
+    finally:
+        cam.stop()
+        snap.stop()

@@ -536,6 +536,107 @@ static void test_file_stream_without_source(void **state)
 	assert_file_refused(f, "[stream cam]\nfps = 5\n", 0, "source");
 }
 
+/* ---- upstream keys (http:, exec:) ---------------------------------------- */
+
+static void test_upstream_keys_applied(void **state)
+{
+	struct fixture *f = *state;
+	const struct stream_settings *st;
+
+	write_ini(f, "[stream cam]\n"
+		     "source = HTTPS://bob:pw@cam.local:8443/video?x=1\n"
+		     "user = alice\npassword = s3cret pass\n"
+		     "header = Authorization: Bearer abc\nheader = X-Camera-Key:k\n"
+		     "tls_verify = no\n"
+		     "upstream_connect_ms = 1500\nupstream_stall_ms = 4000\n"
+		     "upstream_retry_min_ms = 100\nupstream_retry_max_ms = 900\n"
+		     "[stream cmd]\nsource = exec:ffmpeg -i x -f mjpeg -\n"
+		     "upstream_stop_grace_ms = 300\n");
+	config_defaults(&f->settings);
+	assert_int_equal(config_load_file(&f->settings, f->ini), 0);
+	st = config_find_stream(&f->settings, "cam");
+	assert_non_null(st);
+	assert_int_equal(st->kind, SOURCE_HTTP);
+	/* libcurl gets the URL as written; what is shown hides the user part */
+	assert_string_equal(st->path, "HTTPS://bob:pw@cam.local:8443/video?x=1");
+	assert_string_equal(st->source, "HTTPS://***@cam.local:8443/video?x=1");
+	assert_string_equal(st->upstream.user, "alice");
+	assert_string_equal(st->upstream.password, "s3cret pass");
+	assert_int_equal(st->upstream.header_count, 2);
+	assert_string_equal(st->upstream.headers[1], "X-Camera-Key:k");
+	assert_int_equal(st->upstream.tls_verify, 0);
+	assert_int_equal(st->upstream.connect_usec, 1500000);
+	assert_int_equal(st->upstream.stall_usec, 4000000);
+	assert_int_equal(st->upstream.retry_min_usec, 100000);
+	assert_int_equal(st->upstream.retry_max_usec, 900000);
+	st = config_find_stream(&f->settings, "cmd");
+	assert_non_null(st);
+	assert_int_equal(st->kind, SOURCE_EXEC);
+	assert_string_equal(st->path, "ffmpeg -i x -f mjpeg -");
+	assert_int_equal(st->upstream.stop_grace_usec, 300000);
+	assert_int_equal(st->upstream.tls_verify, 1);
+	assert_int_equal(st->upstream.retry_max_usec, UPSTREAM_RETRY_MAX_MS_DEFAULT * 1000);
+}
+
+static void test_url_shown(void **state)
+{
+	static const char *const cases[][2] = {
+		{ "http://cam/video", "http://cam/video" },
+		{ "http://u:p@cam/video", "http://***@cam/video" },
+		{ "http://u:p@w@cam:81/a@b", "http://***@cam:81/a@b" },
+		{ "https://u@cam?x=@", "https://***@cam?x=@" },
+		{ "http://cam/a?user=x@y", "http://cam/a?user=x@y" },
+	};
+	char shown[128];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		config_url_shown(cases[i][0], shown, sizeof(shown));
+		assert_string_equal(shown, cases[i][1]);
+	}
+}
+
+static void test_upstream_key_errors(void **state)
+{
+	struct fixture *f = *state;
+
+	assert_file_refused(f, "[stream c]\nsource = http://cam/\nheader = NoColon\n", 3,
+			    "header");
+	assert_file_refused(f, "[stream c]\nsource = http://cam/\nheader = : empty name\n", 3,
+			    "header");
+	assert_file_refused(f, "[stream c]\nsource = http://cam/\ntls_verify = maybe\n", 3,
+			    "yes or no");
+	assert_file_refused(f, "[stream c]\nsource = http://cam/\nuser = a:b\n", 3, "user");
+	assert_file_refused(f, "[stream c]\nsource = http://cam/\nupstream_stall_ms = 5\n", 3,
+			    "10 to 3600000");
+	assert_file_refused(f, "[stream c]\nsource = http://cam/\nupstream_sparkle_ms = 5\n",
+			    3, "unknown key");
+	assert_file_refused(f, "[stream c]\nsource = http:\n", 2, "source");
+	assert_file_refused(f, "[stream c]\nsource = http://\n", 2, "source");
+	assert_file_refused(f, "[stream c]\nsource = exec:\n", 2, "source");
+	assert_file_refused(f, "[stream c]\nsource = http://cam/a b\n", 0, "not a URL");
+	assert_file_refused(f, "[stream c]\nsource = http://ca m/\n", 0, "not a URL");
+	assert_file_refused(f, "[stream c]\nsource = http://cam/\npassword = p\n", 0,
+			    "a password needs a user");
+	assert_file_refused(f, "[stream c]\nsource = pattern:bars\nuser = u\n", 0,
+			    "for http: and https: sources");
+	assert_file_refused(f, "[stream c]\nsource = pattern:bars\ntls_verify = no\n", 0,
+			    "for http: and https: sources");
+	assert_file_refused(f,
+			    "[stream c]\nsource = http://cam/\nupstream_retry_min_ms = 3000\n"
+			    "upstream_retry_max_ms = 2000\n",
+			    0, "upstream_retry_min_ms is above upstream_retry_max_ms");
+	{
+		char text[1200] = "[stream c]\nsource = http://cam/\n";
+		int i;
+
+		for (i = 0; i < UPSTREAM_HEADERS_MAX + 1; i++)
+			strcat(text, "header = X-A: b\n");
+		assert_file_refused(f, text, 3 + UPSTREAM_HEADERS_MAX, "at most 8 header lines");
+	}
+}
+
 /* ---- the mount point ---------------------------------------------------- */
 
 static void test_mount(void **state)
@@ -703,6 +804,9 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_stream_name_valid),
 		cmocka_unit_test(test_mount_valid),
+		cmocka_unit_test(test_url_shown),
+		CONFIG_TEST(test_upstream_keys_applied),
+		CONFIG_TEST(test_upstream_key_errors),
 		CONFIG_TEST(test_no_args_gives_default_streams),
 		CONFIG_TEST(test_args_applied),
 		CONFIG_TEST(test_bad_args),
