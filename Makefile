@@ -14,7 +14,7 @@ WARNINGS := -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissing-prot
 	-Wpointer-arith -Wvla
 CPPFLAGS += -D_GNU_SOURCE -MMD -MP
 ALL_CFLAGS = -std=c11 $(WARNINGS) -pthread $(CFLAGS)
-LDLIBS += -lfcgi -lturbojpeg -linih -lcurl -pthread
+LDLIBS += -lfcgi -lturbojpeg -linih -lcurl -ljansson -pthread
 PREFIX ?= /usr/local
 PORT ?= 8080
 # Cores: parallel builds, tests and fuzzing size themselves by it.
@@ -69,6 +69,7 @@ UNIT_MODS_mjpeg_reader := mjpeg_reader mjpeg_splitter multipart clock log testut
 UNIT_MODS_mjpeg_splitter := mjpeg_splitter log testutil encode
 UNIT_MODS_multipart := multipart clock
 UNIT_MODS_option := option parse log
+UNIT_MODS_origin := origin config option parse clock log testutil encode
 UNIT_MODS_pace := pace
 UNIT_MODS_parse := parse
 UNIT_MODS_pattern := source source_pattern source_dir source_raw source_mjpeg source_pipe drops \
