@@ -314,7 +314,7 @@ void config_add_default_streams(struct settings *settings)
 static const char *apply_upstream_key(struct upstream_settings *up, const char *key,
 				      const char *value);
 
-const char *config_add_relay_stream(struct settings *settings, const char *name)
+const char *config_add_relay_stream(struct settings *settings, const char *name, double fps)
 {
 	struct stream_settings *st;
 	char url[RELAY_ORIGIN_MAX + STREAM_NAME_MAX + 16];
@@ -333,6 +333,8 @@ const char *config_add_relay_stream(struct settings *settings, const char *name)
 		return "the origin's URL does not make a source";
 	}
 	st->upstream = settings->relay.upstream;
+	if (fps >= 0.01 && fps <= FPS_MAX)
+		st->fps = fps;
 	stream_fill_defaults(st);
 	return NULL;
 }

@@ -165,10 +165,12 @@ void config_log_warnings(const struct settings *settings);
 void config_add_default_streams(struct settings *settings);
 
 /* Adds the stream NAME relayed from the [relay] origin: source
- * ORIGIN/stream/NAME with the [relay] upstream settings.  NULL on success,
+ * ORIGIN/stream/NAME with the [relay] upstream settings, and fps (what the
+ * origin says; 0 for the default) as the rate /status shows and a
+ * snapshot-only upstream would be polled at.  NULL on success,
  * else why not (a name that is not a valid stream name, one the config
  * already has, STREAMS_MAX reached); nothing is changed then. */
-const char *config_add_relay_stream(struct settings *settings, const char *name);
+const char *config_add_relay_stream(struct settings *settings, const char *name, double fps);
 
 /* url as /status and the log may show it: user information (user:password@)
  * replaced by "***". */

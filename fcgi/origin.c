@@ -51,6 +51,7 @@ int origin_parse_status(const char *json, size_t len, struct origin_list *list, 
 	}
 	json_array_foreach(streams, i, stream) {
 		const char *name = json_string_value(json_object_get(stream, "name"));
+		double fps;
 
 		if (!name) {
 			log_warn("origin: stream %zu of the list has no name; skipped", i);
@@ -65,6 +66,8 @@ int origin_parse_status(const char *json, size_t len, struct origin_list *list, 
 			skipped_over_max++;
 			continue;
 		}
+		fps = json_number_value(json_object_get(stream, "fps"));
+		list->fps[list->count] = fps >= 0.01 && fps <= FPS_MAX ? fps : 0;
 		snprintf(list->names[list->count++], sizeof(list->names[0]), "%s", name);
 	}
 	if (skipped_over_max)
@@ -185,7 +188,8 @@ static int refresh_known(const struct relay_settings *relay, struct origin_list 
 		return -1;
 	CHECK_ZERO(pthread_mutex_lock(&known_lock));
 	changed = !known_valid || known.count != list->count ||
-		  memcmp(known.names, list->names, list->count * sizeof(list->names[0])) != 0;
+		  memcmp(known.names, list->names, list->count * sizeof(list->names[0])) != 0 ||
+		  memcmp(known.fps, list->fps, list->count * sizeof(list->fps[0])) != 0;
 	known = *list;
 	known_valid = 1;
 	CHECK_ZERO(pthread_mutex_unlock(&known_lock));
@@ -209,7 +213,8 @@ size_t origin_add_streams(struct settings *settings)
 			 list.count);
 	}
 	for (i = 0; i < list.count; i++) {
-		const char *refused = config_add_relay_stream(settings, list.names[i]);
+		const char *refused =
+			config_add_relay_stream(settings, list.names[i], list.fps[i]);
 
 		if (refused)
 			log_warn("origin %s: stream %s not relayed: %s", shown, list.names[i], refused);

@@ -24,10 +24,12 @@
 struct origin_list {
 	size_t count;
 	char names[STREAMS_MAX][STREAM_NAME_MAX + 1];
+	double fps[STREAMS_MAX]; /* the origin's "fps", 0 when absent or out of range */
 };
 
 /* Parses an origin's /status document (len bytes, need not end in NUL)
- * into list: the "name" of every object of its "streams" array, in order.
+ * into list: the "name" (and "fps") of every object of its "streams"
+ * array, in order.
  * A stream without a string "name", or with one that is not a valid stream
  * name, is skipped with a log line, and so is every stream past
  * STREAMS_MAX.  -1 with why set (bad JSON, no "streams" array). */
