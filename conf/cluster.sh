@@ -67,8 +67,8 @@ stop_listed() {
 
 cmd_start() {
     local edges=$1 config=${2:-} edge_template=${EDGE_CONFIG:-$HERE/edge.ini.example}
-    local origin=$((PORT + 1)) last=$((PORT + 1 + edges)) port pids=() edge_ports=() failed=0
     [[ $edges =~ ^[1-9][0-9]?$ ]] && ((edges <= EDGES_MAX)) || die "EDGES must be a number from 1 to $EDGES_MAX, not '$edges'"
+    local origin=$((PORT + 1)) last=$((PORT + 1 + edges)) port pids=() edge_ports=() failed=0
     ((last <= 65535)) || die "the edges would need ports up to $last, over 65535"
     [[ -f $edge_template && -r $edge_template ]] || die "edge config '$edge_template' is not a readable file"
     grep -q '^origin[[:space:]]*=' "$edge_template" || die "edge config '$edge_template' has no origin = line under [relay]"
