@@ -204,13 +204,21 @@ size_t origin_add_streams(struct settings *settings)
 
 	config_url_shown(settings->relay.origin, shown, sizeof(shown));
 	if (refresh_known(&settings->relay, &list, why, sizeof(why)) < 0) {
+		int valid;
+
 		CHECK_ZERO(pthread_mutex_lock(&known_lock));
 		list = known;
-		if (!known_valid)
+		valid = known_valid;
+		if (!valid)
 			list.count = 0;
 		CHECK_ZERO(pthread_mutex_unlock(&known_lock));
-		log_warn("origin %s: %s; relaying the %zu streams of the last list read", shown, why,
-			 list.count);
+		if (valid)
+			log_warn("origin %s: %s; relaying the %zu streams of the last list read",
+				 shown, why, list.count);
+		else
+			log_warn("origin %s: %s; no stream to relay until its list can be read "
+				 "(tried every refresh_s)",
+				 shown, why);
 	}
 	for (i = 0; i < list.count; i++) {
 		const char *refused =

@@ -265,6 +265,23 @@ static const char STATUS_TWO[] = "HTTP/1.1 200 OK\r\nContent-Type: application/j
 				 "Connection: close\r\n\r\n"
 				 "{\"streams\":[{\"name\":\"one\",\"fps\":5},{\"name\":\"two\"}]}";
 
+/* Runs before any read succeeded in this process: nothing to fall back on. */
+static void test_no_list_yet(void **state)
+{
+	struct settings *settings = malloc(sizeof(*settings));
+	const char *log;
+
+	(void)state;
+	assert_non_null(settings);
+	relay_at(settings, closed_port());
+	capture_stderr();
+	assert_int_equal(origin_add_streams(settings), 0);
+	log = captured_stderr();
+	assert_int_equal(settings->stream_count, 0);
+	assert_non_null(strstr(log, "no stream to relay until its list can be read"));
+	free(settings);
+}
+
 static void test_fetch_and_keep_last_list(void **state)
 {
 	static const char status_500[] = "HTTP/1.1 500 Internal Server Error\r\n"
@@ -352,6 +369,7 @@ int main(void)
 		cmocka_unit_test(test_parse_refuses_what_is_no_status),
 		cmocka_unit_test(test_parse_skips_bad_streams),
 		cmocka_unit_test(test_parse_too_many_streams),
+		cmocka_unit_test(test_no_list_yet),
 		cmocka_unit_test(test_fetch_and_keep_last_list),
 		cmocka_unit_test(test_fetch_refuses_a_huge_document),
 	};
