@@ -311,9 +311,6 @@ void config_add_default_streams(struct settings *settings)
 		stream_fill_defaults(st);
 }
 
-static const char *apply_upstream_key(struct upstream_settings *up, const char *key,
-				      const char *value);
-
 const char *config_add_relay_stream(struct settings *settings, const char *name, double fps)
 {
 	struct stream_settings *st;
@@ -338,6 +335,9 @@ const char *config_add_relay_stream(struct settings *settings, const char *name,
 	stream_fill_defaults(st);
 	return NULL;
 }
+
+static const char *apply_upstream_key(struct upstream_settings *up, const char *key,
+				      const char *value);
 
 /* A [relay] key; NULL or why not. */
 static const char *apply_relay_key(struct relay_settings *relay, const char *key,
