@@ -67,7 +67,9 @@ stop_listed() {
 
 cmd_start() {
     local edges=$1 config=${2:-} edge_template=${EDGE_CONFIG:-$HERE/edge.ini.example}
-    [[ $edges =~ ^[1-9][0-9]?$ ]] && ((edges <= EDGES_MAX)) || die "EDGES must be a number from 1 to $EDGES_MAX, not '$edges'"
+    if [[ ! $edges =~ ^[1-9][0-9]?$ ]] || ((edges > EDGES_MAX)); then
+        die "EDGES must be a number from 1 to $EDGES_MAX, not '$edges'"
+    fi
     local origin=$((PORT + 1)) last=$((PORT + 1 + edges)) port pids=() edge_ports=() failed=0
     ((last <= 65535)) || die "the edges would need ports up to $last, over 65535"
     [[ -f $edge_template && -r $edge_template ]] || die "edge config '$edge_template' is not a readable file"

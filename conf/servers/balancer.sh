@@ -20,8 +20,9 @@ server_check_tools() {
         [[ -n ${BALANCER_EDGES:-} ]] || die "BALANCER_EDGES must list the edges' ports (\"8082 8083\")"
         local edge
         for edge in $BALANCER_EDGES; do
-            [[ $edge =~ ^[1-9][0-9]{0,4}$ ]] && ((edge <= 65535)) ||
+            if [[ ! $edge =~ ^[1-9][0-9]{0,4}$ ]] || ((edge > 65535)); then
                 die "BALANCER_EDGES: '$edge' is not a port from 1 to 65535"
+            fi
         done
     fi
 }

@@ -425,3 +425,15 @@ def test_cluster_script_refuses_bad_arguments():
         r = subprocess.run(["conf/cluster.sh"] + args, cwd=TOP, capture_output=True, text=True,
                            timeout=30)
         assert r.returncode != 0 and message in r.stderr, (args, r.stderr)
+    r = subprocess.run(["conf/cluster.sh", "stop", "18000"], cwd=TOP, capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 0 and "no cluster on port 18000" in r.stdout, r
+    # the balancer alone needs its edges
+    port = free_port()
+    for edges, message in (("", "BALANCER_EDGES must list"), ("8082 x", "'x' is not a port"),
+                           ("70000", "'70000' is not a port")):
+        env = dict(os.environ, SERVER="balancer", BALANCER_EDGES=edges)
+        r = subprocess.run(["conf/stack.sh", "start", str(port)], cwd=TOP, env=env,
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode != 0 and message in r.stderr, (edges, r.stderr)
+        assert not port_answers(port)
