@@ -763,7 +763,8 @@ class Bench:
             for name, size in EDGE_SIZES:
                 out[name] = {"size": size}
                 for side in ("origin", "edge"):
-                    r = run_client(servers[side], EDGE_VIEWERS, self.main_s,
+                    # a ramp step's window: CPU per frame settles within it
+                    r = run_client(servers[side], EDGE_VIEWERS, self.step_s,
                                    warmup=RELAY_WARMUP_S, path=f"/stream/{name}")
                     say(summary_line(f"edges: {size} {side}", r))
                     out[name][side] = r
@@ -1214,7 +1215,7 @@ def main():
         else:
             say("relay runs skipped: not enough of the time budget left")
 
-        if bench.left() > 60 + len(EDGE_SIZES) * 2 * (bench.main_s + RELAY_WARMUP_S + 3):
+        if bench.left() > 20 + len(EDGE_SIZES) * 2 * (bench.step_s + RELAY_WARMUP_S + 3):
             port = free_port(port + 1)
             edge_port = free_port(port + 1)
             say(f"viewers per edge: origin stack on port {port}, edge on {edge_port}")
