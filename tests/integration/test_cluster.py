@@ -49,8 +49,9 @@ GAP_BOUND_S = 1.0
 RESUME_BOUND_S = 3.0
 # Reconnect delays of the client, as html/mjpeg.js: 0.5 s, then 1 s.
 BACKOFF_S = (0.5, 1.0)
-# Generous: only a failing run waits this long.  Connecting 300 viewers
-# took over 15 s beside two busy loops.
+# Generous: only a failing run waits this long.  300 viewers connect at
+# once (one asyncio loop), in about a second on an idle machine; beside two
+# busy loops, or with the sanitizer build, many times that.
 CONNECT_DEADLINE_S = 60
 SETTLE_S = 20
 TEST_LIMIT_S = 300
