@@ -24,6 +24,8 @@ WORKERS ?=
 # Which web server the stack puts in front: nginx (default), lighttpd,
 # apache (plain CGI, as on shared hosting), apache-fcgid, apache-proxy.
 SERVER ?=
+# TLS=1: https with HTTP/2 on PORT, a self-signed certificate in run/PORT/tls/.
+TLS ?=
 PYTHON := /usr/bin/python3
 # The responder the stack runs: the sanitizer run points it elsewhere.
 RESPONDER ?= $(abspath $(BIN))
@@ -141,10 +143,10 @@ deps-test: deps
 	$(Q)conf/deps.sh test
 
 run: deps $(BIN)
-	SERVER=$(SERVER) BIN=$(RESPONDER) WORKERS=$(WORKERS) conf/stack.sh run $(PORT) $(CONFIG)
+	SERVER=$(SERVER) TLS=$(TLS) BIN=$(RESPONDER) WORKERS=$(WORKERS) conf/stack.sh run $(PORT) $(CONFIG)
 
 start: deps $(BIN)
-	SERVER=$(SERVER) BIN=$(RESPONDER) WORKERS=$(WORKERS) conf/stack.sh start $(PORT) $(CONFIG)
+	SERVER=$(SERVER) TLS=$(TLS) BIN=$(RESPONDER) WORKERS=$(WORKERS) conf/stack.sh start $(PORT) $(CONFIG)
 
 stop:
 	conf/stack.sh stop $(PORT)
