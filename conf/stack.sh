@@ -46,12 +46,13 @@
 # (default www-data).
 #
 # TLS=1 serves https instead of http on PORT, with HTTP/2 where the server
-# has it (all of them here: nginx, lighttpd with mod_openssl, Apache with
-# mod_ssl and mod_http2), HTTP/1.1 still offered to clients that ask for
-# it. The certificate is self-signed for 127.0.0.1, made once with openssl
-# into run/PORT/tls/ (cert.pem, key.pem) and kept across stops, so a
-# browser told to trust it once keeps trusting it; the stack's own
-# readiness check verifies it. Delete run/PORT/tls/ for a new one.
+# offers it (nginx; Apache with mod_ssl and mod_http2; lighttpd, with
+# mod_openssl, over HTTP/1.1 only: conf/lighttpd.conf.in says why) and
+# HTTP/1.1 for clients that ask for it. The certificate is self-signed for
+# 127.0.0.1, made once with openssl (OPENSSL overrides the binary) into
+# run/PORT/tls/ (cert.pem, key.pem) and kept across stops, so a browser
+# told to trust it once keeps trusting it; the stack's own readiness check
+# verifies it. Delete run/PORT/tls/ for a new one.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
@@ -137,6 +138,7 @@ TLS_DIR=$RUN/tls            # kept by stop: one certificate per port
 TLS_CERT=$TLS_DIR/cert.pem
 TLS_KEY=$TLS_DIR/key.pem
 TLS_DAYS=3650               # validity of the self-signed certificate
+OPENSSL=${OPENSSL:-openssl}
 if ((TLS)); then
     URL=https://127.0.0.1:$PORT/
 else
@@ -445,7 +447,7 @@ check_tools() {
     [[ -f $TOP/html/index.html ]] || say "warning: $TOP/html/index.html missing; / will answer 404"
     [[ -f $SERVER_TEMPLATE ]] || die "$SERVER_TEMPLATE missing"
     if ((TLS)); then
-        command -v openssl >/dev/null || die "openssl not found (install openssl); TLS=1 makes a certificate with it"
+        runnable "$OPENSSL" || die "$OPENSSL not found (install openssl, or set OPENSSL); TLS=1 makes a certificate with it"
         server_check_tls
     fi
 }
@@ -457,7 +459,7 @@ make_cert() {
     [[ -s $TLS_CERT && -s $TLS_KEY ]] && return 0
     mkdir -p -- "$TLS_DIR"
     chmod 0755 -- "$TLS_DIR"
-    if ! openssl req -x509 -newkey rsa:2048 -nodes -days "$TLS_DAYS" \
+    if ! "$OPENSSL" req -x509 -newkey rsa:2048 -nodes -days "$TLS_DAYS" \
         -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
         -keyout "$TLS_KEY.new" -out "$TLS_CERT.new" 2>"$TLS_DIR/openssl.log"; then
         cat -- "$TLS_DIR/openssl.log" >&2

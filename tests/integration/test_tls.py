@@ -18,7 +18,7 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.remote.remote_connection import RemoteConnection
 
-from stacks import TOP, running_stack, wait_until
+from stacks import TOP, free_port, running_stack, wait_until
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -218,6 +218,52 @@ def test_each_server_streams_over_tls(server):
         assert got == "1.1" and jpeg_parts(body) >= 2, (server, got, body[:300])
         status, _, doc = st.get("status")
         assert status == 200 and b'"streams"' in doc
+
+
+# ---- refusals ------------------------------------------------------------------
+
+
+def refused_start(env):
+    """conf/stack.sh start on a free port with ENV added: must fail and
+    leave nothing running or recorded; its message."""
+    port = free_port()
+    r = run(["conf/stack.sh", "start", str(port)], cwd=TOP, env=dict(os.environ, **env),
+            timeout=60)
+    run_dir = os.path.join(TOP, "run", str(port))
+    try:
+        assert r.returncode != 0, r.stdout + r.stderr
+        for name in ("server", "server.pgid", "responder.pgid", "tls"):
+            assert not os.path.exists(os.path.join(run_dir, name)), name
+        assert not os.path.exists("/dev/shm/mjpeg-fcgi-%d" % port)
+        status = run(["curl", "-sS", "--noproxy", "*", "--max-time", "2", "-k", "-o",
+                      "/dev/null", "https://127.0.0.1:%d/status" % port])
+        assert status.returncode == 7, status.stderr     # nothing listens
+        return r.stderr
+    finally:
+        run(["conf/stack.sh", "stop", str(port)], cwd=TOP)
+
+
+def test_tls_value_is_checked():
+    assert "TLS must be 0 or 1, not 'yes'" in refused_start({"TLS": "yes"})
+
+
+def test_tls_without_openssl_is_refused():
+    err = refused_start({"TLS": "1", "OPENSSL": "/nonexistent/openssl"})
+    assert "/nonexistent/openssl not found (install openssl" in err, err
+
+
+def test_tls_lighttpd_without_mod_openssl_is_refused():
+    err = refused_start({"TLS": "1", "SERVER": "lighttpd", "LIGHTTPD_MODDIR": "/nonexistent"})
+    assert "/nonexistent/mod_openssl.so missing (install lighttpd-mod-openssl" in err, err
+
+
+def test_tls_apache_without_mod_http2_is_refused(tmp_path):
+    # a module directory with everything of Debian's but mod_http2
+    for m in os.listdir("/usr/lib/apache2/modules"):
+        if m != "mod_http2.so":
+            os.symlink(os.path.join("/usr/lib/apache2/modules", m), tmp_path / m)
+    err = refused_start({"TLS": "1", "SERVER": "apache-proxy", "APACHE_MODDIR": str(tmp_path)})
+    assert "mod_http2.so missing" in err, err
 
 
 # ---- the page in Chromium ---------------------------------------------------
