@@ -3,6 +3,7 @@
 #   make            build fcgi/mjpeg-fcgi
 #   make run        install what is missing, build, serve on http://127.0.0.1:$(PORT)/
 #   make start      the same stack in the background; make stop ends it
+#                   (TLS=1: https with HTTP/2, a self-signed certificate)
 #   make test       install what is missing, build, run every test (stage times at the end)
 #   make check      the quick tier: build, lint, unit tests, the nginx stack suite
 #   make test-under-load   make test beside two CPU-bound processes
