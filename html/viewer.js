@@ -214,8 +214,16 @@
 		card.actions.querySelector('.snapshot').addEventListener('click', () => downloadSnapshot(card));
 		card.actions.querySelector('.watch-live').addEventListener('click', () => watchLive(card));
 		card.frame.addEventListener('click', (ev) => {
-			if (ev.target.tagName === 'IMG' || card.frame.classList.contains('zoomed'))
-				toggleFullscreen(card);
+			if (ev.target.tagName !== 'IMG' && !card.frame.classList.contains('zoomed'))
+				return;
+			/* a snapshot tile of the wall plays live at full size (over
+			 * HTTP/1.1 the live stream shown longest gives way) */
+			if (view === 'wall' && card.mode === 'thumb' && !card.full) {
+				card.full = true;
+				card.src = wantedSource(card);
+				watchLive(card);
+			}
+			toggleFullscreen(card);
 		});
 		scheduleSnapshot(card, 200 + Math.random() * 800);
 	}

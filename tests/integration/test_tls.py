@@ -432,6 +432,19 @@ def test_page_keeps_four_live_over_http1(wall_config, browser, view):
         assert not page_state(drv)["banner"]
         live_viewers = sum(x["viewers"] for x in st.status()["streams"])
         assert live_viewers == HTTP1_LIVE, live_viewers
+        if view == "wall":
+            # a snapshot tile clicked plays live at full size; the stream
+            # live longest gives way, so four still play
+            last = thumbs[-1]["id"].replace("thumb-", "")
+            drv.find_element("css selector", "#card-%s .frame img" % last).click()
+
+            def swapped():
+                pics = page_state(drv)["pictures"]
+                mine = [p for p in pics if p["id"] == "stream-" + last and p["shown"]]
+                live_now = [p for p in pics if p["cls"] == "stream"]
+                return mine and len(live_now) == HTTP1_LIVE
+
+            assert wait_until(swapped, 10), page_state(drv)["pictures"]
         assert not severe_console(drv), severe_console(drv)
 
 
