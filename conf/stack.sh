@@ -459,13 +459,15 @@ make_cert() {
     [[ -s $TLS_CERT && -s $TLS_KEY ]] && return 0
     mkdir -p -- "$TLS_DIR"
     chmod 0755 -- "$TLS_DIR"
-    if ! "$OPENSSL" req -x509 -newkey rsa:2048 -nodes -days "$TLS_DAYS" \
+    # umask: the key is never readable by others, not even for a moment
+    if ! (umask 077 && "$OPENSSL" req -x509 -newkey rsa:2048 -nodes -days "$TLS_DAYS" \
         -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
-        -keyout "$TLS_KEY.new" -out "$TLS_CERT.new" 2>"$TLS_DIR/openssl.log"; then
+        -keyout "$TLS_KEY.new" -out "$TLS_CERT.new" 2>"$TLS_DIR/openssl.log"); then
         cat -- "$TLS_DIR/openssl.log" >&2
         rm -f -- "$TLS_KEY.new" "$TLS_CERT.new"
         die "openssl could not make the certificate in $TLS_DIR"
     fi
+    rm -f -- "$TLS_DIR/openssl.log"
     chmod 0600 -- "$TLS_KEY.new"
     chmod 0644 -- "$TLS_CERT.new"
     mv -f -- "$TLS_KEY.new" "$TLS_KEY"
