@@ -626,9 +626,9 @@ prepare() {
     check_tools
     check_paths
     check_not_running
+    make_cert
     mkdir -p -- "$RUN/tmp"
     printf '%s\n' "$SERVER" >"$SERVER_FILE"
-    make_cert
     render_conf
     raise_nofile
     responder_args

@@ -237,14 +237,15 @@ def refused_start(env):
     port = free_port()
     run_dir = os.path.join(TOP, "run", str(port))
     # a stack that ran on this port before left its certificate (kept)
-    had_tls = os.path.exists(os.path.join(run_dir, "tls"))
+    cert = os.path.join(run_dir, "tls", "cert.pem")
+    had_cert = os.path.exists(cert)
     r = run(["conf/stack.sh", "start", str(port)], cwd=TOP, env=dict(os.environ, **env),
             timeout=60)
     try:
         assert r.returncode != 0, r.stdout + r.stderr
         for name in ("server", "server.pgid", "responder.pgid"):
             assert not os.path.exists(os.path.join(run_dir, name)), name
-        assert had_tls or not os.path.exists(os.path.join(run_dir, "tls"))
+        assert had_cert or not os.path.exists(cert)
         assert not os.path.exists("/dev/shm/mjpeg-fcgi-%d" % port)
         status = run(["curl", "-sS", "--noproxy", "*", "--max-time", "2", "-k", "-o",
                       "/dev/null", "https://127.0.0.1:%d/status" % port])
@@ -261,6 +262,11 @@ def test_tls_value_is_checked():
 def test_tls_without_openssl_is_refused():
     err = refused_start({"TLS": "1", "OPENSSL": "/nonexistent/openssl"})
     assert "/nonexistent/openssl not found (install openssl" in err, err
+
+
+def test_tls_certificate_failure_is_refused():
+    err = refused_start({"TLS": "1", "OPENSSL": "/bin/false"})
+    assert "openssl could not make the certificate in" in err, err
 
 
 def test_tls_lighttpd_without_mod_openssl_is_refused():
