@@ -3,6 +3,7 @@
 #   make            build fcgi/mjpeg-fcgi
 #   make run        install what is missing, build, serve on http://127.0.0.1:$(PORT)/
 #   make start      the same stack in the background; make stop ends it
+#                   (TLS=1: https with HTTP/2, a self-signed certificate)
 #   make cluster    origin, EDGES edges and an nginx balancer on PORT; make cluster-stop
 #   make test       install what is missing, build, run every test (stage times at the end)
 #   make check      the quick tier: build, lint, unit tests, the nginx stack suite
@@ -27,6 +28,8 @@ WORKERS ?=
 # Which web server the stack puts in front: nginx (default), lighttpd,
 # apache (plain CGI, as on shared hosting), apache-fcgid, apache-proxy.
 SERVER ?=
+# TLS=1: https with HTTP/2 on PORT, a self-signed certificate in run/PORT/tls/.
+TLS ?=
 PYTHON := /usr/bin/python3
 # The responder the stack runs: the sanitizer run points it elsewhere.
 RESPONDER ?= $(abspath $(BIN))
@@ -145,10 +148,10 @@ deps-test: deps
 	$(Q)conf/deps.sh test
 
 run: deps $(BIN)
-	SERVER=$(SERVER) BIN=$(RESPONDER) WORKERS=$(WORKERS) conf/stack.sh run $(PORT) $(CONFIG)
+	SERVER=$(SERVER) TLS=$(TLS) BIN=$(RESPONDER) WORKERS=$(WORKERS) conf/stack.sh run $(PORT) $(CONFIG)
 
 start: deps $(BIN)
-	SERVER=$(SERVER) BIN=$(RESPONDER) WORKERS=$(WORKERS) conf/stack.sh start $(PORT) $(CONFIG)
+	SERVER=$(SERVER) TLS=$(TLS) BIN=$(RESPONDER) WORKERS=$(WORKERS) conf/stack.sh start $(PORT) $(CONFIG)
 
 stop:
 	conf/stack.sh stop $(PORT)

@@ -162,3 +162,86 @@ def test_relay_recipes_as_written(tmp_path):
     finally:
         cam.stop()
         snap.stop()
+
+
+def test_tls_nginx_recipe_as_written(tmp_path):
+    """The nginx TLS recipe in an nginx of its own, in front of a stack's
+    responder: the stack's self-signed certificate in place of certbot's
+    files, a free port in place of 443, the checkout's page and the
+    stack's socket in place of the installed ones. curl reads the page,
+    status and a stream over HTTP/2, checking the certificate."""
+    import grp
+    import pwd
+    block = readme_blocks()["tls-nginx"]
+    with running_stack(tls=True) as st:
+        port = free_port()
+        key = os.path.join(st.run_dir, "tls", "key.pem")
+        sock = os.path.join(st.run_dir, "mjpeg-fcgi.sock")
+        site = block
+        for old, new in (("listen 443 ssl http2;", "listen 127.0.0.1:%d ssl http2;" % port),
+                         ("/etc/letsencrypt/live/cams.example.org/fullchain.pem", st.cert),
+                         ("/etc/letsencrypt/live/cams.example.org/privkey.pem", key),
+                         ("/usr/local/share/mjpeg-fcgi/html", os.path.join(TOP, "html")),
+                         ("unix:/run/mjpeg-fcgi/mjpeg-fcgi.sock", "unix:" + sock)):
+            assert old in site, old
+            site = site.replace(old, new)
+        # What the recipe leaves to the system's nginx.conf: a main
+        # context, its paths here, and Debian's fastcgi_params beside it.
+        user = ""
+        if os.geteuid() == 0:
+            user = "user %s %s;" % (pwd.getpwuid(os.getuid()).pw_name,
+                                    grp.getgrgid(os.getgid()).gr_name)
+        tmp = str(tmp_path)
+        with open("/etc/nginx/fastcgi_params") as f, \
+                open(os.path.join(tmp, "fastcgi_params"), "w") as out:
+            out.write(f.read())
+        conf = os.path.join(tmp, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write("""%s
+worker_processes 1;
+pid %s/nginx.pid;
+error_log %s/error.log warn;
+events { worker_connections 256; }
+http {
+    types { text/html html; text/css css; text/javascript js; }
+    access_log off;
+    client_body_temp_path %s/body; fastcgi_temp_path %s/fastcgi;
+    proxy_temp_path %s/proxy; uwsgi_temp_path %s/uwsgi; scgi_temp_path %s/scgi;
+%s
+}
+""" % ((user,) + (tmp,) * 7 + (site,)))
+        nginx = subprocess.Popen(["nginx", "-p", tmp + "/", "-c", conf, "-e",
+                                  os.path.join(tmp, "error.log"), "-g", "daemon off;"],
+                                 stdin=subprocess.DEVNULL, start_new_session=True)
+        try:
+            base = "https://127.0.0.1:%d/" % port
+
+            def curl(path, *extra):
+                return subprocess.run(["curl", "-sS", "--noproxy", "*", "--http2", "--cacert",
+                                       st.cert, "-w", "\n%{http_version} %{http_code}"]
+                                      + list(extra) + [base + path],
+                                      capture_output=True, timeout=30)
+
+            def up():
+                r = curl("status", "--max-time", "2")
+                return r if r.returncode == 0 else None
+
+            deadline = time.monotonic() + 10
+            r = None
+            while r is None and time.monotonic() < deadline and nginx.poll() is None:
+                r = up()
+                time.sleep(0.1)
+            with open(os.path.join(tmp, "error.log")) as f:
+                log = f.read()
+            assert r is not None, "the recipe's nginx did not answer (its stderr is above): " + log
+            assert r.stdout.endswith(b"\n2 200"), r.stdout[-200:]
+            r = curl("", "--max-time", "5")
+            assert r.stdout.endswith(b"\n2 200") and b"viewer.js" in r.stdout, r.stdout[-200:]
+            r = curl("stream/demo", "--max-time", "3")
+            assert r.returncode == 28, r.stderr      # the stream went on until the time limit
+            assert r.stdout.count(b"Content-Type: image/jpeg") >= 2, r.stdout[:300]
+            assert r.stdout.endswith(b"\n2 200"), r.stdout[-100:]
+        finally:
+            if nginx.poll() is None:
+                os.killpg(nginx.pid, signal.SIGTERM)
+            nginx.wait(10)
