@@ -74,7 +74,7 @@ UNIT_MODS_parse := parse
 UNIT_MODS_pattern := source source_pattern source_dir source_raw source_mjpeg source_pipe drops \
 	source_http mjpeg_reader mjpeg_splitter multipart encode clock log testutil
 UNIT_MODS_record := record log testutil encode
-UNIT_MODS_sign := sign parse
+UNIT_MODS_sign := sign http config option parse encode log
 UNIT_MODS_source_pipe := source source_pattern source_dir source_raw source_mjpeg \
 	source_pipe source_http drops mjpeg_reader mjpeg_splitter multipart encode clock log testutil
 
