@@ -372,7 +372,8 @@ class Watcher(threading.Thread):
                 if not d:
                     return
                 buf += d
-            if not buf.startswith(b"HTTP/1.1 200"):
+            # lighttpd answers an HTTP/1.0 request in HTTP/1.0
+            if not buf.startswith((b"HTTP/1.1 200", b"HTTP/1.0 200")):
                 time.sleep(0.1)
                 return
             head, buf = buf.split(b"\r\n\r\n", 1)

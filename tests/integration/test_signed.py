@@ -61,6 +61,9 @@ def config_text(cam_secret=SECRET):
 # Waits for what happens "at once" (a reload, a first frame): a passing run
 # returns as soon as it happened; only a failing one waits this long.
 WAIT_S = 15
+# Each read of a Watcher: a first frame may take a keepalive (1 s) and
+# more when another process produces the stream (mod_fcgid, lighttpd).
+WATCH_TIMEOUT_S = 5
 # A stream ends at its link's exp "within a second"; the check allows
 # 2.5 s after exp, for a machine three times slower than this one (the
 # writer wakes at exp; the bytes still pass the web server). A stream that
@@ -200,7 +203,7 @@ def metrics_doc(st, token=None):
 
 
 def test_status_and_metrics_hide_private_streams(signed_stack):
-    watcher = mjpeg.Watcher(signed_stack.port, link(), reconnect=False)
+    watcher = mjpeg.Watcher(signed_stack.port, link(), reconnect=False, timeout=WATCH_TIMEOUT_S)
     watcher.start()
     try:
         assert wait_until(lambda: watcher.parts > 0, WAIT_S), "no part of the private stream"
@@ -277,8 +280,9 @@ def test_new_secret_ends_streams_of_the_old_one(server, stack_factory, tmp_path)
     config = tmp_path / "rotate.ini"
     config.write_text(config_text())
     st = stack_factory(config)
-    old = mjpeg.Watcher(st.port, link(), reconnect=False)
-    kept = mjpeg.Watcher(st.port, link("other", secret=OTHER_SECRET), reconnect=False)
+    old = mjpeg.Watcher(st.port, link(), reconnect=False, timeout=WATCH_TIMEOUT_S)
+    kept = mjpeg.Watcher(st.port, link("other", secret=OTHER_SECRET), reconnect=False,
+                         timeout=WATCH_TIMEOUT_S)
     for w in (old, kept):
         w.start()
     try:
