@@ -381,3 +381,49 @@ def test_chromium_img_shows_signed_stream(signed_stack, chromium):
     finally:
         drv.execute_script("for (const i of document.images) i.src = '';")
         drv.get("about:blank")
+
+
+def test_vue_component_renews_a_signed_link(signed_stack, chromium):
+    """MjpegStream with a function for src: it asks for a link for every
+    connection, and for a fresh one before the link's exp, so the picture
+    goes on past the first link's expiry."""
+    if signed_stack.server != "nginx":
+        pytest.skip("the Vue example is served from html/vue by the nginx stack; the "
+                    "component is the same behind every server")
+    from test_clients import ensure_vue
+    ensure_vue()
+    drv = chromium
+    drv.get(signed_stack.url("/vue/"))
+    first_exp = int(time.time()) + 6
+    links = [signed_stack.url("/stream/cam?" + sign("cam", first_exp, SECRET)),
+             signed_stack.url(link())]
+    ok = drv.execute_async_script("""
+        const done = arguments[arguments.length - 1];
+        window.__links = arguments[0];
+        window.__calls = 0;
+        Promise.all([import('vue'), import('./MjpegStream.js')]).then(([vue, m]) => {
+            const el = document.createElement('div');
+            document.body.prepend(el);
+            vue.createApp({ render: () => vue.h(m.default, {
+                id: 'signed-vue', width: 128, height: 128, renewBeforeS: 2,
+                src: () => { window.__calls++; return Promise.resolve(window.__links.shift()); },
+            }) }).mount(el);
+            done(true);
+        }, (e) => done(String(e)));""", links)
+    assert ok is True, ok
+    try:
+        # live on the first link, then, past its exp (when the server ends
+        # that stream), live on the second: red and blue both seen again
+        for until in (first_exp - 1, first_exp + 1.5 + WAIT_S):
+            seen = set()
+            while seen != {"red", "blue"} and time.time() < until:
+                seen.add(screen_colour(drv, "signed-vue"))
+                time.sleep(0.2)
+            assert {"red", "blue"} <= seen, (seen, time.time() - first_exp)
+            if until == first_exp - 1:
+                # wait for the first link to have expired
+                time.sleep(max(0.0, first_exp + 1.5 - time.time()))
+        assert drv.execute_script("return window.__calls") == 2
+    finally:
+        drv.execute_script("for (const i of document.images) i.src = '';")
+        drv.get("about:blank")
