@@ -75,6 +75,7 @@ UNIT_MODS_pattern := source source_pattern source_dir source_raw source_mjpeg so
 	source_http mjpeg_reader mjpeg_splitter multipart encode clock log testutil
 UNIT_MODS_record := record log testutil encode
 UNIT_MODS_sign := sign http config option parse encode log
+UNIT_MODS_viewer := viewer pace multipart config option parse encode clock log
 UNIT_MODS_source_pipe := source source_pattern source_dir source_raw source_mjpeg \
 	source_pipe source_http drops mjpeg_reader mjpeg_splitter multipart encode clock log testutil
 
