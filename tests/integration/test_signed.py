@@ -427,3 +427,43 @@ def test_vue_component_renews_a_signed_link(signed_stack, chromium):
     finally:
         drv.execute_script("for (const i of document.images) i.src = '';")
         drv.get("about:blank")
+
+
+def test_sign_command(tmp_path):
+    """mjpeg-fcgi sign: the link it prints, and each way it refuses."""
+    config = tmp_path / "sign.ini"
+    config.write_text(config_text())
+
+    def sign_cmd(*args):
+        return subprocess.run([BIN, "sign"] + list(args), capture_output=True, text=True,
+                              timeout=10)
+
+    before = int(time.time())
+    r = sign_cmd("--config", str(config), "cam", "--ttl", "60", "--ip", "::1")
+    assert r.returncode == 0, r.stderr
+    query = r.stdout.strip().split("?", 1)[1]
+    exp = int(query.split("&")[0][len("exp="):])
+    assert before + 60 <= exp <= int(time.time()) + 60, (before, exp)
+    # the same link as Python's hmac makes for the same exp and address
+    assert r.stdout == "stream/cam?%s\n" % sign("cam", exp, SECRET, "::1")
+    r = sign_cmd("--config", str(config), "cam")   # default ttl: an hour
+    assert r.returncode == 0 and "exp=" in r.stdout, r.stderr
+    assert int(r.stdout.split("exp=")[1].split("&")[0]) >= before + 3600
+
+    refused = [
+        ((), 2, "usage: mjpeg-fcgi sign"),
+        (("cam",), 2, "usage: mjpeg-fcgi sign"),
+        (("--config", str(config)), 2, "usage: mjpeg-fcgi sign"),
+        (("--config", str(config), "cam", "other"), 2, "usage: mjpeg-fcgi sign"),
+        (("--config", str(config), "cam", "--ttl", "0"), 2, "--ttl 0: must be"),
+        (("--config", str(config), "cam", "--ttl", "31622401"), 2, "from 1 to 31622400"),
+        (("--config", str(config), "cam", "--ip", "example.org"), 2, "not an IPv4 or IPv6"),
+        (("--config", str(config), "nosuch"), 1, "no stream 'nosuch'"),
+        (("--config", str(config), "demo"), 1, "stream 'demo' has no view_secret"),
+        (("--config", str(tmp_path / "missing.ini"), "cam"), 1, "cannot open"),
+    ]
+    for args, status, message in refused:
+        r = sign_cmd(*args)
+        assert r.returncode == status, (args, r.returncode, r.stderr)
+        assert message in r.stderr, (args, r.stderr)
+        assert r.stdout == "", (args, r.stdout)
