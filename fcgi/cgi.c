@@ -188,8 +188,10 @@ static void cgi_stream_init(struct cgi_stream *s, int fd, int reader)
 	s->stream.emptyBuffProc = cgi_empty;
 }
 
-/* The config watch of a stream viewer: the file as it was read, and the
- * secret of the stream being watched. */
+/* The config watch of a stream viewer: the config file as it was when
+ * the request began, and the stream watched.  Its thread only reads the
+ * settings (read-only once loaded) and sets cgi_stopping; done is set by
+ * the request's thread when the request is over. */
 struct config_watch {
 	const struct settings *settings;
 	char name[STREAM_NAME_MAX + 1];
