@@ -16,7 +16,7 @@ WARNINGS := -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissing-prot
 	-Wpointer-arith -Wvla
 CPPFLAGS += -D_GNU_SOURCE -MMD -MP
 ALL_CFLAGS = -std=c11 $(WARNINGS) -pthread $(CFLAGS)
-LDLIBS += -lfcgi -lturbojpeg -linih -lcurl -ljansson -pthread
+LDLIBS += -lfcgi -lturbojpeg -linih -lcurl -ljansson -lcrypto -pthread
 PREFIX ?= /usr/local
 PORT ?= 8080
 # make cluster: how many edges behind the balancer.
@@ -50,7 +50,7 @@ ASAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
 ASAN_LOGS := $(abspath $(ASAN_DIR))/logs
 ASAN_TESTS := $(addprefix tests/integration/,test_nginx_stack.py test_sources.py \
 	test_limits.py test_workers.py test_reload.py test_churn.py test_abort.py \
-	test_ingest_reload.py test_relay.py test_cluster.py)
+	test_ingest_reload.py test_relay.py test_cluster.py test_signed.py)
 # Every module but main.c, by name (fcgi/NAME.c).
 LIB_MODS := $(filter-out main,$(basename $(notdir $(wildcard fcgi/*.c))))
 UNIT_TESTS := $(patsubst tests/unit/test_%.c,%,$(wildcard tests/unit/test_*.c))
@@ -67,10 +67,10 @@ UNIT_MODS_deadline := deadline clock log testutil encode
 UNIT_MODS_encode := encode log
 # stream.c starts and stops producers: the fan-out test links every source.
 UNIT_MODS_fanout := fanout fanout_viewer frame_cache watcher viewer viewer_blocking pace \
-	request_input reply record multipart http bus bus_file stream producer \
+	request_input reply record multipart http sign bus bus_file stream producer \
 	source source_pattern source_dir source_raw source_mjpeg source_pipe source_http drops \
 	mjpeg_reader mjpeg_splitter multipart config option parse encode clock log testutil
-UNIT_MODS_http := http config option parse encode log
+UNIT_MODS_http := http sign config option parse encode log
 UNIT_MODS_mjpeg_reader := mjpeg_reader mjpeg_splitter multipart clock log testutil encode
 UNIT_MODS_mjpeg_splitter := mjpeg_splitter log testutil encode
 UNIT_MODS_multipart := multipart clock
@@ -81,6 +81,8 @@ UNIT_MODS_parse := parse
 UNIT_MODS_pattern := source source_pattern source_dir source_raw source_mjpeg source_pipe drops \
 	source_http mjpeg_reader mjpeg_splitter multipart encode clock log testutil
 UNIT_MODS_record := record log testutil encode
+UNIT_MODS_sign := sign http config option parse encode log
+UNIT_MODS_viewer := viewer pace multipart config option parse encode clock log
 UNIT_MODS_source_pipe := source source_pattern source_dir source_raw source_mjpeg \
 	source_pipe source_http drops mjpeg_reader mjpeg_splitter multipart encode clock log testutil
 

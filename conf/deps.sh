@@ -17,7 +17,7 @@ set -eu
 # any of Debian's nginx flavours, npm from Debian or NodeSource, ps
 # (conf/stack.sh lists a stack's process groups with it) from procps.
 BUILD="gcc make pkg-config libfcgi-dev libturbojpeg0-dev libinih-dev libcurl4-openssl-dev
-	libjansson-dev"
+	libjansson-dev libssl-dev"
 BUILD_CMDS=""
 RUN="curl"
 RUN_CMDS="nginx=nginx-light ps=procps"

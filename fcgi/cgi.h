@@ -21,7 +21,10 @@ int cgi_detect(void);
  * (size bytes) and returns 1 if such a file exists. */
 int cgi_default_config(char *path, size_t size);
 
-/* Serves the one request; returns the exit status. */
+/* Serves the one request; returns the exit status.  A stream request
+ * served from a config file also watches the file (a CGI program gets no
+ * SIGHUP): when its stream's view_secret changes there, the stream ends
+ * with its closing boundary. */
 int cgi_serve(const struct settings *settings);
 
 #endif

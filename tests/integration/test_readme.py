@@ -245,3 +245,33 @@ http {
             if nginx.poll() is None:
                 os.killpg(nginx.pid, signal.SIGTERM)
             nginx.wait(10)
+
+
+def test_signed_link_snippets_play(tmp_path):
+    """The README's minting snippets (Python, Node, shell) as written: each
+    prints a link that opens the private stream of the README's config, and
+    whose query opens its snapshot; the stream without a link is 403."""
+    import mjpeg
+    blocks = readme_blocks()
+    config = tmp_path / "signed.ini"
+    config.write_text(blocks["signed-config"])
+    commands = {
+        "signed-python": [sys.executable, "-c", blocks["signed-python"]],
+        "signed-node": ["node", "-e", blocks["signed-node"]],
+        "signed-shell": ["bash", "-c", blocks["signed-shell"]],
+    }
+    with running_stack(config=config) as st:
+        assert st.get("/stream/backyard")[0] == 403
+        for name, cmd in commands.items():
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+            assert r.returncode == 0, (name, r.stderr)
+            link = r.stdout.strip()
+            assert re.fullmatch(r"stream/backyard\?exp=\d+&sig=[0-9a-f]{64}", link), (name, link)
+            with mjpeg.Viewer(st.port, "/" + link, deadline=time.monotonic() + 20) as v:
+                assert v.status == 200, (name, v.status, v.resp.read()[:200])
+                part = v.reader.next_part()
+                assert part is not None, name
+                mjpeg.decode_jpeg(part.body)
+            status, _, body = st.get("/snapshot/backyard?" + link.split("?", 1)[1])
+            assert status == 200, (name, status, body[:200])
+            mjpeg.decode_jpeg(body)
