@@ -57,6 +57,7 @@ ASAN_UNIT_BINS := $(UNIT_TESTS:%=$(ASAN_DIR)/unit/test_%)
 # that starts calling another shows here, in every test that links it.
 UNIT_MODS_bus := bus bus_file clock log testutil encode
 UNIT_MODS_cmdline := cmdline
+UNIT_MODS_command := command clock log
 UNIT_MODS_config := config option parse log testutil encode
 UNIT_MODS_deadline := deadline clock log testutil encode
 UNIT_MODS_encode := encode log
