@@ -14,8 +14,8 @@
 #include <stddef.h>
 
 struct cmdline {
-  char **argv; /* argc words, then NULL; malloc'd with the words */
-  int argc;
+	char **argv; /* argc words, then NULL; malloc'd with the words */
+	int argc;
 };
 
 /* Splits line into out (freed by cmdline_free).  -1 when it cannot be
@@ -24,9 +24,8 @@ struct cmdline {
  * quote opened at column 7"; columns count bytes of line from 1, plus
  * column_offset, so a message can point into the text the line came
  * from). */
-int cmdline_split(const char *line, size_t column_offset, struct cmdline *out,
-                  char *why, size_t why_size)
-    __attribute__((warn_unused_result));
+int cmdline_split(const char *line, size_t column_offset, struct cmdline *out, char *why,
+		  size_t why_size) __attribute__((warn_unused_result));
 
 /* Frees what cmdline_split made; out is empty after (and may be freed
  * again). */

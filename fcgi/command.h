@@ -39,9 +39,9 @@
 /* The rate limit on standard error lines: kept by the caller, so that a
  * command restarted again and again is limited as one. */
 struct command_log_limit {
-  int64_t window_end_usec; /* monotonic */
-  int lines;               /* logged in this window */
-  uint64_t suppressed;     /* not logged in this window */
+	int64_t window_end_usec; /* monotonic */
+	int lines;		 /* logged in this window */
+	uint64_t suppressed;	 /* not logged in this window */
 };
 
 struct command;
@@ -50,10 +50,9 @@ struct command;
  * prefixes the log lines of its standard error ("exec cam").  grace_usec:
  * from SIGTERM to SIGKILL.  NULL on failure, with why set (a command not
  * found, not executable; fork failed): nothing is left running. */
-struct command *
-command_start(char *const argv[], const char *who, int64_t grace_usec,
-              struct command_log_limit *limit, char *why, size_t why_size)
-    __attribute__((warn_unused_result));
+struct command *command_start(char *const argv[], const char *who, int64_t grace_usec,
+			      struct command_log_limit *limit, char *why, size_t why_size)
+	__attribute__((warn_unused_result));
 
 /* The read end of the command's standard output, non-blocking. */
 int command_stdout(const struct command *cmd);
