@@ -2,11 +2,11 @@
  * a POSIX shell splits words (quotes, backslashes), with no expansion; the
  * expected words are what sh itself makes of the same lines (checked
  * against sh in test_cmdline_matches_sh). */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <cmocka.h>
 
 #include "cmdline.h"
 

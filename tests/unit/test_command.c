@@ -3,11 +3,11 @@
  * after the grace period, its whole process group), no descriptor leaked
  * into it, and no command left behind when the process that started it
  * is killed with SIGKILL, or when the thread that started it ends. */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <cmocka.h>
 
 #include "clock.h"
 #include "command.h"
