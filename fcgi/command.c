@@ -103,13 +103,18 @@ static void write_number(int fd, long n)
 	write_text(fd, digits + i);
 }
 
-static _Noreturn void exec_command(const struct spawn *s)
+static _Noreturn void exec_command(const struct spawn *s, pid_t guard)
 {
 	struct sigaction dfl;
 	sigset_t none;
 	int sig;
 
 	(void)setpgid(0, 0);
+	/* Should the guard itself be killed, the command goes with it (the
+	 * guard has one thread: this is its death, not a thread's). */
+	(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != guard)
+		_exit(126);
 	memset(&dfl, 0, sizeof(dfl));
 	dfl.sa_handler = SIG_DFL;
 	for (sig = 1; sig < NSIG; sig++)
@@ -172,8 +177,11 @@ static _Noreturn void guard_run(const struct spawn *s)
 	struct sigaction ign;
 	sigset_t stop_signals;
 	int status = 0, pidfd, fds[4], i;
-	pid_t pid;
+	pid_t pid, guard = getpid();
 
+	/* A group of its own: a SIGKILL to the responder's process group
+	 * (a service manager's stop) leaves the guard to clean up. */
+	(void)setpgid(0, 0);
 	/* Blocked, not ignored: a SIGTERM sent to the group before the
    * command unblocks it (in exec_command) is kept pending for it, not
    * lost. */
@@ -202,7 +210,7 @@ static _Noreturn void guard_run(const struct spawn *s)
 	if (pid < 0)
 		_exit(126);
 	if (pid == 0)
-		exec_command(s);
+		exec_command(s, guard);
 	(void)setpgid(pid, pid);		 /* also here: no race with the kill below */
 	(void)dup2(STDIN_FILENO, STDOUT_FILENO); /* the pipes are the command's alone */
 	(void)dup2(STDIN_FILENO, STDERR_FILENO);

@@ -3,18 +3,21 @@
  * the log, rate-limited and prefixed by the stream's name.
  *
  * Between the responder and the command sits a guard: a process forked
- * from the responder that forks the command into a process group of its
- * own, and holds one end of a socket pair whose other end only the
- * responder holds.  When the responder stops the command, or dies in any
- * way (kill -9 included), the guard reads the end of that socket, sends
- * SIGTERM to the command's group, SIGKILL after the grace period, reaps
- * every process of it (the guard is their subreaper) and exits.  So the
- * command never outlives the responder, even when it never writes (a
- * broken pipe would not reach it) and whichever thread started it (unlike
- * PR_SET_PDEATHSIG, which fires when the forking thread ends).  The guard
- * blocks SIGTERM, SIGINT and SIGHUP, so a signal sent to the responder's
- * process group leaves the clean-up to it; the command gets the default
- * disposition of every signal and an empty signal mask.
+ * from the responder, in a process group of its own, that forks the
+ * command into another group of its own, and holds one end of a socket
+ * pair whose other end only the responder holds.  When the responder
+ * stops the command, or dies in any way (kill -9 included), the guard
+ * reads the end of that socket, sends SIGTERM to the command's group,
+ * SIGKILL after the grace period, reaps every process of it (the guard is
+ * their subreaper) and exits.  So the command never outlives the
+ * responder, even when it never writes (a broken pipe would not reach it)
+ * and whichever thread started it (unlike PR_SET_PDEATHSIG, which fires
+ * when the forking thread ends).  The guard blocks SIGTERM, SIGINT and
+ * SIGHUP, and is out of the responder's process group, so a signal sent to
+ * that group (SIGKILL included) leaves the clean-up to it; should the
+ * guard itself be killed, the command gets SIGKILL (PR_SET_PDEATHSIG: the
+ * guard has one thread).  The command gets the default disposition of
+ * every signal and an empty signal mask.
  *
  * Every descriptor is close-on-exec in the responder, and the guard closes
  * all but its own before it forks: the command starts with stdin on

@@ -361,8 +361,9 @@ static void test_command_stderr_line_ends(void **state)
 	memset(&limit, 0, sizeof(limit));
 }
 
-/* The starter process dies by SIGKILL: its guard stops the command, which
- * never writes (so no broken pipe would ever reach it). */
+/* The starter process dies by SIGKILL, its whole process group at once (a
+ * guard in it would die too): the guard stops the command, which never
+ * writes (so no broken pipe would ever reach it). */
 static void test_command_gone_after_kill_9(void **state)
 {
 	int report[2];
@@ -374,6 +375,8 @@ static void test_command_gone_after_kill_9(void **state)
 	assert_true(starter >= 0);
 	if (starter == 0) {
 		char why[256];
+
+		setpgid(0, 0);
 		struct command *cmd = command_start(ARGV("sleep", "100"), "exec test", GRACE_USEC,
 						    &limit, why, sizeof(why));
 
@@ -390,7 +393,8 @@ static void test_command_gone_after_kill_9(void **state)
 	assert_int_equal(read(report[0], pids, sizeof(pids)), sizeof(pids));
 	close(report[0]);
 	assert_true(alive(pids[0]));
-	kill(starter, SIGKILL);
+	assert_true(getpgid(pids[1]) != starter); /* the guard is out of it */
+	kill(-starter, SIGKILL);
 	waitpid(starter, NULL, 0);
 	assert_true(wait_gone(pids[0]));
 	assert_int_equal(group_members(pids[0]), 0);
