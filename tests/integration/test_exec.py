@@ -21,8 +21,7 @@ SETTLE_S = 15
 IDLE_PAUSE_S = 1
 FFMPEG = ("ffmpeg -nostdin -hide_banner -loglevel error -re -f lavfi "
           "-i testsrc=size=%s:rate=15")
-# Each command carries a marker of its own in its argv, found in
-# /proc/PID/cmdline: so a test finds its command's processes, and only them.
+# Each command carries a marker in its argv, found in /proc/PID/cmdline.
 STREAMS = {
     "cam": "exec:" + FFMPEG % "320x240" + " -f mjpeg -q:v 5 -",
     "raw": "exec:" + FFMPEG % "160x120" + " -f rawvideo -pix_fmt rgb24 -",
@@ -56,14 +55,26 @@ def cmdline(pid):
         return ""
 
 
-def processes_with(marker):
-    """Live (not zombie) pids whose command line holds MARKER."""
-    return [p for p in live_processes() if marker in cmdline(p) and p != os.getpid()]
-
-
 def group_of(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        return int(f.read().rsplit(")", 1)[1].split()[2])
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return int(f.read().rsplit(")", 1)[1].split()[2])
+    except OSError:
+        return None
+
+
+def commands_of(st, marker):
+    """The live processes of the commands the responder of ST runs (its
+    guards' children, and the rest of their process groups) whose command
+    line holds MARKER: this stack's, not another test's."""
+    out = set()
+    for guard in live_processes(ppid=st.pid()):
+        for child in live_processes(ppid=guard):
+            group = group_of(child)
+            for p in live_processes(pgid=group) if group else []:
+                if marker in cmdline(p):
+                    out.add(p)
+    return sorted(out)
 
 
 def started_pids(st, name):
@@ -116,7 +127,7 @@ def test_started_on_first_viewer_stopped_when_idle(exec_stack):
     st, _ = exec_stack
     marker = "testsrc=size=320x240"
     # (another test of the module may have watched it: it stops at idle)
-    assert wait_until(lambda: not processes_with(marker), IDLE_PAUSE_S + SETTLE_S)
+    assert wait_until(lambda: not commands_of(st, marker), IDLE_PAUSE_S + SETTLE_S)
     assert st.stream("cam")["upstream"]["state"] == "idle"
     before = len(started_pids(st, "cam"))
     parts = read_parts(st.port, "/stream/cam?frames=10", 10)
@@ -124,7 +135,7 @@ def test_started_on_first_viewer_stopped_when_idle(exec_stack):
         assert decode_jpeg(p.body).size == (320, 240)
     pids = started_pids(st, "cam")[before:]
     assert len(pids) == 1, st.log_tail()
-    running = processes_with(marker)
+    running = commands_of(st, marker)
     assert running in ([], pids), (running, pids)
     if running:
         assert group_of(pids[0]) == pids[0]  # a group of its own
@@ -162,12 +173,12 @@ def test_restarted_after_kill_9_of_the_command(exec_stack):
     w.start()
     try:
         assert wait_until(lambda: w.parts >= 3, SETTLE_S), st.log_tail()
-        victims = processes_with(marker)
+        victims = commands_of(st, marker)
         assert len(victims) == 1, victims
         before = st.stream("cam")["upstream"]["reconnects"]
         os.kill(victims[0], signal.SIGKILL)
-        assert wait_until(lambda: processes_with(marker) and
-                          processes_with(marker) != victims, SETTLE_S), st.log_tail()
+        assert wait_until(lambda: commands_of(st, marker) and
+                          commands_of(st, marker) != victims, SETTLE_S), st.log_tail()
         parts = w.parts
         assert wait_until(lambda: w.parts > parts + 3, SETTLE_S), st.log_tail()
         assert not w.ended.is_set() and not w.bad
@@ -192,9 +203,9 @@ def test_no_descriptor_leaked_into_the_command(exec_stack):
     w.start()
     try:
         # the shell and the sleep it started
-        assert wait_until(lambda: len(processes_with("sleep 987651")) == 2, SETTLE_S), \
-            st.log_tail()
-        for pid in processes_with("sleep 987651"):
+        quiet = "sleep 987651"
+        assert wait_until(lambda: len(commands_of(st, quiet)) == 2, SETTLE_S), st.log_tail()
+        for pid in commands_of(st, quiet):
             fds = {}
             for fd in os.listdir("/proc/%d/fd" % pid):
                 fds[int(fd)] = os.readlink("/proc/%d/fd/%s" % (pid, fd))
@@ -293,10 +304,11 @@ def test_gone_after_kill_9_of_the_responder(tmp_path):
             w = Watcher(st.port, "/stream/%s" % name)
             w.start()
             watchers.append(w)
-        assert wait_until(lambda: processes_with("testsrc=size=320x240")
-                          and processes_with("sleep 987651"), SETTLE_S), st.log_tail()
-        assert wait_until(lambda: len(processes_with("sleep 987651")) == 2, SETTLE_S)
-        commands = processes_with("testsrc=size=320x240") + processes_with("sleep 987651")
+        cam, quiet = "testsrc=size=320x240", "sleep 987651"
+        # ffmpeg; the shell and the sleep it started
+        assert wait_until(lambda: len(commands_of(st, cam)) == 1
+                          and len(commands_of(st, quiet)) == 2, SETTLE_S), st.log_tail()
+        commands = commands_of(st, cam) + commands_of(st, quiet)
         groups = {group_of(p) for p in commands}
         assert len(groups) == 2, commands
         responder = st.pid()
