@@ -4,10 +4,13 @@ config blocks."""
 
 import io
 import os
+import pathlib
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 
@@ -180,7 +183,9 @@ def test_exec_recipes_as_written(tmp_path):
     rtsp_url = "rtsp://192.168.1.66:554/stream1"
     assert webcam_input in blocks["exec-webcam-config"]
     assert rtsp_url in blocks["exec-rtsp-config"]
-    clip = tmp_path / "webcam.mjpeg"
+    # a short path: the config line that names it must fit in 199 bytes
+    clip_dir = tempfile.mkdtemp(prefix="exec")
+    clip = pathlib.Path(clip_dir) / "w.mjpeg"
     subprocess.run(["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-f", "lavfi",
                     "-i", "testsrc=size=320x240:rate=10", "-frames:v", "20", "-q:v", "5",
                     "-f", "mjpeg", str(clip)], check=True, timeout=60)
@@ -212,3 +217,4 @@ def test_exec_recipes_as_written(tmp_path):
     finally:
         rtsp.kill()
         rtsp.wait(10)
+        shutil.rmtree(clip_dir)
