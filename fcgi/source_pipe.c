@@ -160,8 +160,15 @@ enum pipe_read pipe_input_read(struct pipe_input *in, unsigned char *buf, size_t
 		}
 		if (pfd[1].revents)
 			exec_input_stderr(in->exec);
-		if (in->exec && !pfd[0].revents && exec_input_stalled(in->exec))
-			return PIPE_EOF;
+		if (in->exec && !pfd[0].revents) {
+			if (exec_input_stalled(in->exec))
+				return PIPE_EOF;
+			/* Back to the producer, which stops the command when
+			 * nobody watches any more: a command that writes
+			 * seldom or never must not hold it here. */
+			if (ready == 0)
+				return PIPE_STOP;
+		}
 		if (ready <= 0 || !pfd[0].revents)
 			continue;
 		n = read(in->fd, buf, want);

@@ -79,7 +79,9 @@ int pipe_input_begin(struct pipe_input *in, const _Atomic int *stopping)
 
 /* Waits for bytes and reads up to want of them into buf.  Never blocks in
  * read(): poll() waits, at most PIPE_POLL_MSEC at a time, so *stopping is
- * noticed (PIPE_STOP).  PIPE_ERROR is logged. */
+ * noticed (PIPE_STOP).  A command's output also gives PIPE_STOP after one
+ * such wait without a byte (the producer then looks at demand again), and
+ * PIPE_EOF once the command failed.  PIPE_ERROR is logged. */
 enum pipe_read pipe_input_read(struct pipe_input *in, unsigned char *buf, size_t want,
 			       size_t *got, const _Atomic int *stopping)
 	__attribute__((warn_unused_result));

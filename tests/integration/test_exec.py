@@ -77,12 +77,19 @@ def commands_of(st, marker):
     return sorted(out)
 
 
+def this_run_log(st):
+    """The responder's log since this stack started (a run directory, and
+    its log, may be a port's earlier stack's too)."""
+    text = st.log()
+    return text[text.rfind("stack.sh start"):]
+
+
 def started_pids(st, name):
-    return [int(m) for m in re.findall(r"exec %s: started pid (\d+)" % name, st.log())]
+    return [int(m) for m in re.findall(r"exec %s: started pid (\d+)" % name, this_run_log(st))]
 
 
 def log_lines(st, pattern):
-    return [line for line in st.log().splitlines() if re.search(pattern, line)]
+    return [line for line in this_run_log(st).splitlines() if re.search(pattern, line)]
 
 
 def read_parts(port, path, count, timeout=SETTLE_S):
@@ -300,6 +307,18 @@ def test_gone_after_kill_9_of_the_responder(tmp_path):
     st = start_stack(config=cfg)
     watchers = []
     try:
+        # first, a command that never writes stops idle_pause_s after its
+        # viewer left, not only after upstream_stall_ms (600 s here)
+        w = Watcher(st.port, "/stream/quiet")
+        w.start()
+        assert wait_until(lambda: len(commands_of(st, "sleep 987651")) == 2, SETTLE_S), \
+            st.log_tail()
+        group = group_of(commands_of(st, "sleep 987651")[0])
+        w.stop.set()
+        w.join(SETTLE_S)
+        assert wait_until(lambda: not live_processes(pgid=group), IDLE_PAUSE_S + SETTLE_S), \
+            st.log_tail()
+        assert log_lines(st, r"exec quiet: stopped pid \d+ \(killed by signal TERM\)")
         for name in ("cam", "quiet"):
             w = Watcher(st.port, "/stream/%s" % name)
             w.start()
