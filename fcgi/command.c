@@ -62,6 +62,7 @@ struct command {
 struct spawn {
 	const char *path;
 	char *const *argv;
+	char *const *envp;
 	int null_fd, out_fd, err_fd, link_fd;
 	int64_t grace_usec;
 };
@@ -122,7 +123,7 @@ static _Noreturn void exec_command(const struct spawn *s, pid_t guard)
 			(void)sigaction(sig, &dfl, NULL);
 	sigemptyset(&none);
 	(void)sigprocmask(SIG_SETMASK, &none, NULL);
-	execve(s->path, s->argv, environ);
+	execve(s->path, s->argv, s->envp);
 	write_text(STDERR_FILENO, "cannot execute ");
 	write_text(STDERR_FILENO, s->path);
 	write_text(STDERR_FILENO, ": errno ");
@@ -242,6 +243,46 @@ static _Noreturn void guard_run(const struct spawn *s)
 
 /* ---- the responder's side ------------------------------------------------ */
 
+/* 1 for the variables of a CGI request (RFC 3875 and what servers add):
+ * under plain CGI they are the responder's environment, and they belong
+ * to the viewer whose request happened to start the command (its
+ * cookies, its Authorization header), not to the command. */
+static int cgi_variable(const char *entry)
+{
+	static const char *const prefixes[] = {
+		"HTTP_", "REMOTE_", "REQUEST_", "SERVER_", "SCRIPT_", "CONTENT_", "REDIRECT_",
+		"CONTEXT_", "UNIQUE_ID=", "HTTPS=", "AUTH_TYPE=", "QUERY_STRING=", "PATH_INFO=",
+		"PATH_TRANSLATED=", "DOCUMENT_ROOT=", "DOCUMENT_URI=", "GATEWAY_INTERFACE=",
+		"FCGI_ROLE=",
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
+		if (strncmp(entry, prefixes[i], strlen(prefixes[i])) == 0)
+			return 1;
+	return 0;
+}
+
+/* The command's environment: the responder's less a CGI request's
+ * variables.  A malloc'd array of environ's strings, NULL when out of
+ * memory. */
+static char **command_environment(void)
+{
+	size_t n = 0, kept = 0, i;
+	char **envp;
+
+	while (environ && environ[n])
+		n++;
+	envp = malloc((n + 1) * sizeof(*envp));
+	if (!envp)
+		return NULL;
+	for (i = 0; i < n; i++)
+		if (!cgi_variable(environ[i]))
+			envp[kept++] = environ[i];
+	envp[kept] = NULL;
+	return envp;
+}
+
 /* Finds name as execvp would (PATH, or as is with a '/').  0, or -1 with
  * why set. */
 static int resolve(const char *name, char *path, size_t size, char *why, size_t why_size)
@@ -354,6 +395,7 @@ struct command *command_start(char *const argv[], const char *who, int64_t grace
 {
 	struct command *cmd = calloc(1, sizeof(*cmd));
 	char path[PATH_MAX];
+	char **envp = NULL;
 	int out[2] = { -1, -1 }, err[2] = { -1, -1 }, link[2] = { -1, -1 }, null_fd = -1;
 	struct guard_msg msg;
 	struct spawn s;
@@ -368,6 +410,11 @@ struct command *command_start(char *const argv[], const char *who, int64_t grace
 	cmd->limit = limit;
 	if (resolve(argv[0], path, sizeof(path), why, why_size) < 0)
 		goto fail;
+	envp = command_environment();
+	if (!envp) {
+		snprintf(why, why_size, "out of memory");
+		goto fail;
+	}
 	null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
 	if (null_fd < 0 || pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0 ||
 	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, link) < 0) {
@@ -376,6 +423,7 @@ struct command *command_start(char *const argv[], const char *who, int64_t grace
 	}
 	s = (struct spawn){ .path = path,
 			    .argv = argv,
+			    .envp = envp,
 			    .null_fd = null_fd,
 			    .out_fd = out[1],
 			    .err_fd = err[1],
@@ -388,6 +436,8 @@ struct command *command_start(char *const argv[], const char *who, int64_t grace
 	}
 	if (cmd->guard == 0)
 		guard_run(&s);
+	free(envp);
+	envp = NULL;
 	cmd->out_fd = out[0];
 	cmd->err_fd = err[0];
 	cmd->link_fd = link[0];
@@ -409,6 +459,7 @@ struct command *command_start(char *const argv[], const char *who, int64_t grace
 	cmd->pid = msg.value;
 	return cmd;
 fail:
+	free(envp);
 	close_fd(&null_fd);
 	close_fd(&out[0]);
 	close_fd(&out[1]);

@@ -17,7 +17,9 @@
  * that group (SIGKILL included) leaves the clean-up to it; should the
  * guard itself be killed, the command gets SIGKILL (PR_SET_PDEATHSIG: the
  * guard has one thread).  The command gets the default disposition of
- * every signal and an empty signal mask.
+ * every signal, an empty signal mask, and the responder's environment
+ * less the variables of a CGI request (under plain CGI those are the
+ * environment, and they are a viewer's: its cookies, its credentials).
  *
  * Every descriptor is close-on-exec in the responder, and the guard closes
  * all but its own before it forks: the command starts with stdin on

@@ -142,6 +142,35 @@ static void test_command_output_and_status(void **state)
 	command_stop(NULL, how, sizeof(how)); /* ignored */
 }
 
+/* The responder's environment goes to the command, less a CGI request's
+ * variables (a viewer's cookies and credentials under plain CGI). */
+static void test_command_environment(void **state)
+{
+	struct command *cmd;
+	char out[16384], how[64];
+
+	(void)state;
+	setenv("MJPEG_TEST_KEPT", "kept", 1);
+	setenv("HTTP_COOKIE", "session=secret", 1);
+	setenv("HTTP_AUTHORIZATION", "Bearer secret", 1);
+	setenv("REMOTE_ADDR", "192.0.2.1", 1);
+	setenv("QUERY_STRING", "x=secret", 1);
+	setenv("GATEWAY_INTERFACE", "CGI/1.1", 1);
+	cmd = start(ARGV("env"));
+	(void)read_all(cmd, out, sizeof(out));
+	command_stop(cmd, how, sizeof(how));
+	unsetenv("HTTP_COOKIE");
+	unsetenv("HTTP_AUTHORIZATION");
+	unsetenv("REMOTE_ADDR");
+	unsetenv("QUERY_STRING");
+	unsetenv("GATEWAY_INTERFACE");
+	assert_non_null(strstr(out, "MJPEG_TEST_KEPT=kept\n"));
+	assert_non_null(strstr(out, "PATH="));
+	assert_null(strstr(out, "secret"));
+	assert_null(strstr(out, "REMOTE_ADDR"));
+	assert_null(strstr(out, "GATEWAY_INTERFACE"));
+}
+
 static void test_command_refused(void **state)
 {
 	char why[256];
@@ -430,6 +459,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_command_output_and_status),
 		cmocka_unit_test(test_command_refused),
+		cmocka_unit_test(test_command_environment),
 		cmocka_unit_test(test_command_stop_sends_term),
 		cmocka_unit_test(test_command_stop_kills_after_grace),
 		cmocka_unit_test(test_command_group_goes_with_it),
