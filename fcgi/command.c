@@ -53,6 +53,8 @@ struct command {
 	char line[COMMAND_LOG_LINE_MAX + 1];
 	size_t line_used;
 	int line_cut; /* the line was longer than COMMAND_LOG_LINE_MAX */
+	int exited;   /* the guard reported the command's end ... */
+	int status;   /* ... and its wait status */
 };
 
 /* ---- the guard and the command (after fork: async-signal-safe calls only) --
@@ -549,18 +551,34 @@ void command_read_stderr(struct command *cmd)
 	}
 }
 
+int command_wait(struct command *cmd, int64_t usec)
+{
+	int64_t deadline = clock_mono_usec() + usec;
+	struct guard_msg msg;
+
+	while (!cmd->exited && read_msg(cmd, &msg, deadline, 0) == 1) {
+		if (msg.kind == GUARD_MSG_EXIT) {
+			cmd->exited = 1;
+			cmd->status = msg.value;
+		}
+	}
+	return cmd->exited;
+}
+
 void command_stop(struct command *cmd, char *how, size_t how_size)
 {
 	struct guard_msg msg = { 0 };
 	int64_t deadline;
-	int rc, status = 0, known = 0;
+	int rc, status, known;
 
 	if (!cmd)
 		return;
+	status = cmd->status;
+	known = cmd->exited;
 	deadline = clock_mono_usec() + cmd->grace_usec + COMMAND_GUARD_MARGIN_USEC;
 	/* The guard reads the end of the link: it stops the command. */
 	(void)shutdown(cmd->link_fd, SHUT_WR);
-	while ((rc = read_msg(cmd, &msg, deadline, 1)) == 1) {
+	while (!known && (rc = read_msg(cmd, &msg, deadline, 1)) == 1) {
 		if (msg.kind == GUARD_MSG_EXIT) {
 			status = msg.value;
 			known = 1;

@@ -75,6 +75,11 @@ pid_t command_pid(const struct command *cmd);
 /* The guard's process id. */
 pid_t command_guard_pid(const struct command *cmd);
 
+/* Waits at most usec for the command to exit by itself (its output
+ * ended: a program closes it before it exits), so that command_stop
+ * reports how it ended rather than stopping it.  1 when it has exited. */
+int command_wait(struct command *cmd, int64_t usec);
+
 /* Stops the command if it still runs (SIGTERM to its group, SIGKILL after
  * the grace period), reaps the guard, logs what is left of standard
  * error and frees cmd.  how (may be NULL) says how the command ended:

@@ -13,6 +13,10 @@
 
 /* Longest failure reason kept, bytes. */
 #define EXEC_WHY_BYTES 160
+/* How long a command whose output ended has to exit by itself before it
+ * is stopped (a program closes its output, then exits): so the log says
+ * how it ended, not that it was stopped. */
+#define EXEC_EXIT_WAIT_USEC (500 * USEC_PER_MSEC)
 
 struct exec_input {
 	const struct stream_settings *stream; /* read-only, outlives us */
@@ -151,6 +155,8 @@ void exec_input_ended(struct exec_input *in)
 
 	if (!in->cmd)
 		return;
+	if (!in->failed[0])
+		(void)command_wait(in->cmd, EXEC_EXIT_WAIT_USEC);
 	stop(in, how, sizeof(how));
 	if (in->failed[0])
 		snprintf(why, sizeof(why), "%s; stopped, %s", in->failed, how);

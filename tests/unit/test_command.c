@@ -132,11 +132,15 @@ static void test_command_output_and_status(void **state)
 	cmd = start(ARGV("printf", "abc"));
 	assert_int_equal(read_all(cmd, out, sizeof(out)), 3);
 	assert_string_equal(out, "abc");
+	/* printf closes its output, then exits: wait for that, or the stop
+	 * may meet it in between */
+	assert_int_equal(command_wait(cmd, WAIT_USEC), 1);
 	command_stop(cmd, how, sizeof(how));
 	assert_string_equal(how, "exited with status 0");
 
 	cmd = start(ARGV("/bin/sh", "-c", "exit 3"));
 	assert_int_equal(read_all(cmd, out, sizeof(out)), 0);
+	assert_int_equal(command_wait(cmd, WAIT_USEC), 1);
 	command_stop(cmd, how, sizeof(how));
 	assert_string_equal(how, "exited with status 3");
 	command_stop(NULL, how, sizeof(how)); /* ignored */
@@ -240,10 +244,13 @@ static void test_command_group_goes_with_it(void **state)
 	pid_t pid;
 
 	(void)state;
-	/* Two children in the background; the shell exits at once. */
-	cmd = start(ARGV("/bin/sh", "-c", "sleep 100 & sleep 100 & printf r"));
+	/* Two children in the background (their output elsewhere, so the
+	 * shell's end is the output's); the shell exits at once. */
+	cmd = start(ARGV("/bin/sh", "-c",
+			 "sleep 100 >/dev/null 2>&1 & sleep 100 >/dev/null 2>&1 & printf r"));
 	pid = command_pid(cmd);
 	assert_int_equal(read_all(cmd, out, sizeof(out)), 1);
+	assert_int_equal(command_wait(cmd, WAIT_USEC), 1);
 	command_stop(cmd, how, sizeof(how));
 	assert_string_equal(how, "exited with status 0");
 	assert_int_equal(group_members(pid), 0);
@@ -323,15 +330,16 @@ static void capture_log(void (*fn)(void), char *out, size_t size)
 
 static void run_noisy(void)
 {
-	/* 25 lines, one cut for length, one ended by \r, the last without a newline
-   */
-	struct command *cmd =
-		start(ARGV("/bin/sh", "-c",
-			   "i=0; while [ $i -lt 22 ]; do echo line$i >&2; i=$((i+1)); done; "
-			   "printf 'progress\\r' >&2; printf '%0500d\\n' 0 >&2; printf last >&2"));
+	struct command *cmd;
 	char out[8], how[64];
 
+	/* (before the start: lines are read from then on) */
 	memset(&limit, 0, sizeof(limit));
+	/* 25 lines, one cut for length, one ended by \r, the last without a
+	 * newline */
+	cmd = start(ARGV("/bin/sh", "-c",
+			 "i=0; while [ $i -lt 22 ]; do echo line$i >&2; i=$((i+1)); done; "
+			 "printf 'progress\\r' >&2; printf '%0500d\\n' 0 >&2; printf last >&2"));
 	(void)read_all(cmd, out, sizeof(out));
 	command_stop(cmd, how, sizeof(how));
 	/* The window ends: the next line reports what was not logged. */
@@ -365,12 +373,12 @@ static void test_command_stderr_logged_and_limited(void **state)
 
 static void run_long_line(void)
 {
-	struct command *cmd =
-		start(ARGV("/bin/sh", "-c",
-			   "printf 'progress\\r' >&2; printf '%0500d\\n' 0 >&2; printf last >&2"));
+	struct command *cmd;
 	char out[8], how[64];
 
 	memset(&limit, 0, sizeof(limit));
+	cmd = start(ARGV("/bin/sh", "-c",
+			 "printf 'progress\\r' >&2; printf '%0500d\\n' 0 >&2; printf last >&2"));
 	(void)read_all(cmd, out, sizeof(out));
 	command_stop(cmd, how, sizeof(how));
 }
