@@ -167,6 +167,11 @@ void exec_input_ended(struct exec_input *in)
 	failed(in, why);
 }
 
+int exec_input_away(const struct exec_input *in)
+{
+	return upstream_away(&in->link);
+}
+
 void exec_input_pause(struct exec_input *in)
 {
 	char how[64];

@@ -53,6 +53,10 @@ void exec_input_frame(struct exec_input *in);
  * started again after the back-off. */
 void exec_input_ended(struct exec_input *in);
 
+/* 1 during an outage: the command failed and has not made a frame since
+ * (what it drops meanwhile is not reported again). */
+int exec_input_away(const struct exec_input *in);
+
 /* Nobody watches: the command is stopped; the next begin starts it. */
 void exec_input_pause(struct exec_input *in);
 

@@ -59,9 +59,12 @@ static void report_problems(struct pipe_input *in, int now_anyway)
 	drop_log_flush(&in->drops, who, now_anyway);
 }
 
-/* A file's problems are the same on every pass: only the first counts. */
+/* A file's problems are the same on every pass: only the first counts.
+ * A command's, during an outage, are its failure: logged as that, once. */
 static int problems_counted(const struct pipe_input *in)
 {
+	if (in->exec && exec_input_away(in->exec))
+		return 0;
 	return !(in->type == PIPE_FILE && in->passes > 0);
 }
 

@@ -279,6 +279,11 @@ def test_failing_command_backs_off(exec_stack, name, why):
         assert not w.ended.is_set(), "the viewer's stream ended"
         lines = log_lines(st, r"exec %s: command " % name)
         assert len(lines) == 1, lines
+        # what the garbage run dropped is reported before the outage began
+        # (at most a line now and one held back by the rate limit), not
+        # again at every restart
+        dropped = log_lines(st, r"source %s: the command's output: dropped" % name)
+        assert len(dropped) <= 2, dropped
         assert re.search(why + r"; restarting it every 500 to 2000 ms until it is back",
                          lines[0]), lines
         up = st.stream(name)["upstream"]
