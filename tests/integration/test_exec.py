@@ -348,3 +348,24 @@ def test_gone_after_kill_9_of_the_responder(tmp_path):
         for w in watchers:
             w.join(SETTLE_S)
         st.stop()
+
+
+def test_reload_that_removes_the_stream_stops_the_command(tmp_path):
+    """SIGHUP with a config whose stream is no longer exec:: its producer
+    ends, and the command with it, while the viewer is still there."""
+    cfg = write_config(tmp_path, ["cam"])
+    st = start_stack(config=cfg)
+    w = Watcher(st.port, "/stream/cam", reconnect=False)
+    w.start()
+    try:
+        marker = "testsrc=size=320x240"
+        assert wait_until(lambda: commands_of(st, marker), SETTLE_S), st.log_tail()
+        group = group_of(commands_of(st, marker)[0])
+        cfg.write_text(cfg.read_text().replace(STREAMS["cam"], "pattern:bars"))
+        os.kill(st.pid(), signal.SIGHUP)
+        assert wait_until(lambda: not live_processes(pgid=group), SETTLE_S), st.log_tail()
+        assert log_lines(st, r"exec cam: stopped pid %d" % group), st.log_tail()
+    finally:
+        w.stop.set()
+        w.join(SETTLE_S)
+        st.stop()
