@@ -88,8 +88,14 @@ def started_pids(st, name):
     return [int(m) for m in re.findall(r"exec %s: started pid (\d+)" % name, this_run_log(st))]
 
 
-def log_lines(st, pattern):
-    return [line for line in this_run_log(st).splitlines() if re.search(pattern, line)]
+def log_lines(st, pattern, since=0):
+    """Lines of this stack's log matching PATTERN, from offset SINCE (a
+    log_mark: the module's stacks serve several tests)."""
+    return [line for line in this_run_log(st)[since:].splitlines() if re.search(pattern, line)]
+
+
+def log_mark(st):
+    return len(this_run_log(st))
 
 
 def read_parts(port, path, count, timeout=SETTLE_S):
@@ -176,6 +182,7 @@ def test_restarted_after_kill_9_of_the_command(exec_stack):
     that stayed connected, /status counts the restart."""
     st, _ = exec_stack
     marker = "testsrc=size=320x240"
+    mark = log_mark(st)
     w = Watcher(st.port, "/stream/cam", reconnect=False)
     w.start()
     try:
@@ -190,8 +197,9 @@ def test_restarted_after_kill_9_of_the_command(exec_stack):
         assert wait_until(lambda: w.parts > parts + 3, SETTLE_S), st.log_tail()
         assert not w.ended.is_set() and not w.bad
         assert len(log_lines(st, r"exec cam: command .*: killed by signal KILL; "
-                                 r"restarting it every 500 to 2000 ms")) == 1, st.log_tail()
-        assert wait_until(lambda: log_lines(st, r"exec cam: command .* is back after"),
+                                 r"restarting it every 500 to 2000 ms", mark)) == 1, \
+            st.log_tail()
+        assert wait_until(lambda: log_lines(st, r"exec cam: command .* is back after", mark),
                           SETTLE_S), st.log_tail()
         up = st.stream("cam")["upstream"]
         assert up["reconnects"] == before + 1, up
@@ -209,14 +217,21 @@ def test_no_descriptor_leaked_into_the_command(exec_stack):
     w = Watcher(st.port, "/stream/quiet", reconnect=False)
     w.start()
     try:
-        # the shell and the sleep it started
-        quiet = "sleep 987651"
-        assert wait_until(lambda: len(commands_of(st, quiet)) == 2, SETTLE_S), st.log_tail()
-        for pid in commands_of(st, quiet):
-            fds = {}
-            for fd in os.listdir("/proc/%d/fd" % pid):
-                fds[int(fd)] = os.readlink("/proc/%d/fd/%s" % (pid, fd))
-            assert sorted(fds) == [0, 1, 2], (cmdline(pid), fds)
+        # the shell and the sleep it started (restarted every second or
+        # two by upstream_stall_ms: read while both are there)
+        def descriptors():
+            pids = commands_of(st, "sleep 987651")
+            if len(pids) != 2:
+                return None
+            try:
+                return {pid: {int(fd): os.readlink("/proc/%d/fd/%s" % (pid, fd))
+                              for fd in os.listdir("/proc/%d/fd" % pid)} for pid in pids}
+            except OSError:
+                return None
+        found = wait_until(descriptors, SETTLE_S)
+        assert found, st.log_tail()
+        for pid, fds in found.items():
+            assert sorted(fds) == [0, 1, 2], fds
             assert fds[0] == "/dev/null"
             assert fds[1].startswith("pipe:") and fds[2].startswith("pipe:"), fds
     finally:
@@ -228,13 +243,17 @@ def test_silent_command_restarted_after_stall(exec_stack):
     """A command that never writes is stopped after upstream_stall_ms (1 s
     here) and started again; one line for the whole outage."""
     st, d = exec_stack
+    # (another test may have watched it: its outage ends when it idles)
+    assert wait_until(lambda: st.stream("quiet")["upstream"]["state"] == "idle",
+                      IDLE_PAUSE_S + SETTLE_S)
+    mark = log_mark(st)
     w = Watcher(st.port, "/stream/quiet", reconnect=False)
     w.start()
     try:
         first = starts(d / "quiet.starts")
         assert wait_until(lambda: starts(d / "quiet.starts") >= first + 2, SETTLE_S), \
             st.log_tail()
-        lines = log_lines(st, r"exec quiet: command .*: no output for 1000 ms")
+        lines = log_lines(st, r"exec quiet: command .*: no output for 1000 ms", mark)
         assert len(lines) == 1, lines
         assert st.stream("quiet")["upstream"]["state"] == "away"
     finally:
@@ -264,6 +283,7 @@ def test_failing_command_backs_off(exec_stack, name, why):
     (100 % of a core) still fails it four times over."""
     st, d = exec_stack
     WINDOW_S = 6
+    mark = log_mark(st)
     w = Watcher(st.port, "/stream/%s" % name, reconnect=False)
     w.start()
     try:
@@ -277,12 +297,12 @@ def test_failing_command_backs_off(exec_stack, name, why):
         assert 1 <= made <= 1 + elapsed / 1.5 + 1, made
         assert cpu < 0.25 * elapsed, "responder used %.2f s of CPU in %.1f s" % (cpu, elapsed)
         assert not w.ended.is_set(), "the viewer's stream ended"
-        lines = log_lines(st, r"exec %s: command " % name)
+        lines = log_lines(st, r"exec %s: command " % name, mark)
         assert len(lines) == 1, lines
         # what the garbage run dropped is reported before the outage began
         # (at most a line now and one held back by the rate limit), not
         # again at every restart
-        dropped = log_lines(st, r"source %s: the command's output: dropped" % name)
+        dropped = log_lines(st, r"source %s: the command's output: dropped" % name, mark)
         assert len(dropped) <= 2, dropped
         assert re.search(why + r"; restarting it every 500 to 2000 ms until it is back",
                          lines[0]), lines
@@ -292,7 +312,7 @@ def test_failing_command_backs_off(exec_stack, name, why):
         if name == "quick":
             # its standard error reaches the log (rate-limited: 20 lines
             # in 10 s at most, however often it restarts)
-            said = log_lines(st, r"exec quick: quick-oops")
+            said = log_lines(st, r"exec quick: quick-oops", mark)
             assert 1 <= len(said) <= 20 * (1 + (time.monotonic() - t0) // 10 + 1), said
     finally:
         w.stop.set()
