@@ -121,7 +121,7 @@ int cmdline_split(const char *line, size_t column_offset, struct cmdline *out, c
 	if (count < 0)
 		return -1;
 	/* The words take at most len + 1 bytes: every word but the last is
-   * followed by a blank in the line, whose byte its NUL takes. */
+	 * followed by a blank in the line, whose byte its NUL takes. */
 	out->argv = malloc(((size_t)count + 1) * sizeof(char *) + len + 1);
 	if (!out->argv) {
 		snprintf(why, why_size, "out of memory");

@@ -186,8 +186,8 @@ static _Noreturn void guard_run(const struct spawn *s)
 	 * (a service manager's stop) leaves the guard to clean up. */
 	(void)setpgid(0, 0);
 	/* Blocked, not ignored: a SIGTERM sent to the group before the
-   * command unblocks it (in exec_command) is kept pending for it, not
-   * lost. */
+	 * command unblocks it (in exec_command) is kept pending for it, not
+	 * lost. */
 	sigemptyset(&stop_signals);
 	sigaddset(&stop_signals, SIGTERM);
 	sigaddset(&stop_signals, SIGINT);

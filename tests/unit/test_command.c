@@ -205,7 +205,7 @@ static void test_command_stop_sends_term(void **state)
 	assert_int_equal(getpgid(pid), pid); /* its own group */
 	command_stop(cmd, how, sizeof(how));
 	/* TERM ended it, not the KILL after the grace period: even a TERM
-   * sent this early, before the command unblocked it, is kept. */
+	 * sent this early, before the command unblocked it, is kept. */
 	assert_string_equal(how, "killed by signal TERM");
 	assert_false(alive(pid));
 	assert_int_equal(kill(guard, 0), -1); /* reaped, not a zombie */
@@ -221,7 +221,7 @@ static void test_command_stop_kills_after_grace(void **state)
 
 	(void)state;
 	/* The shell and its sleep ignore TERM; the ready byte says the trap
-   * is set. */
+	 * is set. */
 	cmd = start(ARGV("/bin/sh", "-c", "trap '' TERM; sleep 100 & printf r; wait"));
 	pid = command_pid(cmd);
 	{
@@ -272,7 +272,7 @@ static void test_command_no_descriptor_leaks(void **state)
 	cmd = start(ARGV("sleep", "100"));
 	snprintf(path, sizeof(path), "/proc/%ld/fd", (long)command_pid(cmd));
 	/* The command may still be the guard's fork for a moment: wait for
-   * its exec (its fds are final then). */
+	 * its exec (its fds are final then). */
 	{
 		int64_t deadline = clock_mono_usec() + WAIT_USEC;
 		char exe[64], link[256];
