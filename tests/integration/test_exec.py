@@ -140,8 +140,9 @@ def test_started_on_first_viewer_stopped_when_idle(exec_stack):
     st, _ = exec_stack
     marker = "testsrc=size=320x240"
     # (another test of the module may have watched it: it stops at idle)
-    assert wait_until(lambda: not commands_of(st, marker), IDLE_PAUSE_S + SETTLE_S)
-    assert st.stream("cam")["upstream"]["state"] == "idle"
+    assert wait_until(lambda: not commands_of(st, marker)
+                      and st.stream("cam")["upstream"]["state"] == "idle",
+                      IDLE_PAUSE_S + SETTLE_S)
     before = len(started_pids(st, "cam"))
     parts = read_parts(st.port, "/stream/cam?frames=10", 10)
     for p in parts:
@@ -343,7 +344,8 @@ def test_gone_after_kill_9_of_the_responder(tmp_path):
         w.join(SETTLE_S)
         assert wait_until(lambda: not live_processes(pgid=group), IDLE_PAUSE_S + SETTLE_S), \
             st.log_tail()
-        assert log_lines(st, r"exec quiet: stopped pid \d+ \(killed by signal TERM\)")
+        assert wait_until(lambda: log_lines(
+            st, r"exec quiet: stopped pid \d+ \(killed by signal TERM\)"), SETTLE_S)
         for name in ("cam", "quiet"):
             w = Watcher(st.port, "/stream/%s" % name)
             w.start()
@@ -384,7 +386,9 @@ def test_reload_that_removes_the_stream_stops_the_command(tmp_path):
         cfg.write_text(cfg.read_text().replace(STREAMS["cam"], "pattern:bars"))
         os.kill(st.pid(), signal.SIGHUP)
         assert wait_until(lambda: not live_processes(pgid=group), SETTLE_S), st.log_tail()
-        assert log_lines(st, r"exec cam: stopped pid %d" % group), st.log_tail()
+        # (logged once the guard reported: just after the group went)
+        assert wait_until(lambda: log_lines(st, r"exec cam: stopped pid %d" % group),
+                          SETTLE_S), st.log_tail()
     finally:
         w.stop.set()
         w.join(SETTLE_S)
