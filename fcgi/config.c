@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include "clock.h"
+#include "cmdline.h"
 #include "option.h"
 #include "parse.h"
 #include "supervisor.h"
@@ -248,6 +249,20 @@ static int stream_set_source(struct stream_settings *st, const char *source)
 	return -1;
 }
 
+/* NULL when command splits into argv (cmdline.c), else why not, in why. */
+static const char *exec_refusal(const char *command, char *why, size_t size)
+{
+	struct cmdline cl;
+	char how[96];
+
+	if (cmdline_split(command, strlen("exec:"), &cl, how, sizeof(how)) < 0) {
+		snprintf(why, size, "source: %s", how);
+		return why;
+	}
+	cmdline_free(&cl);
+	return NULL;
+}
+
 /* Fills what the user left out: the demo's own size and rate for redblue,
  * 640x480 at 30 fps for the rest.  A raw stream must say its size. */
 static void stream_fill_defaults(struct stream_settings *st)
@@ -492,6 +507,7 @@ static const char *apply_stream_key(struct stream_settings *st, const char *key,
 	} else if (strcmp(key, "format") == 0) {
 		if (encode_parse_format(value, &st->format) < 0)
 			return "must be rgb24, bgr24, rgba, gray or yuyv";
+		st->format_set = 1;
 	} else if (strcmp(key, "token") == 0) {
 		if (strlen(value) < TOKEN_MIN || strlen(value) > TOKEN_MAX)
 			return "must be 16 to 128 characters";
@@ -722,13 +738,20 @@ int config_load_file(struct settings *settings, const char *path)
 	for (i = 0; i < settings->stream_count; i++) {
 		struct stream_settings *st = &settings->streams[i];
 
+		char exec_why[160];
 		const char *why = NULL;
 
 		if (!st->source[0])
 			why = "no source";
 		else if (st->kind == SOURCE_RAW && !st->width)
 			why = "a raw source needs size = WIDTHxHEIGHT";
-		else if (st->kind == SOURCE_RAW && st->format == PIXEL_YUYV && st->width % 2)
+		else if (st->kind == SOURCE_EXEC && st->format_set && !st->width)
+			why = "an exec: source with a format reads raw frames: it needs size = WIDTHxHEIGHT";
+		else if (st->kind == SOURCE_EXEC && (why = exec_refusal(st->path, exec_why,
+									sizeof(exec_why))) != NULL)
+			;
+		else if ((st->kind == SOURCE_RAW || (st->kind == SOURCE_EXEC && st->format_set)) &&
+			 st->format == PIXEL_YUYV && st->width % 2)
 			why = "yuyv needs an even width";
 		else if (st->kind == SOURCE_INGEST && !st->token[0])
 			why = "an ingest stream needs a token (16 to 128 characters)";

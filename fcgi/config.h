@@ -73,6 +73,7 @@ struct stream_settings {
 	char path[PATH_MAX];        /* dir:, raw:, mjpeg: argument ("-" is stdin);
 				     * http: the URL; exec: the command line */
 	enum pixel_format format;   /* raw: pixel layout */
+	int format_set;             /* the format key was given: exec: reads raw frames */
 	char token[TOKEN_MAX + 1];  /* ingest: bearer token; "" refuses every POST */
 	uint32_t width, height;
 	double fps;                 /* frames the producer publishes per second */

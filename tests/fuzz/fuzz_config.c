@@ -6,6 +6,7 @@
  * config_load_file prints every error to stderr; the harness points stdio's
  * stderr at /dev/null (file descriptor 2 stays, so sanitizer and libFuzzer
  * reports still show).  FUZZ_CONFIG_STDERR=1 keeps the messages. */
+#include "cmdline.h"
 #include "config.h"
 #include "fuzz.h"
 #include "supervisor.h"
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -97,6 +99,24 @@ static void check_stream(const struct stream_settings *st)
 		CHECK(strcmp(st->source, "ingest") == 0);
 		CHECK(token_bytes >= TOKEN_MIN);
 		break;
+	case SOURCE_HTTP:
+		/* the URL as written; what is shown may hide its user part */
+		CHECK(strncasecmp(st->path, "http", 4) == 0);
+		CHECK(strncasecmp(st->source, "http", 4) == 0);
+		break;
+	case SOURCE_EXEC: {
+		/* accepted: the command line splits into at least one word */
+		struct cmdline cl;
+		char why[128];
+
+		CHECK(strncmp(st->source, "exec:", 5) == 0);
+		CHECK(strcmp(st->source + 5, st->path) == 0);
+		CHECK(cmdline_split(st->path, 0, &cl, why, sizeof(why)) == 0 && cl.argc >= 1);
+		cmdline_free(&cl);
+		if (st->format_set)
+			CHECK(st->format != PIXEL_YUYV || st->width % 2 == 0);
+		break;
+	}
 	}
 }
 

@@ -4,10 +4,13 @@ config blocks."""
 
 import io
 import os
+import pathlib
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 
@@ -275,3 +278,56 @@ def test_signed_link_snippets_play(tmp_path):
             status, _, body = st.get("/snapshot/backyard?" + link.split("?", 1)[1])
             assert status == 200, (name, status, body[:200])
             mjpeg.decode_jpeg(body)
+
+
+def test_exec_recipes_as_written(tmp_path):
+    """The exec: recipes.  The test picture and raw ones run as written.
+    The RTSP camera's command line runs as written but for the camera's
+    address: an RTSP server on loopback (GStreamer's RTSP server library,
+    rtsp_server.py) serves a test picture there.  The USB webcam's needs a
+    V4L2 device the tests do not have: its input (`-f v4l2 -input_format
+    mjpeg -i /dev/video0`) is replaced by an MJPEG file made by ffmpeg, and
+    the rest of the line (`-c copy -f mjpeg -`) runs as written: every
+    frame a viewer gets is byte for byte a JPEG of that file (copied, not
+    encoded again)."""
+    from mjpeg import Viewer
+    blocks = readme_blocks()
+    webcam_input = "-f v4l2 -input_format mjpeg -i /dev/video0"
+    rtsp_url = "rtsp://192.168.1.66:554/stream1"
+    assert webcam_input in blocks["exec-webcam-config"]
+    assert rtsp_url in blocks["exec-rtsp-config"]
+    # a short path: the config line that names it must fit in 199 bytes
+    clip_dir = tempfile.mkdtemp(prefix="exec")
+    clip = pathlib.Path(clip_dir) / "w.mjpeg"
+    subprocess.run(["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-f", "lavfi",
+                    "-i", "testsrc=size=320x240:rate=10", "-frames:v", "20", "-q:v", "5",
+                    "-f", "mjpeg", str(clip)], check=True, timeout=60)
+    clip_bytes = clip.read_bytes()
+    rtsp_port = free_port()
+    rtsp = subprocess.Popen([sys.executable, os.path.join(os.path.dirname(__file__),
+                                                          "rtsp_server.py"), str(rtsp_port)],
+                            stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+    try:
+        assert rtsp.stdout.readline().strip() == "ready"
+        config = tmp_path / "exec.ini"
+        config.write_text(
+            blocks["exec-testsrc-config"] + blocks["exec-raw-config"]
+            + blocks["exec-rtsp-config"].replace(rtsp_url,
+                                                 "rtsp://127.0.0.1:%d/stream1" % rtsp_port)
+            + blocks["exec-webcam-config"].replace(
+                webcam_input, "-stream_loop -1 -re -framerate 10 -f mjpeg -i %s" % clip))
+        with running_stack(config=config) as st:
+            for name, size in (("test", (640, 480)), ("rawtest", (320, 240)),
+                               ("porch", (320, 240)), ("webcam", (320, 240))):
+                got, _ = snapshot(st.port, name, timeout=30)
+                assert got == size, (name, got, st.log_tail())
+                assert st.stream(name)["upstream"]["state"] == "connected", name
+            with Viewer(st.port, "/stream/webcam?frames=5", timeout=20) as v:
+                assert v.status == 200
+                for _ in range(5):
+                    part = v.reader.next_part()
+                    assert part is not None and part.body in clip_bytes
+    finally:
+        rtsp.kill()
+        rtsp.wait(10)
+        shutil.rmtree(clip_dir)

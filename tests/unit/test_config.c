@@ -579,6 +579,44 @@ static void test_upstream_keys_applied(void **state)
 	assert_int_equal(st->upstream.retry_max_usec, UPSTREAM_RETRY_MAX_MS_DEFAULT * 1000);
 }
 
+/* exec: the command line is split at load time (a quoting error stops the
+ * start, with the column); format (with size) makes it raw frames. */
+static void test_exec_source(void **state)
+{
+	struct fixture *f = *state;
+	const struct stream_settings *st;
+
+	write_ini(f, "[stream m]\nsource = exec:sh -c 'printf x' \"a b\" c\\ d\n"
+		     "[stream r]\nsource = exec:ffmpeg -f rawvideo -\nformat = gray\nsize = 64x48\n");
+	config_defaults(&f->settings);
+	assert_int_equal(config_load_file(&f->settings, f->ini), 0);
+	st = config_find_stream(&f->settings, "m");
+	assert_non_null(st);
+	assert_int_equal(st->kind, SOURCE_EXEC);
+	assert_string_equal(st->path, "sh -c 'printf x' \"a b\" c\\ d");
+	assert_int_equal(st->format_set, 0);
+	st = config_find_stream(&f->settings, "r");
+	assert_non_null(st);
+	assert_int_equal(st->format_set, 1);
+	assert_int_equal(st->format, PIXEL_GRAY);
+	assert_int_equal(st->width, 64);
+
+	assert_file_refused(f, "[stream c]\nsource = exec:sh -c 'echo\n", 0,
+			    "[stream c]: source: unterminated ' quote opened at column 12");
+	assert_file_refused(f, "[stream c]\nsource = exec:a \"b\n", 0,
+			    "unterminated \" quote opened at column 8");
+	assert_file_refused(f, "[stream c]\nsource = exec:a\\\n", 0,
+			    "a backslash at column 7 ends the command");
+	assert_file_refused(f, "[stream c]\nsource = exec:''x'\n", 0, "unterminated");
+	assert_file_refused(f, "[stream c]\nsource = exec:ffmpeg -\nformat = rgb24\n", 0,
+			    "it needs size = WIDTHxHEIGHT");
+	assert_file_refused(f,
+			    "[stream c]\nsource = exec:ffmpeg -\nformat = yuyv\nsize = 63x48\n",
+			    0, "yuyv needs an even width");
+	assert_file_refused(f, "[stream c]\nsource = exec:ffmpeg\nuser = u\n", 0,
+			    "for http: and https: sources");
+}
+
 static void test_url_shown(void **state)
 {
 	static const char *const cases[][2] = {
@@ -988,6 +1026,7 @@ int main(void)
 		CONFIG_TEST(test_relay_section),
 		CONFIG_TEST(test_relay_defaults),
 		CONFIG_TEST(test_relay_errors),
+		CONFIG_TEST(test_exec_source),
 		CONFIG_TEST(test_no_args_gives_default_streams),
 		CONFIG_TEST(test_args_applied),
 		CONFIG_TEST(test_bad_args),
