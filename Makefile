@@ -62,7 +62,8 @@ UNIT_MODS_encode := encode log
 # stream.c starts and stops producers: the fan-out test links every source.
 UNIT_MODS_fanout := fanout fanout_viewer frame_cache watcher viewer viewer_blocking pace \
 	request_input reply record multipart http bus bus_file stream producer \
-	source source_pattern source_dir source_raw source_mjpeg source_pipe source_http drops \
+	source source_pattern source_dir source_raw source_mjpeg source_pipe source_http \
+	source_derived scaler drops \
 	mjpeg_reader mjpeg_splitter multipart config option parse encode clock log testutil
 UNIT_MODS_http := http config option parse encode log
 UNIT_MODS_mjpeg_reader := mjpeg_reader mjpeg_splitter multipart clock log testutil encode
@@ -72,10 +73,13 @@ UNIT_MODS_option := option parse log
 UNIT_MODS_pace := pace
 UNIT_MODS_parse := parse
 UNIT_MODS_pattern := source source_pattern source_dir source_raw source_mjpeg source_pipe drops \
-	source_http mjpeg_reader mjpeg_splitter multipart encode clock log testutil
+	source_http source_derived scaler bus bus_file mjpeg_reader mjpeg_splitter multipart encode \
+	clock log testutil
 UNIT_MODS_record := record log testutil encode
+UNIT_MODS_scaler := scaler encode log
 UNIT_MODS_source_pipe := source source_pattern source_dir source_raw source_mjpeg \
-	source_pipe source_http drops mjpeg_reader mjpeg_splitter multipart encode clock log testutil
+	source_pipe source_http source_derived scaler bus bus_file drops mjpeg_reader mjpeg_splitter \
+	multipart encode clock log testutil
 
 .PHONY: all deps deps-test run start stop test check test-under-load unit integration \
 	integration-nginx clean install asan asan-unit asan-integration lint check-build \
