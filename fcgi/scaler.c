@@ -214,7 +214,7 @@ int scaler_draw(struct scaler *s, const unsigned char *jpeg, size_t bytes, unsig
 	if (sw == w && sh == h) {
 		/* the DCT scaling alone fits: decode straight into the picture */
 		if (tjDecompress2(s->tj, jpeg, (unsigned long)bytes, out, (int)w, (int)stride,
-				  (int)h, TJPF_RGB, TJFLAG_FASTDCT) != 0 &&
+				  (int)h, TJPF_RGB, TJFLAG_FASTDCT | TJFLAG_FASTUPSAMPLE) != 0 &&
 		    tjGetErrorCode(s->tj) != TJERR_WARNING)
 			return decode_failed(s, "tjDecompress2", what);
 		return 0;
@@ -235,7 +235,7 @@ int scaler_draw(struct scaler *s, const unsigned char *jpeg, size_t bytes, unsig
 		return -1;
 	}
 	if (tjDecompress2(s->tj, jpeg, (unsigned long)bytes, s->decoded, (int)sw, 0, (int)sh,
-			  TJPF_RGB, TJFLAG_FASTDCT) != 0 &&
+			  TJPF_RGB, TJFLAG_FASTDCT | TJFLAG_FASTUPSAMPLE) != 0 &&
 	    tjGetErrorCode(s->tj) != TJERR_WARNING)
 		return decode_failed(s, "tjDecompress2", what);
 	resize(s->decoded, sw, sh, out, stride, w, h, s->spans);
