@@ -834,6 +834,10 @@ void config_usage(const char *argv0)
 	       "                         in any multipart layout, or a JPEG URL polled at fps\n"
 	       "    exec:COMMAND ARGS    a command's standard output (MJPEG, or raw frames\n"
 	       "                         with format and size), run while watched\n"
+	       "    scale:NAME           stream NAME's frames at size (required); fps\n"
+	       "                         defaults to NAME's\n"
+	       "    mosaic:A,B,...       up to %d streams in a grid of tiles, at size\n"
+	       "                         (required) and fps (default %d)\n"
 	       "  size = WxH             picture size, 1 to %d each (default 640x480;\n"
 	       "                         pattern:redblue 256x256)\n"
 	       "  fps = N                frames per second, 0.01 to %g (default 30;\n"
@@ -853,6 +857,8 @@ void config_usage(const char *argv0)
 	       "  upstream_retry_max_ms = N   ... doubling up to this (default %d)\n"
 	       "  upstream_stop_grace_ms = N  exec: SIGTERM to SIGKILL (default %d)\n"
 	       "  (each upstream_*_ms from %d to %d)\n"
+	       "  layout = CxR           mosaic: columns and rows, 1 to %d each (default:\n"
+	       "                         the smallest near-square grid)\n"
 	       "With no [stream] section two streams exist: demo (pattern:redblue, 256x256,\n"
 	       "1 fps) and bars (pattern:bars, 640x480, 30 fps).\n"
 	       "\n"
@@ -868,10 +874,12 @@ void config_usage(const char *argv0)
 	       "\n"
 	       "Signals: SIGTERM or SIGINT ends every stream with its closing boundary and\n"
 	       "exits; SIGHUP reads the config again.\n",
-	       FRAME_SIDE_MAX, FPS_MAX, ENCODE_QUALITY_DEFAULT, TOKEN_MIN, TOKEN_MAX,
+	       DERIVED_INPUTS_MAX, MOSAIC_FPS_DEFAULT, FRAME_SIDE_MAX, FPS_MAX,
+	       ENCODE_QUALITY_DEFAULT, TOKEN_MIN, TOKEN_MAX,
 	       UPSTREAM_HEADERS_MAX, UPSTREAM_CONNECT_MS_DEFAULT, UPSTREAM_STALL_MS_DEFAULT,
 	       UPSTREAM_RETRY_MIN_MS_DEFAULT, UPSTREAM_RETRY_MAX_MS_DEFAULT,
-	       UPSTREAM_STOP_GRACE_MS_DEFAULT, UPSTREAM_MS_MIN, UPSTREAM_MS_MAX, FPS_MAX);
+	       UPSTREAM_STOP_GRACE_MS_DEFAULT, UPSTREAM_MS_MIN, UPSTREAM_MS_MAX, DERIVED_INPUTS_MAX,
+	       FPS_MAX);
 }
 
 /* The row of an option getopt_long answered, or NULL for '?' (an unknown
