@@ -1,11 +1,13 @@
 """Derived streams end to end through nginx: scale: (colours in the right
 places, one encode per source frame whatever the viewers, a lower fps) and
 mosaic: (each input in its tile; a stopped input turns grey with "no
-signal" while the others go on), and both run only while watched."""
+signal" while the others go on), both run only while watched, and a reload
+makes anew the streams made from a stream that changed."""
 
 import http.client
 import io
 import os
+import signal
 import threading
 import time
 import urllib.error
@@ -291,3 +293,74 @@ def test_derived_runs_only_while_watched(stack):
     # that still made frames would show in 2 s at 10 fps.
     time.sleep(2)
     assert counts() == paused
+
+
+RELOAD_BEFORE = """[stream bars]
+source = pattern:bars
+size = 320x240
+fps = 10
+
+[stream small]
+source = scale:bars
+size = 160x120
+
+[stream tiny]
+source = scale:small
+size = 80x60
+
+[stream demo]
+source = pattern:redblue
+
+[stream demo_small]
+source = scale:demo
+size = 64x64
+"""
+
+
+def test_reload_remakes_streams_made_from_a_changed_one(tmp_path):
+    """bars changes: small (made from it) and tiny (made from small) are
+    made anew, their viewers ended properly; demo_small, whose input did
+    not change, goes on.  Then a config with a cycle changes nothing."""
+    config = tmp_path / "reload.ini"
+    config.write_text(RELOAD_BEFORE)
+    with Stack(free_port(), config=str(config)).start() as st:
+        viewers = {n: mjpeg.Watcher(st.port, "/stream/" + n, reconnect=False)
+                   for n in ("small", "tiny", "demo_small")}
+        try:
+            for v in viewers.values():
+                v.start()
+            assert wait_until(lambda: all(v.parts > 0 for v in viewers.values()), WAIT_S), \
+                {n: v.parts for n, v in viewers.items()}
+            # only bars' own settings change: small's and tiny's are the
+            # same as before (fps included), yet they are made from it
+            config.write_text(RELOAD_BEFORE.replace("size = 320x240", "size = 240x180"))
+            os.kill(st.pid(), signal.SIGHUP)
+            for name in ("small", "tiny"):
+                assert viewers[name].ended.wait(WAIT_S), name
+                assert viewers[name].closed_properly, name
+            before = viewers["demo_small"].parts
+            assert wait_until(lambda: viewers["demo_small"].parts >= before + 2, WAIT_S)
+            assert not viewers["demo_small"].ended.is_set()
+            assert "reload: 2 streams kept, 3 opened, 3 retired" in st.log(), st.log_tail()
+            # the new streams play, from the new bars
+            status, _, body = st.get("stream/tiny?frames=2", timeout=WAIT_S)
+            assert status == 200 and body.endswith(b"--\r\n")
+            # the new bars' producer runs once the retired streams let go of
+            # its lock (the last viewer of the retired tiny frees tiny, then
+            # small, then bars)
+            assert wait_until(lambda: st.stream("bars")["width"] == 240, WAIT_S), \
+                st.stream("bars")
+            assert st.stream("small")["width"] == 160
+        finally:
+            for v in viewers.values():
+                v.stop.set()
+
+        config.write_text(RELOAD_BEFORE.replace("source = pattern:redblue",
+                                                "source = scale:demo_small\nsize = 64x64"))
+        os.kill(st.pid(), signal.SIGHUP)
+        assert wait_until(lambda: "keeping the running config" in st.log(), WAIT_S), \
+            st.log_tail()
+        assert "derived streams in a cycle: demo -> demo_small -> demo" in st.log()
+        assert sorted(s["name"] for s in st.status()["streams"]) == [
+            "bars", "demo", "demo_small", "small", "tiny"]
+        assert st.get("snapshot/demo_small")[0] == 200
