@@ -364,3 +364,60 @@ def test_reload_remakes_streams_made_from_a_changed_one(tmp_path):
         assert sorted(s["name"] for s in st.status()["streams"]) == [
             "bars", "demo", "demo_small", "small", "tiny"]
         assert st.get("snapshot/demo_small")[0] == 200
+
+
+# demo: the stream the Vue example page itself plays
+PAGE_CONFIG = """[stream demo]
+source = pattern:redblue
+
+[stream bars]
+source = pattern:bars
+size = 640x480
+fps = 10
+
+[stream small]
+source = scale:bars
+size = 320x240
+
+[stream wall]
+source = mosaic:bars,small
+size = 640x240
+"""
+
+
+def test_page_and_vue_component_show_derived_streams(tmp_path):
+    """The viewer page gives derived streams cards like any other, and the
+    Vue component plays one: pictures of their own sizes, no console
+    errors."""
+    from selenium.webdriver.common.by import By
+    from test_clients import (browser_session, ensure_vue, img_state, picture_shown,
+                              severe_console, wait_for)
+
+    config = tmp_path / "page.ini"
+    config.write_text(PAGE_CONFIG)
+    with Stack(free_port(), config=str(config)).start() as st, browser_session() as drv:
+        drv.get(st.url(""))
+        for name, size in (("small", (320, 240)), ("wall", (640, 240)), ("bars", (640, 480))):
+            shown = wait_for("#stream-%s to show a picture" % name,
+                             lambda n=name: picture_shown(drv, "#stream-" + n), WAIT_S)
+            assert (shown["naturalWidth"], shown["naturalHeight"]) == size, (name, shown)
+            assert drv.find_elements(By.CSS_SELECTOR, "article.card#card-" + name)
+        assert not severe_console(drv), severe_console(drv)
+
+        ensure_vue()
+        drv.get(st.url("vue/"))
+        ok = drv.execute_async_script("""
+            const done = arguments[arguments.length - 1];
+            Promise.all([import('vue'), import('./MjpegStream.js')]).then(([vue, m]) => {
+                const el = document.createElement('div');
+                document.body.append(el);
+                vue.createApp({ render: () => vue.h(m.default, {
+                    src: '../stream/small', id: 'stream-small-vue' }) }).mount(el);
+                done(true);
+            }, (e) => done(String(e)));""")
+        assert ok is True, ok
+        shown = wait_for("the component's <img> to show small",
+                         lambda: picture_shown(drv, "#stream-small-vue"), WAIT_S)
+        assert (shown["naturalWidth"], shown["naturalHeight"]) == (320, 240), shown
+        assert img_state(drv, "#stream-small-vue")["src"].endswith("stream/small")
+        assert not severe_console(drv), severe_console(drv)
