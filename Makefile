@@ -58,6 +58,9 @@ ASAN_UNIT_BINS := $(UNIT_TESTS:%=$(ASAN_DIR)/unit/test_%)
 UNIT_MODS_bus := bus bus_file clock log testutil encode
 UNIT_MODS_config := config option parse log testutil encode
 UNIT_MODS_deadline := deadline clock log testutil encode
+UNIT_MODS_derived := source source_derived scaler source_pattern source_dir source_raw \
+	source_mjpeg source_pipe source_http drops mjpeg_reader mjpeg_splitter multipart bus bus_file \
+	encode clock log testutil
 UNIT_MODS_encode := encode log
 # stream.c starts and stops producers: the fan-out test links every source.
 UNIT_MODS_fanout := fanout fanout_viewer frame_cache watcher viewer viewer_blocking pace \
