@@ -50,7 +50,7 @@ ASAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
 ASAN_LOGS := $(abspath $(ASAN_DIR))/logs
 ASAN_TESTS := $(addprefix tests/integration/,test_nginx_stack.py test_sources.py \
 	test_limits.py test_workers.py test_reload.py test_churn.py test_abort.py \
-	test_ingest_reload.py test_relay.py test_cluster.py test_signed.py test_exec.py)
+	test_ingest_reload.py test_relay.py test_cluster.py test_signed.py test_exec.py test_derived.py)
 # Every module but main.c, by name (fcgi/NAME.c).
 LIB_MODS := $(filter-out main,$(basename $(notdir $(wildcard fcgi/*.c))))
 UNIT_TESTS := $(patsubst tests/unit/test_%.c,%,$(wildcard tests/unit/test_*.c))
@@ -66,13 +66,16 @@ UNIT_MODS_cmdline := cmdline
 UNIT_MODS_command := command clock log
 UNIT_MODS_config := config cmdline option parse log testutil encode
 UNIT_MODS_deadline := deadline clock log testutil encode
+UNIT_MODS_derived := source source_derived scaler source_pattern source_dir source_raw \
+	source_mjpeg source_pipe source_http upstream source_exec command cmdline drops mjpeg_reader mjpeg_splitter multipart bus bus_file \
+	encode clock log testutil
 UNIT_MODS_encode := encode log
 # stream.c starts and stops producers: the fan-out test links every source.
 UNIT_MODS_fanout := fanout fanout_viewer frame_cache watcher viewer viewer_blocking pace \
 	request_input reply record multipart http sign bus bus_file stream producer \
 	source source_pattern source_dir source_raw source_mjpeg source_pipe source_http upstream \
-	source_exec command drops mjpeg_reader mjpeg_splitter multipart config cmdline option parse \
-	encode clock log testutil
+	source_exec command source_derived scaler drops mjpeg_reader mjpeg_splitter multipart config \
+	cmdline option parse encode clock log testutil
 UNIT_MODS_http := http sign config cmdline option parse encode log
 UNIT_MODS_mjpeg_reader := mjpeg_reader mjpeg_splitter multipart clock log testutil encode
 UNIT_MODS_mjpeg_splitter := mjpeg_splitter log testutil encode
@@ -82,14 +85,15 @@ UNIT_MODS_origin := origin config cmdline option parse clock log testutil encode
 UNIT_MODS_pace := pace
 UNIT_MODS_parse := parse
 UNIT_MODS_pattern := source source_pattern source_dir source_raw source_mjpeg source_pipe drops \
-	source_http upstream source_exec command cmdline mjpeg_reader mjpeg_splitter multipart \
-	encode clock log testutil
+	source_http upstream source_exec command cmdline source_derived scaler bus bus_file \
+	mjpeg_reader mjpeg_splitter multipart encode clock log testutil
 UNIT_MODS_record := record log testutil encode
+UNIT_MODS_scaler := scaler encode log
 UNIT_MODS_sign := sign http config cmdline option parse encode log
 UNIT_MODS_viewer := viewer pace multipart config cmdline option parse encode clock log
 UNIT_MODS_source_pipe := source source_pattern source_dir source_raw source_mjpeg \
-	source_pipe source_http upstream source_exec command cmdline drops mjpeg_reader \
-	mjpeg_splitter multipart encode clock log testutil
+	source_pipe source_http upstream source_exec command cmdline source_derived scaler bus \
+	bus_file drops mjpeg_reader mjpeg_splitter multipart encode clock log testutil
 
 .PHONY: all deps deps-test run start stop cluster cluster-stop test check test-under-load unit integration \
 	integration-nginx clean install asan asan-unit asan-integration lint check-build \

@@ -223,6 +223,8 @@ static int stream_set_source(struct stream_settings *st, const char *source)
 		{ "http://", SOURCE_HTTP, 2 },
 		{ "https://", SOURCE_HTTP, 2 },
 		{ "exec:", SOURCE_EXEC, 1 },
+		{ "scale:", SOURCE_SCALE, 1 },
+		{ "mosaic:", SOURCE_MOSAIC, 1 },
 	};
 	size_t i, n;
 
@@ -263,8 +265,43 @@ static const char *exec_refusal(const char *command, char *why, size_t size)
 	return NULL;
 }
 
+int config_kind_derived(enum source_kind kind)
+{
+	return kind == SOURCE_SCALE || kind == SOURCE_MOSAIC;
+}
+
+/* Splits a derived source's list of input names ("cam" or "a,b,c") into
+ * st->inputs.  NULL, or why not. */
+static const char *stream_set_inputs(struct stream_settings *st)
+{
+	const char *p = st->path;
+
+	st->input_count = 0;
+	for (;;) {
+		size_t n = strcspn(p, ",");
+		char name[STREAM_NAME_MAX + 1];
+
+		if (n == 0 || n > STREAM_NAME_MAX)
+			return "each input must be a stream name of [A-Za-z0-9_-]{1,64}";
+		memcpy(name, p, n);
+		name[n] = '\0';
+		if (!config_stream_name_valid(name))
+			return "each input must be a stream name of [A-Za-z0-9_-]{1,64}";
+		if (st->input_count >= DERIVED_INPUTS_MAX)
+			return "a mosaic takes at most 16 inputs";
+		memcpy(st->inputs[st->input_count++], name, n + 1);
+		if (!p[n])
+			break;
+		p += n + 1;
+	}
+	if (st->kind == SOURCE_SCALE && st->input_count != 1)
+		return "scale: takes one stream (scale:NAME)";
+	return NULL;
+}
+
 /* Fills what the user left out: the demo's own size and rate for redblue,
- * 640x480 at 30 fps for the rest.  A raw stream must say its size. */
+ * 640x480 at 30 fps for the rest.  A raw stream must say its size; a
+ * derived stream too, and its fps is settled by config_check_derived. */
 static void stream_fill_defaults(struct stream_settings *st)
 {
 	int redblue = st->kind == SOURCE_PATTERN_REDBLUE;
@@ -273,7 +310,7 @@ static void stream_fill_defaults(struct stream_settings *st)
 		st->width = redblue ? 256 : 640;
 		st->height = redblue ? 256 : 480;
 	}
-	if (st->fps <= 0)
+	if (st->fps <= 0 && !config_kind_derived(st->kind))
 		st->fps = redblue ? 1 : 30;
 	if (!st->quality)
 		st->quality = ENCODE_QUALITY_DEFAULT;
@@ -494,7 +531,13 @@ static const char *apply_stream_key(struct stream_settings *st, const char *key,
 		if (stream_set_source(st, value) < 0)
 			return "unknown source (pattern:redblue, pattern:bars, dir:PATH, "
 			       "raw:PATH, raw:-, mjpeg:PATH, mjpeg:-, ingest, http://URL, "
-			       "https://URL or exec:COMMAND)";
+			       "https://URL, exec:COMMAND, scale:NAME or mosaic:A,B,...)";
+		st->input_count = 0;
+		if (config_kind_derived(st->kind))
+			return stream_set_inputs(st);
+	} else if (strcmp(key, "layout") == 0) {
+		if (parse_size(value, DERIVED_INPUTS_MAX, &st->layout_cols, &st->layout_rows) < 0)
+			return "must be COLUMNSxROWS, each 1 to 16";
 	} else if (strncmp(key, "upstream_", 9) == 0 || strcmp(key, "user") == 0 ||
 		   strcmp(key, "password") == 0 || strcmp(key, "header") == 0 ||
 		   strcmp(key, "tls_verify") == 0) {
@@ -709,6 +752,132 @@ fail:
 	return NULL;
 }
 
+/* What is wrong with a stream's derived keys on their own (NULL: nothing);
+ * fills a mosaic's default layout: the smallest near-square grid, columns
+ * first (3 inputs: 2x2, 5: 3x2). */
+static const char *derived_refusal(struct stream_settings *st)
+{
+	uint32_t n = (uint32_t)st->input_count;
+
+	if (!config_kind_derived(st->kind))
+		return st->layout_cols ? "layout is for mosaic: sources" : NULL;
+	if (!st->width)
+		return "a scale: or mosaic: source needs size = WIDTHxHEIGHT";
+	if (st->width > DERIVED_SIDE_MAX || st->height > DERIVED_SIDE_MAX)
+		return "a derived stream's size is at most 4096x4096";
+	if (st->kind == SOURCE_SCALE)
+		return st->layout_cols ? "layout is for mosaic: sources" : NULL;
+	if (!st->layout_cols) {
+		st->layout_cols = 1;
+		while (st->layout_cols * st->layout_cols < n)
+			st->layout_cols++;
+		st->layout_rows = (n + st->layout_cols - 1) / st->layout_cols;
+	}
+	if (st->layout_cols * st->layout_rows < n)
+		return "layout has fewer tiles than the mosaic has inputs";
+	if (st->width / st->layout_cols < MOSAIC_TILE_MIN ||
+	    st->height / st->layout_rows < MOSAIC_TILE_MIN)
+		return "size is too small for the layout: tiles must be at least 16x16";
+	return NULL;
+}
+
+/* Colours of the depth-first search for cycles among derived streams. */
+enum { DERIVED_UNSEEN, DERIVED_ON_PATH, DERIVED_DONE };
+
+/* Follows the inputs of stream i; on a cycle prints it ("a -> b -> a")
+ * and returns -1.  path holds the indexes from the search's root to i. */
+static int derived_walk(const struct settings *settings, size_t i, unsigned char *colour,
+			size_t *path, size_t depth, const char *file)
+{
+	const struct stream_settings *st = &settings->streams[i];
+	int k;
+
+	colour[i] = DERIVED_ON_PATH;
+	path[depth] = i;
+	for (k = 0; k < st->input_count; k++) {
+		const struct stream_settings *in = config_find_stream(settings, st->inputs[k]);
+		size_t j = (size_t)(in - settings->streams), d;
+
+		if (colour[j] == DERIVED_ON_PATH) {
+			char cycle[STREAMS_MAX * (STREAM_NAME_MAX + 4) + 1];
+			size_t used = 0;
+
+			for (d = 0; d <= depth && path[d] != j; d++)
+				;
+			for (; d <= depth; d++)
+				used += (size_t)snprintf(cycle + used, sizeof(cycle) - used, "%s -> ",
+							 settings->streams[path[d]].name);
+			snprintf(cycle + used, sizeof(cycle) - used, "%s", in->name);
+			fprintf(stderr, "mjpeg-fcgi: %s: [stream %s]: derived streams in a cycle: %s\n",
+				file, st->name, cycle);
+			return -1;
+		}
+		if (colour[j] == DERIVED_UNSEEN &&
+		    derived_walk(settings, j, colour, path, depth + 1, file) < 0)
+			return -1;
+	}
+	colour[i] = DERIVED_DONE;
+	return 0;
+}
+
+/* Every input of a derived stream must be another configured stream, and
+ * no stream may be made, through any chain, from itself.  Then the fps
+ * of a scale: stream without one is its input's (settled along chains).
+ * -1 after printing what is wrong. */
+static int config_check_derived(struct settings *settings, const char *file)
+{
+	unsigned char colour[STREAMS_MAX] = { 0 };
+	size_t path[STREAMS_MAX], i, pass;
+	int k;
+
+	for (i = 0; i < settings->stream_count; i++) {
+		const struct stream_settings *st = &settings->streams[i];
+
+		for (k = 0; k < st->input_count; k++) {
+			const char *why = NULL;
+
+			const struct stream_settings *in = config_find_stream(settings, st->inputs[k]);
+
+			if (strcmp(st->inputs[k], st->name) == 0)
+				why = "is made from itself";
+			else if (!in)
+				why = "has an unknown input";
+			/* a public copy would show a private stream to anyone */
+			else if (in->view_secret[0] && !st->view_secret[0] &&
+				 !settings->view_secret[0])
+				why = "is public but made from a private stream (give it a "
+				      "view_secret)";
+			if (why) {
+				fprintf(stderr, "mjpeg-fcgi: %s: [stream %s]: %s: %s\n", file,
+					st->name, why, st->inputs[k]);
+				return -1;
+			}
+		}
+	}
+	for (i = 0; i < settings->stream_count; i++)
+		if (colour[i] == DERIVED_UNSEEN &&
+		    derived_walk(settings, i, colour, path, 0, file) < 0)
+			return -1;
+	/* A chain of n scale: streams settles in n passes. */
+	for (pass = 0; pass < settings->stream_count; pass++) {
+		for (i = 0; i < settings->stream_count; i++) {
+			struct stream_settings *st = &settings->streams[i];
+			const struct stream_settings *in;
+
+			if (st->fps > 0 || !config_kind_derived(st->kind))
+				continue;
+			if (st->kind == SOURCE_MOSAIC) {
+				st->fps = MOSAIC_FPS_DEFAULT;
+				continue;
+			}
+			in = config_find_stream(settings, st->inputs[0]);
+			if (in->fps > 0)
+				st->fps = in->fps;
+		}
+	}
+	return 0;
+}
+
 int config_load_file(struct settings *settings, const char *path)
 {
 	struct ini_context *ctx;
@@ -765,12 +934,16 @@ int config_load_file(struct settings *settings, const char *path)
 			why = "a password needs a user";
 		else if (st->upstream.retry_min_usec > st->upstream.retry_max_usec)
 			why = "upstream_retry_min_ms is above upstream_retry_max_ms";
+		else
+			why = derived_refusal(st);
 		if (why) {
 			fprintf(stderr, "mjpeg-fcgi: %s: [stream %s]: %s\n", path, st->name, why);
 			goto out;
 		}
 		stream_fill_defaults(st);
 	}
+	if (config_check_derived(settings, path) < 0)
+		goto out;
 	if (settings->relay.origin[0]) {
 		const struct upstream_settings *up = &settings->relay.upstream;
 		const char *why = url_refusal(settings->relay.origin);
@@ -823,6 +996,10 @@ void config_usage(const char *argv0)
 	       "                         in any multipart layout, or a JPEG URL polled at fps\n"
 	       "    exec:COMMAND ARGS    a command's standard output (MJPEG, or raw frames\n"
 	       "                         with format and size), run while watched\n"
+	       "    scale:NAME           stream NAME's frames at size (required); fps\n"
+	       "                         defaults to NAME's\n"
+	       "    mosaic:A,B,...       up to %d streams in a grid of tiles, at size\n"
+	       "                         (required) and fps (default %d)\n"
 	       "  size = WxH             picture size, 1 to %d each (default 640x480;\n"
 	       "                         pattern:redblue 256x256)\n"
 	       "  fps = N                frames per second, 0.01 to %g (default 30;\n"
@@ -844,6 +1021,8 @@ void config_usage(const char *argv0)
 	       "  upstream_retry_max_ms = N   ... doubling up to this (default %d)\n"
 	       "  upstream_stop_grace_ms = N  exec: SIGTERM to SIGKILL (default %d)\n"
 	       "  (each upstream_*_ms from %d to %d)\n"
+	       "  layout = CxR           mosaic: columns and rows, 1 to %d each (default:\n"
+	       "                         the smallest near-square grid)\n"
 	       "A [relay] section makes this server an edge of another mjpeg-fcgi, the\n"
 	       "origin: every stream the origin's status lists is relayed under its own name.\n"
 	       "  origin = URL           http(s)://HOST[:PORT][/MOUNT] of the origin\n"
@@ -871,13 +1050,13 @@ void config_usage(const char *argv0)
 	       "%s sign --config FILE NAME [--ttl SECONDS] [--ip ADDR] prints a signed\n"
 	       "link to stream NAME: stream/NAME?exp=E&sig=S, valid for SECONDS (default\n"
 	       "%d, at most %lld), from address ADDR only when given.\n",
-	       SIGN_SECRET_MIN, SIGN_SECRET_MAX, TOKEN_MIN, TOKEN_MAX, FRAME_SIDE_MAX, FPS_MAX,
-	       ENCODE_QUALITY_DEFAULT, TOKEN_MIN, TOKEN_MAX, SIGN_SECRET_MIN, SIGN_SECRET_MAX,
-	       UPSTREAM_HEADERS_MAX, UPSTREAM_CONNECT_MS_DEFAULT, UPSTREAM_STALL_MS_DEFAULT,
-	       UPSTREAM_RETRY_MIN_MS_DEFAULT, UPSTREAM_RETRY_MAX_MS_DEFAULT,
-	       UPSTREAM_STOP_GRACE_MS_DEFAULT, UPSTREAM_MS_MIN, UPSTREAM_MS_MAX,
-	       RELAY_REFRESH_S_MAX, RELAY_REFRESH_S_DEFAULT, FPS_MAX, argv0, SIGN_TTL_DEFAULT,
-	       (long long)SIGN_TTL_MAX);
+	       SIGN_SECRET_MIN, SIGN_SECRET_MAX, TOKEN_MIN, TOKEN_MAX, DERIVED_INPUTS_MAX,
+	       MOSAIC_FPS_DEFAULT, FRAME_SIDE_MAX, FPS_MAX, ENCODE_QUALITY_DEFAULT, TOKEN_MIN,
+	       TOKEN_MAX, SIGN_SECRET_MIN, SIGN_SECRET_MAX, UPSTREAM_HEADERS_MAX,
+	       UPSTREAM_CONNECT_MS_DEFAULT, UPSTREAM_STALL_MS_DEFAULT, UPSTREAM_RETRY_MIN_MS_DEFAULT,
+	       UPSTREAM_RETRY_MAX_MS_DEFAULT, UPSTREAM_STOP_GRACE_MS_DEFAULT, UPSTREAM_MS_MIN,
+	       UPSTREAM_MS_MAX, DERIVED_INPUTS_MAX, RELAY_REFRESH_S_MAX, RELAY_REFRESH_S_DEFAULT,
+	       FPS_MAX, argv0, SIGN_TTL_DEFAULT, (long long)SIGN_TTL_MAX);
 }
 
 /* The row of an option getopt_long answered, or NULL for '?' (an unknown

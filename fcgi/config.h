@@ -33,7 +33,21 @@ enum source_kind {
 	SOURCE_INGEST,          /* ingest: frames POSTed to ingest/NAME */
 	SOURCE_HTTP,            /* http://URL or https://URL: a camera or server, relayed */
 	SOURCE_EXEC,            /* exec:COMMAND ARGS: a command's standard output */
+	SOURCE_SCALE,           /* scale:NAME: another stream, resized */
+	SOURCE_MOSAIC,          /* mosaic:A,B,...: other streams side by side in a grid */
 };
+
+/* Derived streams (scale:, mosaic:): at most this many inputs, a grid of at
+ * most this many columns and rows, pictures of at most this many pixels a
+ * side, and mosaic tiles of at least this many pixels a side. */
+#define DERIVED_INPUTS_MAX 16
+#define DERIVED_SIDE_MAX 4096
+#define MOSAIC_TILE_MIN 16
+/* A mosaic's fps when the config gives none. */
+#define MOSAIC_FPS_DEFAULT 10
+/* A mosaic tile whose input published nothing for this long shows
+ * "no signal". */
+#define MOSAIC_NO_SIGNAL_USEC (5 * 1000 * 1000LL)
 
 /* Limits of the upstream keys, bytes (the NUL not counted). */
 #define UPSTREAM_USER_MAX 128
@@ -83,7 +97,15 @@ struct stream_settings {
 	/* A private stream's viewing secret (its own, or [server]'s); "":
 	 * public.  Never shown: not in /status, /metrics or the log. */
 	char view_secret[SIGN_SECRET_MAX + 1];
+	/* scale:, mosaic: the input streams, in order (mosaic tiles are
+	 * filled row by row); the grid's columns and rows (mosaic:) */
+	char inputs[DERIVED_INPUTS_MAX][STREAM_NAME_MAX + 1];
+	int input_count;
+	uint32_t layout_cols, layout_rows;
 };
+
+/* 1 for the kinds made from other streams' frames (scale:, mosaic:). */
+int config_kind_derived(enum source_kind kind);
 
 /* The longest [relay] origin URL, in bytes: room is left for
  * "/stream/NAME" after it. */

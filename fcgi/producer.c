@@ -18,6 +18,8 @@ struct producer {
 	const struct stream_settings *stream;
 	const struct settings *settings;
 	struct bus *bus;
+	const struct source_input *inputs; /* a derived stream's, else NULL */
+	size_t input_count;
 	pthread_t thread;
 	_Atomic int stopping; /* set by producer_stop, read by the thread */
 };
@@ -58,7 +60,8 @@ static void report_upstream(struct producer *p, const struct source *src, uint64
 static void produce(struct producer *p)
 {
 	const struct stream_settings *st = p->stream;
-	struct source *src = source_open(st, p->settings->frame_bytes_max);
+	struct source *src =
+		source_open_inputs(st, p->settings->frame_bytes_max, p->inputs, p->input_count);
 	struct encoder *enc = encode_open();
 	uint64_t upstream_seen = UINT64_MAX;
 	int paused = 0;
@@ -133,7 +136,8 @@ static void *producer_main(void *arg)
 }
 
 struct producer *producer_start(const struct stream_settings *stream,
-				const struct settings *settings, struct bus *bus)
+				const struct settings *settings, struct bus *bus,
+				const struct source_input *inputs, size_t input_count)
 {
 	struct producer *p = calloc(1, sizeof(*p));
 	int rc;
@@ -145,6 +149,8 @@ struct producer *producer_start(const struct stream_settings *stream,
 	p->stream = stream;
 	p->settings = settings;
 	p->bus = bus;
+	p->inputs = inputs;
+	p->input_count = input_count;
 	rc = pthread_create(&p->thread, NULL, producer_main, p);
 	if (rc != 0) {
 		log_error("producer %s: pthread_create: %s", stream->name, strerror(rc));

@@ -9,13 +9,16 @@
 
 #include "bus.h"
 #include "config.h"
+#include "source.h"
 
 struct producer;
 
-/* Starts the thread.  The settings and bus must outlive the producer.
- * NULL on failure, logged. */
+/* Starts the thread.  The settings, bus and inputs (a derived stream's,
+ * source.h; NULL and 0 for the others) must outlive the producer.  NULL on
+ * failure, logged. */
 struct producer *producer_start(const struct stream_settings *stream,
-				const struct settings *settings, struct bus *bus)
+				const struct settings *settings, struct bus *bus,
+				const struct source_input *inputs, size_t input_count)
 	__attribute__((warn_unused_result));
 
 /* Stops the thread (waking it from any wait) and frees it. */

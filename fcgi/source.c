@@ -21,6 +21,8 @@ static const struct source_ops *const source_ops_by_kind[] = {
 	[SOURCE_INGEST] = NULL, /* frames come from ingest.c, no producer */
 	[SOURCE_HTTP] = &source_http_ops,
 	[SOURCE_EXEC] = &source_exec_ops,
+	[SOURCE_SCALE] = &source_scale_ops,
+	[SOURCE_MOSAIC] = &source_mosaic_ops,
 };
 
 struct source {
@@ -30,6 +32,12 @@ struct source {
 };
 
 struct source *source_open(const struct stream_settings *stream, size_t frame_bytes_max)
+{
+	return source_open_inputs(stream, frame_bytes_max, NULL, 0);
+}
+
+struct source *source_open_inputs(const struct stream_settings *stream, size_t frame_bytes_max,
+				  const struct source_input *inputs, size_t input_count)
 {
 	const struct source_ops *ops = NULL;
 	struct source *src;
@@ -47,7 +55,14 @@ struct source *source_open(const struct stream_settings *stream, size_t frame_by
 	}
 	src->ops = ops;
 	clock_pace_init(&src->pace, (int64_t)(USEC_PER_SEC / stream->fps));
-	src->state = ops->open(stream, frame_bytes_max);
+	if (ops->open_inputs && input_count != (size_t)stream->input_count) {
+		log_error("source %s: %zu of %d inputs found", stream->name, input_count,
+			  stream->input_count);
+		free(src);
+		return NULL;
+	}
+	src->state = ops->open_inputs ? ops->open_inputs(stream, inputs, input_count)
+				      : ops->open(stream, frame_bytes_max);
 	if (!src->state) {
 		free(src);
 		return NULL;

@@ -14,6 +14,7 @@
  *   ingest                            frames POSTed to ingest/NAME: no producer thread
  *   http://URL  https://URL           a camera or server, relayed (source_http.c)
  *   exec:COMMAND ARGS                 a command's output, run while watched (source_exec.c)
+ *   scale:NAME  mosaic:A,B,...        other streams' frames, resized (source_derived.c)
  * raw: and mjpeg: read their bytes through source_pipe.c (FIFOs, files,
  * stdin; a command's output for exec:, which reads as one of them);
  * mjpeg: cuts them into JPEGs with mjpeg_splitter.c. */
@@ -43,9 +44,24 @@ struct source_frame {
 
 struct source;
 
+/* An input of a derived stream (scale:, mosaic:): the input stream's bus,
+ * and want, which says that its frames are wanted (keeping its producer
+ * running, starting it in this process the first time: stream_want). */
+struct source_input {
+	const char *name;
+	struct bus *bus;
+	void (*want)(void *ctx);
+	void *ctx;
+};
+
 /* frame_bytes_max: the largest JPEG the stream's bus carries.  NULL on
  * failure, logged. */
 struct source *source_open(const struct stream_settings *stream, size_t frame_bytes_max)
+	__attribute__((warn_unused_result));
+/* As source_open, for any kind; a derived stream's inputs, in the order of
+ * its settings' inputs, must outlive the source. */
+struct source *source_open_inputs(const struct stream_settings *stream, size_t frame_bytes_max,
+				  const struct source_input *inputs, size_t input_count)
 	__attribute__((warn_unused_result));
 
 /* 1 for sources paced by the clock (patterns, dir:, raw:/mjpeg: regular
@@ -88,6 +104,9 @@ struct source_ops {
 	enum source_pace pace;
 	/* The kind's state, or NULL (logged). */
 	void *(*open)(const struct stream_settings *stream, size_t frame_bytes_max);
+	/* Instead of open, for the derived kinds: with their inputs. */
+	void *(*open_inputs)(const struct stream_settings *stream,
+			     const struct source_input *inputs, size_t input_count);
 	/* As source_next, with *frame zeroed by the caller. */
 	int (*next)(void *state, struct source_frame *frame, const _Atomic int *stopping);
 	/* As source_is_paced; NULL for kinds the clock always paces. */
@@ -107,5 +126,7 @@ extern const struct source_ops source_raw_ops;     /* source_raw.c */
 extern const struct source_ops source_mjpeg_ops;   /* source_mjpeg.c */
 extern const struct source_ops source_http_ops;    /* source_http.c */
 extern const struct source_ops source_exec_ops;    /* source_exec.c */
+extern const struct source_ops source_scale_ops;   /* source_derived.c */
+extern const struct source_ops source_mosaic_ops;  /* source_derived.c */
 
 #endif

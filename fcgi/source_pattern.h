@@ -24,8 +24,8 @@ void pattern_redblue(unsigned char *rgb, uint32_t width, uint32_t height, int64_
 void pattern_bars(unsigned char *rgb, uint32_t width, uint32_t height, uint64_t frame_number,
 		  int64_t wall_usec);
 
-/* Draws text (digits, ':', '.', '-', '#' and space; other characters as
- * blanks) in white on black at (x, y), each font pixel scale x scale,
+/* Draws text (letters, digits, ':', '.', '-', '_', '#' and space; other
+ * characters as blanks) in white on black at (x, y), each font pixel scale x scale,
  * clipped to the picture. */
 void pattern_draw_text(unsigned char *rgb, uint32_t width, uint32_t height, uint32_t x,
 		       uint32_t y, uint32_t scale, const char *text);

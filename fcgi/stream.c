@@ -29,7 +29,11 @@ static struct stream *stream_open(const struct stream_settings *cfg,
 
 static void stream_free(struct stream *st)
 {
+	size_t i;
+
 	producer_stop(st->producer);
+	for (i = 0; i < st->input_count; i++)
+		stream_release(st->inputs[i].ctx);
 	bus_close(st->bus);
 	CHECK_ZERO(pthread_mutex_destroy(&st->producer_lock));
 	free(st);
@@ -48,6 +52,36 @@ static void stream_retire(struct stream *st)
 	atomic_store(&st->retired, 1);
 	bus_wake_all(st->bus); /* its viewers notice at once */
 	stream_release(st);
+}
+
+static struct stream *find(const struct stream_set *set, const char *name);
+
+/* source_input.want: a derived stream's producer wants an input's frames. */
+static void want_input(void *ctx)
+{
+	stream_want(ctx);
+}
+
+/* Gives a derived stream of set its inputs from set (the others have
+ * none).  Called once per stream, when it joins a set. */
+static void stream_link(struct stream *st, const struct stream_set *set)
+{
+	int k;
+
+	for (k = 0; k < st->cfg->input_count; k++) {
+		struct stream *in = find(set, st->cfg->inputs[k]);
+
+		if (!in) /* the config's checks make sure every input exists */
+			FATAL("stream %s: input %s not in the set", st->cfg->name,
+			      st->cfg->inputs[k]);
+		else
+			st->inputs[st->input_count++] = (struct source_input){
+				.name = in->cfg->name,
+				.bus = in->bus,
+				.want = want_input,
+				.ctx = stream_ref(in),
+			};
+	}
 }
 
 int streams_open(struct stream_set *set, const struct settings *settings)
@@ -69,6 +103,8 @@ int streams_open(struct stream_set *set, const struct settings *settings)
 		}
 		set->count++;
 	}
+	for (i = 0; i < set->count; i++)
+		stream_link(set->streams[i], set);
 	return 0;
 }
 
@@ -108,6 +144,26 @@ struct stream *streams_get(const struct stream_set *set, const char *name)
 	return st ? stream_ref(st) : NULL;
 }
 
+/* 1 when the stream of this name in old can move to new_settings as it
+ * is: its settings are the same and, for a derived stream, so are its
+ * inputs', all the way down (a stream made from one that changed is made
+ * anew with it). */
+static int stream_unchanged(const struct stream_set *old, const struct settings *new_settings,
+			    const char *name)
+{
+	const struct stream_settings *cfg = config_find_stream(new_settings, name);
+	const struct stream *same = find(old, name);
+	int k;
+
+	if (!cfg || !same || memcmp(same->cfg, cfg, sizeof(*cfg)) != 0)
+		return 0;
+	/* no cycles (config checks): this ends */
+	for (k = 0; k < cfg->input_count; k++)
+		if (!stream_unchanged(old, new_settings, cfg->inputs[k]))
+			return 0;
+	return 1;
+}
+
 static int find_name(const struct settings *settings, const char *name)
 {
 	return config_find_stream(settings, name) != NULL;
@@ -130,7 +186,7 @@ int streams_reload(struct stream_set *old, struct stream_set *next,
 		const struct stream_settings *cfg = &new_settings->streams[i];
 		struct stream *same = find(old, cfg->name);
 
-		if (same && memcmp(same->cfg, cfg, sizeof(*cfg)) == 0)
+		if (same && stream_unchanged(old, new_settings, cfg->name))
 			continue;
 		next->streams[i] = stream_open(cfg, settings);
 		if (!next->streams[i]) {
@@ -163,6 +219,9 @@ int streams_reload(struct stream_set *old, struct stream_set *next,
 		}
 	}
 	next->count = new_settings->stream_count;
+	for (i = 0; i < next->count; i++)
+		if (!next->streams[i]->input_count)
+			stream_link(next->streams[i], next);
 	free(old->streams);
 	old->streams = NULL;
 	old->count = 0;
@@ -178,7 +237,8 @@ void stream_want(struct stream *stream)
 		return; /* fed by POST requests, not by a producer */
 	CHECK_ZERO(pthread_mutex_lock(&stream->producer_lock));
 	if (!stream->producer && !atomic_load(&stream->retired))
-		stream->producer = producer_start(stream->cfg, stream->settings, stream->bus);
+		stream->producer = producer_start(stream->cfg, stream->settings, stream->bus,
+						  stream->inputs, stream->input_count);
 	CHECK_ZERO(pthread_mutex_unlock(&stream->producer_lock));
 }
 

@@ -1,6 +1,10 @@
 /* stream: the named streams of this process, each a frame bus plus the
  * producer thread started the first time a request wants the stream.
  *
+ * A derived stream (scale:, mosaic:) holds a reference to each of its
+ * inputs, and its producer wants their frames as a request would.  Config
+ * checks rule out cycles, so these references never keep each other alive.
+ *
  * A stream is reference-counted: the set that lists it holds one
  * reference, and every request using it holds one.  On a config reload
  * (SIGHUP) a stream whose settings did not change moves to the new set
@@ -12,6 +16,7 @@
 #include "bus.h"
 #include "config.h"
 #include "producer.h"
+#include "source.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -23,6 +28,10 @@ struct stream {
 	struct bus *bus;
 	pthread_mutex_t producer_lock; /* guards producer */
 	struct producer *producer;     /* NULL until first wanted */
+	/* A derived stream's inputs (scale:, mosaic:), each holding a
+	 * reference to its stream; set when the set is built, then fixed. */
+	struct source_input inputs[DERIVED_INPUTS_MAX];
+	size_t input_count;
 	_Atomic int refs;              /* the set's and the requests' */
 	_Atomic int retired;           /* set once, by a reload: viewers end */
 	/* Viewers of this stream in this process (the bus counts all

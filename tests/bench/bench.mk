@@ -12,10 +12,13 @@
 
 BENCH_DIR := build/bench
 BENCH_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARNINGS) -O2 -g
-BENCH_TOOLS := $(BENCH_DIR)/loadclient $(BENCH_DIR)/baseline_raw $(BENCH_DIR)/encodebench
+BENCH_TOOLS := $(BENCH_DIR)/loadclient $(BENCH_DIR)/baseline_raw $(BENCH_DIR)/encodebench \
+	$(BENCH_DIR)/derivedbench
 # What encodebench links: the responder's encoder and test pattern, and what
 # those need.
 ENCODEBENCH_OBJS := $(addprefix build/release/fcgi/,encode.o source_pattern.o clock.o log.o)
+# derivedbench: the same, and the derived streams' scaler.
+DERIVEDBENCH_OBJS := $(ENCODEBENCH_OBJS) build/release/fcgi/scaler.o
 BENCH_ARGS ?=
 # When make bench starts (before anything is built): run.py reports the
 # whole time against the 10-minute target.
@@ -49,4 +52,10 @@ $(BENCH_DIR)/encodebench: tests/bench/encodebench.c $(ENCODEBENCH_OBJS)
 	@echo "  CC    $@"
 	$(Q)$(CC) $(CPPFLAGS) -Ifcgi $(BENCH_CFLAGS) -pthread $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+$(BENCH_DIR)/derivedbench: tests/bench/derivedbench.c $(DERIVEDBENCH_OBJS)
+	@mkdir -p $(@D)
+	@echo "  CC    $@"
+	$(Q)$(CC) $(CPPFLAGS) -Ifcgi $(BENCH_CFLAGS) -pthread $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 -include $(BENCH_DIR)/encodebench.d
+-include $(BENCH_DIR)/derivedbench.d

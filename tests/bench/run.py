@@ -24,6 +24,13 @@ best of each taken; the responder's own mean encode time under load (from
 JPEG it made: validation is reported as a ratio to the encode of the same
 frame in the same run.
 
+Derived streams: derivedbench (derivedbench.c: the responder's scaler and
+encoder) times a scale: frame (640x480 -> 320x240) and a 2x2 mosaic: frame
+(640x480 inputs into 1280x960), each against a plain encode of the same
+output size in the same run; then a stack with bars and its scale: copy
+gives the bytes per second a wall of 16 streams costs its viewer, full
+against scaled (16 viewers of each, one tile's worth each).
+
 Server CPU per delivered frame = utime+stime (from /proc/PID/stat) of the
 server's processes (responder and its children, nginx master and workers;
 uvicorn; baseline_raw) over the client's measurement window, divided by the
@@ -90,6 +97,11 @@ RELAY_VIEWERS = 100      # viewers of the origin, then of the edge, in the relay
 RELAY_ROUNDS = 2         # origin and edge alternate this many times
 RELAY_WARMUP_S = 3.0     # the relay runs' client warm-up
 RELAY_ADDED_P50_MS = 2.0 # a relay hop may add this much to the p50 delay on loopback
+DERIVED_ROUNDS = 2       # derivedbench runs; the best of each figure counts
+SCALE_TARGET_US = 1000   # scale: 640x480 -> 320x240, decode with scaling + encode
+MOSAIC_TARGET_US = 5000  # a 2x2 mosaic: of 640x480 inputs into 1280x960
+WALL_STREAMS = 16        # the wall whose bytes per second are compared
+WALL_WARMUP_S = 3.0
 # Viewers per edge: an edge relaying every stream of an origin ([relay]),
 # EDGE_VIEWERS viewers of each size on the origin, then on the edge.
 EDGE_SIZES = (("bars", "640x480"), ("hd", "1280x720"))
@@ -320,7 +332,7 @@ def build():
     subprocess.run(["make", "-C", TOP, "--no-print-directory", "all", "bench-tools"],
                    check=True)
     os.makedirs(os.path.join(WORK, "clients"))
-    for name in ("loadclient", "baseline_raw", "encodebench"):
+    for name in ("loadclient", "baseline_raw", "encodebench", "derivedbench"):
         shutil.copy2(os.path.join(BUILD, name), os.path.join(WORK, name))
 
 
@@ -537,6 +549,27 @@ def encode_bench(quality, seconds):
     return out
 
 
+def derived_bench(quality, seconds):
+    """derivedbench (derivedbench.c) DERIVED_ROUNDS times: the cost of a
+    derived frame (decode with DCT scaling + encode) against a plain encode
+    of the same output size, the best of each figure over the rounds."""
+    out = {"quality": quality, "seconds": seconds, "rounds": DERIVED_ROUNDS, "runs": []}
+    cmd = [os.path.join(WORK, "derivedbench"), "--quality", str(quality), "--seconds",
+           str(seconds), "--warmup", str(ENCODE_WARMUP_S)]
+    try:
+        for _ in range(DERIVED_ROUNDS):
+            r = subprocess.run(cmd, capture_output=True, text=True, check=True)
+            out["runs"].append(json.loads(r.stdout))
+    except (subprocess.CalledProcessError, ValueError) as e:
+        out["error"] = f"{e} {getattr(e, 'stderr', None) or ''}".strip()
+        return out
+    for key in ("scale_usec", "scale_plain_usec", "mosaic_usec", "mosaic_plain_usec"):
+        out[key] = min(r[key] for r in out["runs"])
+    out["scale_ratio"] = out["scale_usec"] / out["scale_plain_usec"]
+    out["mosaic_ratio"] = out["mosaic_usec"] / out["mosaic_plain_usec"]
+    return out
+
+
 # --- scenarios ----------------------------------------------------------------
 
 class Bench:
@@ -737,6 +770,35 @@ class Bench:
         finally:
             edge.stop()
             origin.stop()
+        return out
+
+    def wall_run(self, port):
+        """The bytes per second a wall of WALL_STREAMS streams costs its
+        viewer: WALL_STREAMS viewers of the 640x480 bars stream, then as many
+        of its scale: copy at 320x240 (same fps), each viewer receiving what
+        one tile of the wall would."""
+        config = os.path.join(WORK, "wall.ini")
+        with open(config, "w") as f:
+            f.write(f"[server]\nidle_pause_s = {IDLE_PAUSE_S}\n\n"
+                    f"[stream {STREAM}]\nsource = pattern:bars\nsize = 640x480\n"
+                    f"fps = {FPS:g}\n\n"
+                    "[stream small]\nsource = scale:bars\nsize = 320x240\n")
+        stack = Stack(port, 1, config)
+        out = {"streams": WALL_STREAMS}
+        try:
+            stack.start()
+            server = stack.server("wall")
+            for name in (STREAM, "small"):
+                r = run_client(server, WALL_STREAMS, self.step_s, warmup=WALL_WARMUP_S,
+                               path=f"/stream/{name}")
+                say(summary_line(f"wall of {name}", r))
+                out[name] = {"bytes": r["bytes"], "window_s": r["window_s"],
+                             "bytes_per_s": r["bytes"] / r["window_s"],
+                             "mean_part_bytes": r["mean_part_bytes"], "fps_min": r["fps"]["min"],
+                             "server_cpu_pct": r["server_cpu_pct"]}
+        finally:
+            stack.stop()
+        out["ratio"] = out["small"]["bytes_per_s"] / out[STREAM]["bytes_per_s"]
         return out
 
     def edges_run(self, port_origin, port_edge, config):
@@ -1022,6 +1084,38 @@ def print_relay(relay):
     return [] if met else ["relay hop delay p50"]
 
 
+def print_derived(d, wall):
+    """The derived streams' figures: each against its baseline of the same
+    run (a plain encode of the same size; the full streams' bytes)."""
+    missed = []
+    print()
+    print("derived streams (derivedbench, best of %d; each against a plain encode of the "
+          "same output size in the same run)" % DERIVED_ROUNDS)
+    if "error" in d:
+        print(f"  derivedbench failed: {d['error']}")
+        missed.append("derived stream costs (derivedbench failed)")
+    elif d:
+        for key, label, target in (("scale", "scale: 640x480 -> 320x240", SCALE_TARGET_US),
+                                   ("mosaic", "mosaic: 2x2 of 640x480 into 1280x960",
+                                    MOSAIC_TARGET_US)):
+            met = d[key + "_usec"] <= target
+            print(f"  {label:40s} {d[key + '_usec'] / 1000:7.3f} ms per frame (target <= "
+                  f"{target / 1000:g} ms: {'yes' if met else 'NO'}), x{d[key + '_ratio']:.2f} "
+                  f"a plain encode ({d[key + '_plain_usec'] / 1000:.3f} ms)")
+            if not met:
+                missed.append(f"{label} per frame")
+    if wall:
+        full, small = wall[STREAM], wall["small"]
+        print(f"  a wall of {wall['streams']} streams, bytes per second to its viewer "
+              f"({wall['streams']} viewers of one stream, each one tile's worth):")
+        print(f"    {wall['streams']} x 640x480 bars       {full['bytes_per_s'] / 2**20:8.2f} MiB/s "
+              f"(mean part {full['mean_part_bytes'] / 1024:.1f} KiB, fps min {full['fps_min']:.1f})")
+        print(f"    {wall['streams']} x 320x240 scale:bars {small['bytes_per_s'] / 2**20:8.2f} MiB/s "
+              f"(mean part {small['mean_part_bytes'] / 1024:.1f} KiB, fps min "
+              f"{small['fps_min']:.1f}), x{wall['ratio']:.2f} the full wall")
+    return missed
+
+
 def print_edges(edges):
     """Viewers per edge, per size: the edge's CPU per delivered frame, the
     viewers one core serves at FPS from it, the bandwidth per viewer; the
@@ -1194,6 +1288,14 @@ def main():
                     f"{ours['height']}, the stack's {STREAM} stream is {status['width']}x"
                     f"{status['height']}")
 
+        say(f"derived streams: derivedbench (quality {quality}, {DERIVED_ROUNDS} x 4 x "
+            f"{encode_s:g} s)")
+        results["derived"] = derived_bench(quality, encode_s)
+        if "error" in results["derived"]:
+            say(f"derived streams: {results['derived']['error']}")
+        port = free_port(port + 1)
+        say(f"wall: {WALL_STREAMS} viewers of bars, then of its scale: copy, on port {port}")
+        results["wall"] = bench.wall_run(port)
         port = free_port(port + 1)
         say(f"FastAPI baseline (uvicorn, no proxy) on port {port}")
         results["fastapi"] = bench.fastapi_run(port, reserve_s=110, top=top)
@@ -1257,6 +1359,7 @@ def main():
         missed += print_table("mjpeg-fcgi behind nginx, WORKERS=2", figs2, fa, raw,
                               prefix="[w2] ")
     print_baselines(fa, raw)
+    missed += print_derived(results.get("derived", {}), results.get("wall"))
     if "relay" in results:
         missed += print_relay(results["relay"])
     if "edges" in results:

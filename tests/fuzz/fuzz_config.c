@@ -60,7 +60,7 @@ static void check_stream(const struct stream_settings *st)
 	CHECK(terminated(st->path, sizeof(st->path)));
 	CHECK(terminated(st->token, sizeof(st->token)));
 	CHECK(terminated(st->view_secret, sizeof(st->view_secret)));
-	CHECK((unsigned)st->kind <= SOURCE_EXEC);
+	CHECK((unsigned)st->kind <= SOURCE_MOSAIC);
 	CHECK((unsigned)st->format <= PIXEL_YUYV);
 	CHECK(st->width >= 1 && st->width <= FRAME_SIDE_MAX);
 	CHECK(st->height >= 1 && st->height <= FRAME_SIDE_MAX);
@@ -117,6 +117,30 @@ static void check_stream(const struct stream_settings *st)
 			CHECK(st->format != PIXEL_YUYV || st->width % 2 == 0);
 		break;
 	}
+	case SOURCE_SCALE:
+	case SOURCE_MOSAIC:
+		CHECK(st->input_count >= 1 && st->input_count <= DERIVED_INPUTS_MAX);
+		CHECK(st->kind == SOURCE_MOSAIC || st->input_count == 1);
+		CHECK(st->width <= DERIVED_SIDE_MAX && st->height <= DERIVED_SIDE_MAX);
+		if (st->kind == SOURCE_MOSAIC) {
+			CHECK(st->layout_cols * st->layout_rows >= (uint32_t)st->input_count);
+			CHECK(st->width / st->layout_cols >= MOSAIC_TILE_MIN);
+			CHECK(st->height / st->layout_rows >= MOSAIC_TILE_MIN);
+		}
+		break;
+	}
+	if (!config_kind_derived(st->kind))
+		CHECK(st->input_count == 0 && st->layout_cols == 0);
+}
+
+/* Every input of a derived stream is another stream of the settings. */
+static void check_inputs(const struct settings *s, const struct stream_settings *st)
+{
+	int k;
+
+	for (k = 0; k < st->input_count; k++) {
+		CHECK(config_find_stream(s, st->inputs[k]) != NULL);
+		CHECK(strcmp(st->inputs[k], st->name) != 0);
 	}
 }
 
@@ -159,6 +183,7 @@ static void check_settings(const struct settings *s, const uint8_t *data, size_t
 				      strlen(s->status_token) <= TOKEN_MAX));
 	for (i = 0; i < s->stream_count; i++) {
 		check_stream(&s->streams[i]);
+		check_inputs(s, &s->streams[i]);
 		CHECK(section_in_input(s->streams[i].name, data, size));
 		for (j = 0; j < i; j++)
 			CHECK(strcmp(s->streams[i].name, s->streams[j].name) != 0);

@@ -5,6 +5,7 @@ each test proves that the client does, and checks what the client made of it
 (frame counts, sizes, and the colours a person would see)."""
 
 import base64
+import contextlib
 import io
 import json
 import os
@@ -369,6 +370,14 @@ def test_curl_snapshot_is_a_still_camera(stack, tmp_path):
 def chromium():
     """One headless Chromium (fresh profile) for the module: starting one
     takes seconds, and every test loads its own page into it."""
+    with browser_session() as drv:
+        yield drv
+
+
+@contextlib.contextmanager
+def browser_session():
+    """A headless Chromium (fresh profile, 1280x900), quit at the end of
+    the block (other test modules use it too)."""
     RemoteConnection.set_timeout(30)   # no WebDriver command waits longer
     with tempfile.TemporaryDirectory(prefix="mjpeg-chromium-") as profile:
         opts = webdriver.ChromeOptions()

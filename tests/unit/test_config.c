@@ -676,6 +676,160 @@ static void test_upstream_key_errors(void **state)
 	}
 }
 
+/* ---- derived streams (scale:, mosaic:) --------------------------------- */
+
+static void test_derived_applied(void **state)
+{
+	struct fixture *f = *state;
+	const struct stream_settings *st;
+
+	write_ini(f, "[stream cam]\nsource = pattern:bars\nfps = 12\n"
+		     "[stream small]\nsource = scale:cam\nsize = 320x240\n"
+		     "[stream tiny]\nsource = scale:small\nsize = 160x120\nfps = 2\n"
+		     "[stream thumb]\nsource = scale:small\nsize = 80x60\n"
+		     "[stream wall]\nsource = mosaic:cam,small,tiny\nsize = 640x480\n"
+		     "[stream row]\nsource = mosaic:cam,small,tiny,thumb,wall\nsize = 800x160\n"
+		     "layout = 5x1\nfps = 4\n");
+	config_defaults(&f->settings);
+	assert_int_equal(config_load_file(&f->settings, f->ini), 0);
+	st = config_find_stream(&f->settings, "small");
+	assert_int_equal(st->kind, SOURCE_SCALE);
+	assert_int_equal(st->input_count, 1);
+	assert_string_equal(st->inputs[0], "cam");
+	assert_int_equal(st->width, 320);
+	assert_true(st->fps == 12.0); /* the input's */
+	assert_true(config_find_stream(&f->settings, "tiny")->fps == 2.0);
+	assert_true(config_find_stream(&f->settings, "thumb")->fps == 12.0); /* along a chain */
+	st = config_find_stream(&f->settings, "wall");
+	assert_int_equal(st->kind, SOURCE_MOSAIC);
+	assert_int_equal(st->input_count, 3);
+	assert_string_equal(st->inputs[2], "tiny");
+	assert_int_equal(st->layout_cols, 2); /* smallest near-square grid */
+	assert_int_equal(st->layout_rows, 2);
+	assert_true(st->fps == MOSAIC_FPS_DEFAULT);
+	st = config_find_stream(&f->settings, "row");
+	assert_int_equal(st->layout_cols, 5);
+	assert_int_equal(st->layout_rows, 1);
+	assert_true(st->fps == 4.0);
+	assert_true(config_kind_derived(SOURCE_MOSAIC) && !config_kind_derived(SOURCE_RAW));
+}
+
+static void test_derived_default_layouts(void **state)
+{
+	static const struct {
+		const char *inputs;
+		uint32_t cols, rows;
+	} cases[] = {
+		{ "a", 1, 1 },       { "a,b", 2, 1 },         { "a,b,c", 2, 2 },
+		{ "a,b,c,d", 2, 2 }, { "a,b,c,d,e", 3, 2 },   { "a,b,c,d,e,f,g", 3, 3 },
+		{ "a,b,c,d,e,f,g,h,i,j", 4, 3 },
+	};
+	struct fixture *f = *state;
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char text[1024];
+		const struct stream_settings *st;
+
+		snprintf(text, sizeof(text),
+			 "[stream a]\nsource = pattern:bars\n[stream b]\nsource = pattern:bars\n"
+			 "[stream c]\nsource = pattern:bars\n[stream d]\nsource = pattern:bars\n"
+			 "[stream e]\nsource = pattern:bars\n[stream f]\nsource = pattern:bars\n"
+			 "[stream g]\nsource = pattern:bars\n[stream h]\nsource = pattern:bars\n"
+			 "[stream i]\nsource = pattern:bars\n[stream j]\nsource = pattern:bars\n"
+			 "[stream m]\nsource = mosaic:%s\nsize = 640x480\n",
+			 cases[i].inputs);
+		write_ini(f, text);
+		config_defaults(&f->settings);
+		assert_int_equal(config_load_file(&f->settings, f->ini), 0);
+		st = config_find_stream(&f->settings, "m");
+		assert_int_equal(st->layout_cols, cases[i].cols);
+		assert_int_equal(st->layout_rows, cases[i].rows);
+	}
+}
+
+static void test_derived_errors(void **state)
+{
+	struct fixture *f = *state;
+#define SECRET_A "0123456789abcdef0123456789abcdef"
+#define SECRET_B "fedcba9876543210fedcba9876543210"
+
+	/* a public copy of a private stream would let anyone watch it */
+	assert_file_refused(f,
+			    "[stream cam]\nsource = pattern:bars\nview_secret = " SECRET_A "\n"
+			    "[stream s]\nsource = scale:cam\nsize = 32x32\n",
+			    0, "[stream s]: is public but made from a private stream");
+	assert_file_refused(f,
+			    "[stream cam]\nsource = pattern:bars\n"
+			    "[stream dark]\nsource = pattern:bars\nview_secret = " SECRET_A "\n"
+			    "[stream m]\nsource = mosaic:cam,dark\nsize = 64x32\n",
+			    0, "[stream m]: is public but made from a private stream");
+	/* private with a secret of its own, or every stream private */
+	write_ini(f, "[stream cam]\nsource = pattern:bars\nview_secret = " SECRET_A "\n"
+		     "[stream s]\nsource = scale:cam\nsize = 32x32\nview_secret = " SECRET_B "\n");
+	config_defaults(&f->settings);
+	assert_int_equal(config_load_file(&f->settings, f->ini), 0);
+	write_ini(f, "[server]\nview_secret = " SECRET_B "\n"
+		     "[stream cam]\nsource = pattern:bars\nview_secret = " SECRET_A "\n"
+		     "[stream s]\nsource = scale:cam\nsize = 32x32\n");
+	config_defaults(&f->settings);
+	assert_int_equal(config_load_file(&f->settings, f->ini), 0);
+#undef SECRET_A
+#undef SECRET_B
+
+	assert_file_refused(f, "[stream s]\nsource = scale:nothere\nsize = 32x32\n", 0,
+			    "[stream s]: has an unknown input: nothere");
+	assert_file_refused(f, "[stream s]\nsource = scale:s\nsize = 32x32\n", 0,
+			    "[stream s]: is made from itself: s");
+	assert_file_refused(f,
+			    "[stream a]\nsource = scale:b\nsize = 32x32\n"
+			    "[stream b]\nsource = scale:a\nsize = 32x32\n",
+			    0, "derived streams in a cycle: a -> b -> a");
+	assert_file_refused(f,
+			    "[stream cam]\nsource = pattern:bars\n"
+			    "[stream a]\nsource = mosaic:cam,c\nsize = 64x32\n"
+			    "[stream b]\nsource = scale:a\nsize = 32x32\n"
+			    "[stream c]\nsource = scale:b\nsize = 32x32\n",
+			    0, "derived streams in a cycle: a -> c -> b -> a");
+	assert_file_refused(f, "[stream cam]\nsource = pattern:bars\n[stream s]\nsource = scale:cam\n",
+			    0, "needs size = WIDTHxHEIGHT");
+	assert_file_refused(f,
+			    "[stream cam]\nsource = pattern:bars\n"
+			    "[stream s]\nsource = scale:cam\nsize = 4097x16\n",
+			    0, "at most 4096x4096");
+	assert_file_refused(f,
+			    "[stream cam]\nsource = pattern:bars\n"
+			    "[stream s]\nsource = scale:cam,cam\nsize = 32x32\n",
+			    4, "scale: takes one stream");
+	assert_file_refused(f, "[stream s]\nsource = mosaic:a,,b\nsize = 32x32\n", 2,
+			    "each input must be a stream name");
+	assert_file_refused(f, "[stream s]\nsource = mosaic:a,b/c\nsize = 32x32\n", 2,
+			    "each input must be a stream name");
+	assert_file_refused(f, "[stream s]\nsource = mosaic:a,\nsize = 32x32\n", 2,
+			    "each input must be a stream name");
+	assert_file_refused(f,
+			    "[stream s]\nsource = mosaic:a,a,a,a,a,a,a,a,a,a,a,a,a,a,a,a,a\n", 2,
+			    "at most 16 inputs");
+	assert_file_refused(f,
+			    "[stream a]\nsource = pattern:bars\n"
+			    "[stream m]\nsource = mosaic:a,a,a\nsize = 64x64\nlayout = 2x1\n",
+			    0, "layout has fewer tiles than the mosaic has inputs");
+	assert_file_refused(f,
+			    "[stream a]\nsource = pattern:bars\n"
+			    "[stream m]\nsource = mosaic:a,a\nsize = 64x64\nlayout = 8x1\n",
+			    0, "tiles must be at least 16x16");
+	assert_file_refused(f, "[stream m]\nsource = mosaic:a\nlayout = 17x1\n", 3,
+			    "each 1 to 16");
+	assert_file_refused(f, "[stream m]\nsource = mosaic:a\nlayout = 2\n", 3,
+			    "COLUMNSxROWS");
+	assert_file_refused(f, "[stream a]\nsource = pattern:bars\nlayout = 2x2\n", 0,
+			    "layout is for mosaic: sources");
+	assert_file_refused(f,
+			    "[stream a]\nsource = pattern:bars\n"
+			    "[stream s]\nsource = scale:a\nsize = 32x32\nlayout = 1x1\n",
+			    0, "layout is for mosaic: sources");
+}
+
 /* ---- [relay]: an edge of an origin --------------------------------------- */
 
 static void test_relay_section(void **state)
@@ -1023,6 +1177,9 @@ int main(void)
 		cmocka_unit_test(test_url_shown),
 		CONFIG_TEST(test_upstream_keys_applied),
 		CONFIG_TEST(test_upstream_key_errors),
+		CONFIG_TEST(test_derived_applied),
+		CONFIG_TEST(test_derived_default_layouts),
+		CONFIG_TEST(test_derived_errors),
 		CONFIG_TEST(test_relay_section),
 		CONFIG_TEST(test_relay_defaults),
 		CONFIG_TEST(test_relay_errors),

@@ -288,9 +288,24 @@ static void test_draw_text_glyph(void **state)
 	}
 	/* unknown characters draw as blank cells */
 	memset(rgb, FILL_BYTE, sizeof(rgb));
-	pattern_draw_text(rgb, w, h, 0, 0, 1, "Z");
+	pattern_draw_text(rgb, w, h, 0, 0, 1, "~");
 	for (x = 0; x < sizeof(rgb); x++)
 		assert_int_equal(rgb[x], 0);
+	/* letters (stream names): lower case drawn as upper case; 'L' is its
+	 * left column and its bottom row */
+	for (y = 0; y < 2; y++) {
+		memset(rgb, FILL_BYTE, sizeof(rgb));
+		pattern_draw_text(rgb, w, h, 0, 0, 1, y ? "l" : "L");
+		for (x = 0; x < w * h; x++) {
+			uint32_t px = x % w, py = x / w;
+			unsigned char expected =
+				py >= 1 && py <= 7 && (px == 0 || (py == 7 && px < 5)) ? 255 : 0;
+
+			if (rgb[3 * x] != expected)
+				fail_msg("L: pixel (%u,%u) is %u, expected %u", px, py, rgb[3 * x],
+					 expected);
+		}
+	}
 }
 
 /* The pattern kind through the source interface: clock-paced, pixels of
