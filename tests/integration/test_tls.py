@@ -479,22 +479,11 @@ def test_page_keeps_four_live_over_http1(wall_config, browser, view):
         assert not severe_console(drv), severe_console(drv)
 
 
-# The page's status requests, answered with one stream's source changed to
-# scale:cam01: cam02 then is cam01's scaled copy, whatever the responder
-# can make (the page learns it from `source` alone).
-SCALED_STATUS = """
-const realFetch = window.fetch;
-window.fetch = async (url, opts) => {
-    const res = await realFetch(url, opts);
-    if (String(url) !== 'status' || !res.ok)
-        return res;
-    const doc = await res.json();
-    for (const s of doc.streams)
-        if (s.name === 'cam02')
-            s.source = 'scale:cam01';
-    return new Response(JSON.stringify(doc), {status: 200,
-        headers: {'Content-Type': 'application/json'}});
-};"""
+# The wall config with cam02 made on the server as cam01's scaled copy.
+SCALED_CONFIG = WALL_CONFIG.replace(
+    "[stream cam02]\nsource = pattern:bars\nsize = 160x120\n",
+    "[stream cam02]\nsource = scale:cam01\nsize = 80x60\n")
+assert SCALED_CONFIG != WALL_CONFIG
 
 TILES = """
 return Object.fromEntries([...document.querySelectorAll('#streams .card')].map((c) => {
@@ -504,48 +493,49 @@ return Object.fromEntries([...document.querySelectorAll('#streams .card')].map((
 }));"""
 
 
-def test_wall_shows_a_streams_scaled_copy(wall_config, browser):
+def test_wall_shows_a_streams_scaled_copy(tmp_path, browser):
     """On the wall, a stream whose source is scale:cam01 plays in cam01's
     tile and has none of its own; at full size (a click) the tile plays
     cam01 itself, and again the copy after; the cards view shows both."""
     drv = browser
-    with running_stack(config=wall_config, tls=True) as st:
-        added = drv.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument",
-                                    {"source": SCALED_STATUS})
-        try:
-            drv.get(st.url("") + "#wall")
+    config = tmp_path / "scaled.ini"
+    config.write_text(SCALED_CONFIG)
+    with running_stack(config=config, tls=True) as st:
+        assert st.stream("cam02")["source"] == "scale:cam01"
+        drv.get(st.url("") + "#wall")
 
-            def tiles_where(pred):
-                t = drv.execute_script(TILES)
-                return t if len(t) == WALL_STREAMS and pred(t) else None
+        def tiles_where(pred):
+            t = drv.execute_script(TILES)
+            return t if len(t) == WALL_STREAMS and pred(t) else None
 
-            def plays(t, name, stream):
-                return t[name]["cls"] == "stream" and \
-                    t[name]["src"].startswith("stream/%s?" % stream)
+        def plays(t, name, stream):
+            return t[name]["cls"] == "stream" and \
+                t[name]["src"].startswith("stream/%s?" % stream)
 
-            t = wait_until(lambda: tiles_where(lambda t: plays(t, "cam01", "cam02")),
-                           PICTURES_WAIT_S)
-            assert t, drv.execute_script(TILES)
-            assert t["cam02"]["hidden"] and t["cam02"]["src"] == "", t["cam02"]
-            assert plays(t, "cam03", "cam03"), t["cam03"]
+        t = wait_until(lambda: tiles_where(lambda t: plays(t, "cam01", "cam02")),
+                       PICTURES_WAIT_S)
+        assert t, drv.execute_script(TILES)
+        assert t["cam02"]["hidden"] and t["cam02"]["src"] == "", t["cam02"]
+        assert plays(t, "cam03", "cam03"), t["cam03"]
+        # the tile shows the copy's pictures (80x60), made by the server
+        width = """return document.querySelector(
+            '#streams .card[data-stream=cam01] .frame img').naturalWidth;"""
+        assert wait_until(lambda: drv.execute_script(width) == 80, PICTURES_WAIT_S), \
+            drv.execute_script(width)
 
-            click_picture(drv, "cam01")
-            assert wait_until(lambda: tiles_where(lambda t: plays(t, "cam01", "cam01")), 10), \
-                drv.execute_script(TILES)
-            drv.execute_script("""
-                if (document.fullscreenElement) document.exitFullscreen();
-                for (const z of document.querySelectorAll('.frame.zoomed'))
-                    z.classList.remove('zoomed');
-                document.dispatchEvent(new KeyboardEvent('keydown', {key: 'Escape'}));""")
-            assert wait_until(lambda: tiles_where(lambda t: plays(t, "cam01", "cam02")), 10), \
-                drv.execute_script(TILES)
+        click_picture(drv, "cam01")
+        assert wait_until(lambda: tiles_where(lambda t: plays(t, "cam01", "cam01")), 10), \
+            drv.execute_script(TILES)
+        drv.execute_script("""
+            if (document.fullscreenElement) document.exitFullscreen();
+            for (const z of document.querySelectorAll('.frame.zoomed'))
+                z.classList.remove('zoomed');
+            document.dispatchEvent(new KeyboardEvent('keydown', {key: 'Escape'}));""")
+        assert wait_until(lambda: tiles_where(lambda t: plays(t, "cam01", "cam02")), 10), \
+            drv.execute_script(TILES)
 
-            drv.find_element("css selector", "button[data-view=cards]").click()
-            t = wait_until(lambda: tiles_where(lambda t: plays(t, "cam01", "cam01") and
-                                               plays(t, "cam02", "cam02")), 10)
-            assert t and not t["cam02"]["hidden"], drv.execute_script(TILES)
-            assert not severe_console(drv), severe_console(drv)
-        finally:
-            # the module's Chromium loads later pages unchanged
-            drv.execute_cdp_cmd("Page.removeScriptToEvaluateOnNewDocument",
-                                {"identifier": added["identifier"]})
+        drv.find_element("css selector", "button[data-view=cards]").click()
+        t = wait_until(lambda: tiles_where(lambda t: plays(t, "cam01", "cam01") and
+                                           plays(t, "cam02", "cam02")), 10)
+        assert t and not t["cam02"]["hidden"], drv.execute_script(TILES)
+        assert not severe_console(drv), severe_console(drv)
