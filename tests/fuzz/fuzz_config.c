@@ -79,16 +79,10 @@ static void check_stream(const struct stream_settings *st)
 	case SOURCE_PATTERN_BARS:
 		CHECK(strcmp(st->source, "pattern:bars") == 0);
 		break;
-	case SOURCE_HTTP:
-		/* the whole URL, scheme and all */
-		CHECK(strcmp(st->source, st->path) == 0);
-		CHECK(strncmp(st->path, "http://", 7) == 0 || strncmp(st->path, "https://", 8) == 0);
-		break;
 	case SOURCE_DIR:
 	case SOURCE_RAW:
 	case SOURCE_MJPEG:
-	case SOURCE_EXEC:
-		/* "dir:", "raw:", "mjpeg:" or "exec:" and then the path, not empty */
+		/* "dir:", "raw:" or "mjpeg:" and then the path, not empty */
 		CHECK(st->path[0]);
 		CHECK(strlen(st->source) > strlen(st->path));
 		CHECK(strcmp(st->source + strlen(st->source) - strlen(st->path), st->path) == 0);
@@ -101,7 +95,7 @@ static void check_stream(const struct stream_settings *st)
 		break;
 	case SOURCE_HTTP:
 		/* the URL as written; what is shown may hide its user part */
-		CHECK(strncasecmp(st->path, "http", 4) == 0);
+		CHECK(strncasecmp(st->path, "http://", 7) == 0 || strncasecmp(st->path, "https://", 8) == 0);
 		CHECK(strncasecmp(st->source, "http", 4) == 0);
 		break;
 	case SOURCE_EXEC: {
