@@ -5,31 +5,26 @@ each test proves that the client does, and checks what the client made of it
 (frame counts, sizes, and the colours a person would see)."""
 
 import base64
-import contextlib
 import io
 import json
 import os
 import re
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 
 import pytest
 from PIL import Image
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
-from selenium.webdriver.remote.remote_connection import RemoteConnection
 
+from browser import session as browser_session
 from stacks import TOP, running_stack
+
 ARTIFACTS = os.path.join(TOP, "tests", "artifacts")
 VUE_DIR = os.path.join(TOP, "html", "vue")
 VUE_BUILD = os.path.join(VUE_DIR, "node_modules", "vue", "dist", "vue.esm-browser.prod.js")
 PYTHON = "/usr/bin/python3"
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 
 CLIENT_TIMEOUT = 30        # any one client command
 RESTART_LIMIT_S = 30       # the page shows the live demo again this soon after a restart
@@ -373,32 +368,6 @@ def chromium():
     with browser_session() as drv:
         yield drv
 
-
-@contextlib.contextmanager
-def browser_session():
-    """A headless Chromium (fresh profile, 1280x900), quit at the end of
-    the block (other test modules use it too)."""
-    RemoteConnection.set_timeout(30)   # no WebDriver command waits longer
-    with tempfile.TemporaryDirectory(prefix="mjpeg-chromium-") as profile:
-        opts = webdriver.ChromeOptions()
-        opts.binary_location = CHROMIUM
-        for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                  "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync",
-                  "--user-data-dir=" + profile, "--window-size=1280,900"):
-            opts.add_argument(a)
-        opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-        drv = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
-        try:
-            drv.set_window_size(1280, 900)
-            drv.set_page_load_timeout(15)
-            drv.set_script_timeout(10)
-            yield drv
-        finally:
-            try:
-                drv.quit()
-            except Exception:  # noqa: BLE001 - cleanup goes on
-                pass
 
 
 @pytest.fixture

@@ -15,21 +15,16 @@ import json
 import os
 import signal
 import subprocess
-import tempfile
 import time
 
 import pytest
 from PIL import Image
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
-from selenium.webdriver.remote.remote_connection import RemoteConnection
 
+from browser import session as browser_session
 import mjpeg
 from stacks import TOP, wait_until
 
 BIN = os.path.join(TOP, "fcgi", "mjpeg-fcgi")
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 
 SECRET = "cam-secret-0123456789abcdefghijklmnop"
 SECRET_NEW = "cam-secret-rotated-9876543210zyxwvuts"
@@ -309,25 +304,8 @@ def test_new_secret_ends_streams_of_the_old_one(server, stack_factory, tmp_path)
 
 @pytest.fixture(scope="module")
 def chromium():
-    RemoteConnection.set_timeout(30)
-    with tempfile.TemporaryDirectory(prefix="mjpeg-chromium-") as profile:
-        opts = webdriver.ChromeOptions()
-        opts.binary_location = CHROMIUM
-        for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                  "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync",
-                  "--user-data-dir=" + profile, "--window-size=800,600"):
-            opts.add_argument(a)
-        drv = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
-        try:
-            drv.set_page_load_timeout(15)
-            drv.set_script_timeout(10)
-            yield drv
-        finally:
-            try:
-                drv.quit()
-            except Exception:  # noqa: BLE001 - cleanup goes on
-                pass
+    with browser_session(size=(800, 600)) as drv:
+        yield drv
 
 
 SCREEN_PATCH = 9   # CSS pixels around the <img>'s centre

@@ -15,17 +15,13 @@ import time
 
 import pytest
 from PIL import Image, ImageChops, ImageStat
-from selenium import webdriver
 from selenium.common.exceptions import (ElementClickInterceptedException,
                                         ElementNotInteractableException,
                                         StaleElementReferenceException)
-from selenium.webdriver.chrome.service import Service
-from selenium.webdriver.remote.remote_connection import RemoteConnection
 
+from browser import session as browser_session
 from stacks import TOP, free_port, running_stack, wait_until
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 PYTHON = "/usr/bin/python3"
 ARTIFACTS = os.path.join(TOP, "tests", "artifacts")
 
@@ -290,27 +286,8 @@ def test_tls_apache_without_mod_http2_is_refused(tmp_path):
 def chromium():
     """One headless Chromium (fresh profile) that accepts the stacks'
     self-signed certificates."""
-    RemoteConnection.set_timeout(30)
-    with tempfile.TemporaryDirectory(prefix="mjpeg-chromium-") as profile:
-        opts = webdriver.ChromeOptions()
-        opts.binary_location = CHROMIUM
-        for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                  "--ignore-certificate-errors", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--user-data-dir=" + profile, "--window-size=1280,900"):
-            opts.add_argument(a)
-        opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-        drv = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
-        try:
-            drv.set_window_size(1280, 900)
-            drv.set_page_load_timeout(15)
-            drv.set_script_timeout(10)
-            yield drv
-        finally:
-            try:
-                drv.quit()
-            except Exception:  # noqa: BLE001 - cleanup goes on
-                pass
+    with browser_session(extra_args=("--ignore-certificate-errors",)) as drv:
+        yield drv
 
 
 @pytest.fixture
