@@ -113,8 +113,16 @@ static int wait_readable(struct cgi_stream *s)
 	}
 }
 
+void cgi_input_deadline(FCGX_Stream *in, int64_t at_usec)
+{
+	struct cgi_stream *s = in->data;
+
+	s->deadline_usec = at_usec;
+}
+
 /* libfcgi calls this when the reader's buffer is used up.  The body is
- * read by the deadline ingest_ms from the start of the request: past it
+ * read by the deadline ingest_ms from the start of the request (or from a
+ * push's last frame, cgi_input_deadline): past it
  * the stream fails with EAGAIN, as a socket's receive time-out would, and
  * the ingest answers 408. */
 static void cgi_fill(FCGX_Stream *stream)
