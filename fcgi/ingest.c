@@ -521,20 +521,25 @@ void ingest_handle(FCGX_Request *req, struct stream *stream, const struct query 
 		width = (uint32_t)query->width;
 		height = (uint32_t)query->height;
 	} else {
-		if (encode_validate(body, (size_t)got, &width, &height, &why) < 0) {
-			if (got >= 2 && ((body[0] == 0xFF && body[1] == 0xD8) ||
-					 (body[0] == '-' && body[1] == '-'))) {
-				/* Perhaps several frames, sent with a length. */
-				struct push p;
+		if (got >= 2 && ((body[0] == 0xFF && body[1] == 0xD8) ||
+				 (body[0] == '-' && body[1] == '-'))) {
+			/* Cut into frames, as a push would be: one JPEG, or
+			 * several concatenated or in parts, sent with a
+			 * length (a decoder would take bytes after the first
+			 * JPEG's end as part of it).  Nothing found: the body
+			 * is judged whole, below. */
+			struct push p;
+			int done;
 
-				push_init(&p, req, stream, NULL);
-				if (push_feed(&p, body, (size_t)got) == 0 && p.published == 0)
-					reply_error(req->out, 415, NULL, "%s", why);
-				else
-					push_answer(&p, 0);
-				push_destroy(&p);
+			push_init(&p, req, stream, NULL);
+			done = push_feed(&p, body, (size_t)got) < 0 || p.published > 0;
+			if (done)
+				push_answer(&p, 0);
+			push_destroy(&p);
+			if (done)
 				goto out;
-			}
+		}
+		if (encode_validate(body, (size_t)got, &width, &height, &why) < 0) {
 			reply_error(req->out, 415, NULL, "%s", why);
 			goto out;
 		}
