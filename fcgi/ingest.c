@@ -217,7 +217,7 @@ static int push_frame(struct push *p, const struct mjpeg_reader_frame *frame)
 	case BUS_PUBLISH_CANCELLED:
 		reply_error(p->req->out, 409, NULL,
 			    "stream '%s' changed (config reload) while frames arrived; "
-			    "%llu published",
+			    "not published from then on (%llu were)",
 			    stream->cfg->name, (unsigned long long)p->published);
 		p->cancelled = 1;
 		return -1;
@@ -402,23 +402,19 @@ out:
 }
 
 /* Whether the request is a push (read as it comes, one writer at a time)
- * rather than one frame read whole: a body with no length (chunked, as
- * ffmpeg and curl -T - send it), a multipart one, or one longer than a
- * frame may be.  Raw frames are always one frame. */
-static int is_push(FCGX_Request *req, const struct query *query, size_t limit)
+ * rather than a body read whole (at most frame_bytes_max, else 413 at
+ * once): a body with no length (chunked, as ffmpeg and curl -T - send it)
+ * or a multipart one.  Raw frames are always one frame. */
+static int is_push(FCGX_Request *req, const struct query *query)
 {
 	const char *length_text = FCGX_GetParam("CONTENT_LENGTH", req->envp);
 	const char *type = FCGX_GetParam("CONTENT_TYPE", req->envp);
-	long length;
 
 	if (query->raw)
 		return 0;
 	if (type && strncasecmp(type, "multipart/", strlen("multipart/")) == 0)
 		return 1;
-	if (!length_text || !*length_text)
-		return 1;
-	/* A length that is no number is read_body's 400. */
-	return parse_long(length_text, 0, LONG_MAX, &length) == 0 && (size_t)length > limit;
+	return !length_text || !*length_text;
 }
 
 void ingest_handle(FCGX_Request *req, struct stream *stream, const struct query *query,
@@ -455,7 +451,7 @@ void ingest_handle(FCGX_Request *req, struct stream *stream, const struct query 
 		reply_error(req->out, 403, NULL, "wrong token for stream '%s'", st->name);
 		return;
 	}
-	push = is_push(req, query, limit);
+	push = is_push(req, query);
 	lock_fd = push_lock(stream, push);
 	if (lock_fd == -1) {
 		reply_error(req->out, 409, NULL,

@@ -17,8 +17,8 @@
  * watchdog enforces it on a FastCGI connection (NULL under plain CGI, whose
  * reader keeps the deadline itself).
  *
- * A push: a body with no length (chunked), a multipart one, or one longer
- * than frame_bytes_max is read as it arrives and each frame published when
+ * A push: a body with no length (chunked) or a multipart one is read as it
+ * arrives and each frame published when
  * whole: multipart parts or concatenated JPEGs, told apart by the bytes
  * (mjpeg_reader), so a Content-Type is not needed.  Each frame must be
  * whole within ingest_ms of the one before (a stall ends the push: 408); a
