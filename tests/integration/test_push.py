@@ -26,14 +26,47 @@ SIZE = (64, 48)
 STREAMS = ("mpjpeg", "mjpeg", "gst", "bad", "stall", "busy", "auth")
 
 
+# What each web server does with a push (README, Pushing from a remote
+# camera over one request): "live" passes the body on as it comes;
+# "whole" collects all of it first (frames arrive when the push ends);
+# "411" refuses a chunked body.
+PUSH_BY_SERVER = {"nginx": "live", "apache": "live", "apache-proxy": "live",
+                  "apache-fcgid": "whole", "lighttpd": "411"}
+
+
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
+def stack(server, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("push")
     config = tmp / "push.ini"
     config.write_text("[server]\ningest_ms = %d\n\n" % INGEST_MS + "".join(
         "[stream %s]\nsource = ingest\ntoken = %s\n\n" % (name, TOKEN) for name in STREAMS))
-    with running_stack(config=config) as st:
+    with running_stack(config=config, server=server) as st:
         yield st
+
+
+def answers_early(st):
+    """nginx sends the responder's answer while the client still sends its
+    body; Apache reads the rest of the body first, so there the answer
+    reaches a pusher when its body ends (test_push_answers_on_apache)."""
+    if st.server != "nginx":
+        pytest.skip("%s answers a push only after its body (see test_push_answers_on_apache)"
+                    % st.server)
+
+
+def responder_log(st):
+    """The responder's log lines, wherever this server puts them."""
+    text = st.log()
+    if os.path.exists(st.log_path("mjpeg-fcgi.log")) and not st.log_path().endswith(
+            "mjpeg-fcgi.log"):
+        text += st.log("mjpeg-fcgi.log")
+    return text
+
+
+def nginx_only(st):
+    """The long pushes run behind nginx alone (test_push_per_server covers
+    the others)."""
+    if st.server != "nginx":
+        pytest.skip("nginx only")
 
 
 # Frame i is a solid colour of its own: red in 15 steps of 15, green in 20
@@ -124,6 +157,7 @@ def push_with(st, name, pusher, count):
 def test_ffmpeg_push_30fps_for_10s(stack, tmp_path, muxer):
     """ffmpeg -re pushes 300 frames at 30 fps over one chunked POST with no
     Content-Type: every one is published, and a viewer sees them in order."""
+    nginx_only(stack)
     count = 10 * FPS
     pattern = write_frames(str(tmp_path / "frames"), count)
     pusher = ("ffmpeg -hide_banner -loglevel error -re -framerate %d -i %s -c:v copy "
@@ -135,6 +169,7 @@ def test_ffmpeg_push_30fps_for_10s(stack, tmp_path, muxer):
 def test_gstreamer_push(stack, tmp_path):
     """GStreamer paces frames at 30 fps (videorate, clocksync), multipartmux
     writes the parts to curl, which posts them chunked as they come."""
+    nginx_only(stack)
     count = 3 * FPS
     pattern = write_frames(str(tmp_path / "frames"), count)
     pusher = ("gst-launch-1.0 -q multifilesrc location=%s index=0 stop-index=%d "
@@ -180,6 +215,7 @@ def test_wrong_token_answered_before_the_body(stack, auth, code):
     """The answer comes while the client has sent no body byte yet (the
     request head only): the token is checked first, and nothing is read or
     published."""
+    answers_early(stack)
     before = published(stack, "auth")
     s = raw_post(stack.port, "auth", auth)
     try:
@@ -199,6 +235,8 @@ def test_bad_frame_skipped_and_counted(stack):
     """A broken JPEG (well framed, but 0x0) between two good ones,
     concatenated: the good ones are published, the bad one dropped, counted
     in the answer and the log; the push goes on past it."""
+    if PUSH_BY_SERVER[stack.server] != "live":
+        pytest.skip("%s does not pass a push on as it comes" % stack.server)
     bad = bytearray(solid(5))
     sof = bad.index(b"\xff\xc0")
     bad[sof + 5:sof + 9] = b"\0\0\0\0"    # height and width 0: well framed, not valid
@@ -218,14 +256,15 @@ def test_bad_frame_skipped_and_counted(stack):
     assert reply.startswith(b"HTTP/1.1 200 "), reply
     assert b"published 2 frames" in reply and b"dropped 1 invalid" in reply, reply
     assert published(stack, "bad") - before == 2
-    assert wait_until(lambda: "ingest bad: dropped 1 invalid JPEG" in stack.log(), 5), \
-        stack.log_tail()
+    assert wait_until(lambda: "ingest bad: dropped 1 invalid JPEG" in responder_log(stack), 5), \
+        responder_log(stack)[-3000:]
 
 
 def test_stalled_pusher_ended_after_ingest_ms(stack):
     """One frame, then nothing: the push is answered 408 after ingest_ms
     (2 s): not before it (0.2 s for the clocks' rounding), and well within
     3x of it (a busy machine)."""
+    answers_early(stack)
     s = raw_post(stack.port, "stall", b"Authorization: Bearer %s\r\n" % TOKEN.encode())
     try:
         s.sendall(chunk(solid(1)))
@@ -243,6 +282,7 @@ def test_stalled_pusher_ended_after_ingest_ms(stack):
 def test_second_pusher_409_then_taken(stack):
     """While a pusher is connected a second one gets 409 at once; after the
     first ended, the second is taken."""
+    answers_early(stack)
     auth = b"Authorization: Bearer %s\r\n" % TOKEN.encode()
     first = raw_post(stack.port, "busy", auth)
     try:
@@ -268,3 +308,101 @@ def test_second_pusher_409_then_taken(stack):
         again.close()
     assert reply.startswith(b"HTTP/1.1 200 "), reply
     assert published(stack, "busy") == 3
+
+
+def test_push_per_server(stack, tmp_path):
+    """ffmpeg pushes 3 s of frames (-re, 30 fps): behind a server that
+    passes the body on as it comes, frames are published while the push
+    goes on (1.5 s in: the first frame takes well under that even on a
+    slow machine, and the push cannot have ended, -re paces it); behind
+    one that collects the body first, none are until it ends; lighttpd
+    refuses the chunked body (411).  What the README's table says."""
+    kind = PUSH_BY_SERVER[stack.server]
+    if kind == "411":
+        # A body still coming (a whole small body lighttpd collects first).
+        s = raw_post(stack.port, "busy", b"Authorization: Bearer %s\r\n" % TOKEN.encode())
+        try:
+            s.sendall(chunk(solid(1)))
+            reply = s.recv(4096)
+        finally:
+            s.close()
+        assert reply.startswith(b"HTTP/1.1 411 "), reply[:200]
+        assert published(stack, "busy") == 0
+        return
+    count = 3 * FPS
+    pattern = write_frames(str(tmp_path / "frames"), count)
+    before = published(stack, "mpjpeg")
+    proc = subprocess.Popen(
+        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-framerate", str(FPS),
+         "-i", pattern, "-c:v", "copy", "-f", "mpjpeg", "-method", "POST", "-chunked_post", "1",
+         "-headers", "Authorization: Bearer %s" % TOKEN,
+         "http://127.0.0.1:%d/ingest/mpjpeg" % stack.port],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        time.sleep(1.5)
+        midway = published(stack, "mpjpeg") - before
+        still_pushing = proc.poll() is None
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert still_pushing
+    if kind == "live":
+        assert midway > 0, "nothing published 1.5 s into the push"
+    else:
+        assert midway == 0, midway
+    assert wait_until(lambda: published(stack, "mpjpeg") - before == count, 5), \
+        published(stack, "mpjpeg") - before
+
+
+# What a stalled pusher is told behind Apache: mod_proxy_fcgi, still
+# forwarding the body to a responder that ended the request, answers 503
+# itself.
+STALL_ANSWER = {"apache": 408, "apache-proxy": 503}
+
+
+def test_push_answers_on_apache(stack):
+    """Apache (CGI, mod_proxy_fcgi) passes a push on as it comes but sends
+    the answer only once the client's body ended.  The responder decides at
+    once all the same: a wrong token is logged while no body byte was sent;
+    a second pusher's frames are never published while the first is
+    connected, and it is told 409; a pusher that stalled past ingest_ms has
+    its later frames dropped, and is told 408 (mod_proxy_fcgi: 503)."""
+    if not stack.server.startswith("apache") or PUSH_BY_SERVER[stack.server] != "live":
+        pytest.skip("Apache with a live push only")
+    auth = b"Authorization: Bearer %s\r\n" % TOKEN.encode()
+    wrong = raw_post(stack.port, "auth", b"Authorization: Bearer wrong-token-%s\r\n"
+                     % b"x" * 20)
+    try:
+        assert wait_until(lambda: "ingest auth: wrong token" in responder_log(stack), 10), \
+            responder_log(stack)[-3000:]
+        wrong.sendall(chunk(solid(1)) + b"0\r\n\r\n")
+        assert answer(wrong).startswith(b"HTTP/1.1 403 ")
+    finally:
+        wrong.close()
+    assert published(stack, "auth") == 0
+
+    first = raw_post(stack.port, "busy", auth)
+    try:
+        first.sendall(chunk(solid(1)))
+        assert wait_until(lambda: published(stack, "busy") == 1, 10)
+        second = raw_post(stack.port, "busy", auth)
+        try:
+            second.sendall(chunk(solid(2)) + chunk(solid(3)))
+            time.sleep(1)
+            assert published(stack, "busy") == 1
+            second.sendall(b"0\r\n\r\n")
+            reply = answer(second)
+            assert reply.startswith(b"HTTP/1.1 409 "), reply[:300]
+        finally:
+            second.close()
+        # The first pusher stalls past ingest_ms: its request ends.
+        time.sleep(INGEST_MS / 1000 + 1)
+        first.sendall(chunk(solid(4)) + b"0\r\n\r\n")
+        reply = answer(first)
+        assert reply.startswith(b"HTTP/1.1 %d " % STALL_ANSWER[stack.server]), reply[:300]
+    finally:
+        first.close()
+    assert published(stack, "busy") == 1
