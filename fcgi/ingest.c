@@ -370,7 +370,8 @@ static void push_serve(FCGX_Request *req, struct stream *stream, struct deadline
 	}
 	push_init(&p, req, stream, watchdog);
 	if (push_clock(&p) < 0) {
-		gone = 1;
+		reply_error(req->out, 500, NULL, "the body's deadline cannot be kept");
+		p.cancelled = 1;
 		goto out;
 	}
 	for (;;) {
