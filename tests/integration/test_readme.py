@@ -195,3 +195,24 @@ def test_push_recipes_as_written(tmp_path, recipe):
         assert r.returncode == 0, (r.stdout, r.stderr[-2000:])
         assert st.stream("pi")["frames_published"] == 90
         assert snapshot(st.port, "pi")[0] == (640, 480)
+
+
+def test_push_chain_recipe_as_written(tmp_path):
+    """The chain by push: ffmpeg reads an origin stack's bars and pushes
+    them to the pi stream of another stack; its frames arrive there, bars'
+    size and all, while the command runs (it runs until stopped)."""
+    blocks = readme_blocks()
+    config = tmp_path / "push.ini"
+    config.write_text(blocks["push-config"])
+    with running_stack() as origin, running_stack(config=config) as st:
+        code = blocks["push-chain"].replace("127.0.0.1:8080", "127.0.0.1:%d" % origin.port)
+        code = code.replace("http://cams.example.org", "http://127.0.0.1:%d" % st.port)
+
+        def check():
+            deadline = time.monotonic() + 30
+            while st.stream("pi")["frames_published"] < 30:
+                assert time.monotonic() < deadline, st.stream("pi")
+                time.sleep(0.2)
+            assert snapshot(st.port, "pi")[0] == (640, 480)
+
+        run_snippet(code, True, check)
