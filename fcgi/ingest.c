@@ -456,7 +456,10 @@ void ingest_handle(FCGX_Request *req, struct stream *stream, const struct query 
 	lock_fd = push_lock(stream, push);
 	if (lock_fd == -1) {
 		reply_error(req->out, 409, NULL,
-			    "stream '%s' already has a pusher connected (one at a time)", st->name);
+			    push ? "stream '%s' already has a pusher connected, or a frame is "
+				   "being posted to it (one pusher at a time)"
+				 : "stream '%s' has a pusher connected; it takes no other frames",
+			    st->name);
 		return;
 	}
 	if (lock_fd < 0) {
@@ -475,7 +478,7 @@ void ingest_handle(FCGX_Request *req, struct stream *stream, const struct query 
 	body = malloc(limit + 1);
 	if (!body) {
 		reply_error(req->out, 500, NULL, "out of memory");
-		return;
+		goto out;
 	}
 	got = read_body(req, body, limit, stream->settings->ingest_usec, watchdog);
 	if (got == BODY_BAD_LENGTH) {
