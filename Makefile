@@ -3,6 +3,7 @@
 #   make            build fcgi/mjpeg-fcgi
 #   make run        install what is missing, build, serve on http://127.0.0.1:$(PORT)/
 #   make start      the same stack in the background; make stop ends it
+#   make cluster    origin, EDGES edges and an nginx balancer on PORT; make cluster-stop
 #   make test       install what is missing, build, run every test (stage times at the end)
 #   make check      the quick tier: build, lint, unit tests, the nginx stack suite
 #   make test-under-load   make test beside two CPU-bound processes
@@ -14,9 +15,11 @@ WARNINGS := -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissing-prot
 	-Wpointer-arith -Wvla
 CPPFLAGS += -D_GNU_SOURCE -MMD -MP
 ALL_CFLAGS = -std=c11 $(WARNINGS) -pthread $(CFLAGS)
-LDLIBS += -lfcgi -lturbojpeg -linih -lcurl -pthread
+LDLIBS += -lfcgi -lturbojpeg -linih -lcurl -ljansson -pthread
 PREFIX ?= /usr/local
 PORT ?= 8080
+# make cluster: how many edges behind the balancer.
+EDGES ?= 3
 # Cores: parallel builds, tests and fuzzing size themselves by it.
 NPROC := $(shell nproc 2>/dev/null || echo 1)
 CONFIG ?=
@@ -44,7 +47,7 @@ ASAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
 ASAN_LOGS := $(abspath $(ASAN_DIR))/logs
 ASAN_TESTS := $(addprefix tests/integration/,test_nginx_stack.py test_sources.py \
 	test_limits.py test_workers.py test_reload.py test_churn.py test_abort.py \
-	test_ingest_reload.py test_relay.py test_push.py)
+	test_ingest_reload.py test_relay.py test_cluster.py test_push.py)
 # Every module but main.c, by name (fcgi/NAME.c).
 LIB_MODS := $(filter-out main,$(basename $(notdir $(wildcard fcgi/*.c))))
 UNIT_TESTS := $(patsubst tests/unit/test_%.c,%,$(wildcard tests/unit/test_*.c))
@@ -69,6 +72,7 @@ UNIT_MODS_mjpeg_reader := mjpeg_reader mjpeg_splitter multipart clock log testut
 UNIT_MODS_mjpeg_splitter := mjpeg_splitter log testutil encode
 UNIT_MODS_multipart := multipart clock
 UNIT_MODS_option := option parse log
+UNIT_MODS_origin := origin config option parse clock log testutil encode
 UNIT_MODS_pace := pace
 UNIT_MODS_parse := parse
 UNIT_MODS_pattern := source source_pattern source_dir source_raw source_mjpeg source_pipe drops \
@@ -77,7 +81,7 @@ UNIT_MODS_record := record log testutil encode
 UNIT_MODS_source_pipe := source source_pattern source_dir source_raw source_mjpeg \
 	source_pipe source_http drops mjpeg_reader mjpeg_splitter multipart encode clock log testutil
 
-.PHONY: all deps deps-test run start stop test check test-under-load unit integration \
+.PHONY: all deps deps-test run start stop cluster cluster-stop test check test-under-load unit integration \
 	integration-nginx clean install asan asan-unit asan-integration lint check-build \
 	test-build
 
@@ -148,6 +152,14 @@ start: deps $(BIN)
 
 stop:
 	conf/stack.sh stop $(PORT)
+
+# The balancer on PORT, the origin (CONFIG) on PORT+1, the edges on PORT+2
+# to PORT+1+EDGES: conf/cluster.sh.
+cluster: deps $(BIN)
+	BIN=$(RESPONDER) WORKERS=$(WORKERS) conf/cluster.sh start $(PORT) $(EDGES) $(CONFIG)
+
+cluster-stop:
+	conf/cluster.sh stop $(PORT)
 
 # Runs the stages "NAME=TARGET ..." in order, each `make TARGET`, and
 # prints the time of each at the end; at the first stage that fails it

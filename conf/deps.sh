@@ -16,7 +16,8 @@ set -eu
 # command they provide, since any of several packages will do: nginx from
 # any of Debian's nginx flavours, npm from Debian or NodeSource, ps
 # (conf/stack.sh lists a stack's process groups with it) from procps.
-BUILD="gcc make pkg-config libfcgi-dev libturbojpeg0-dev libinih-dev libcurl4-openssl-dev"
+BUILD="gcc make pkg-config libfcgi-dev libturbojpeg0-dev libinih-dev libcurl4-openssl-dev
+	libjansson-dev"
 BUILD_CMDS=""
 RUN="curl"
 RUN_CMDS="nginx=nginx-light ps=procps"

@@ -20,6 +20,9 @@
 #                  request per process at a time): conf/apache-fcgid.conf.in
 #   apache-proxy   Apache with mod_proxy_fcgi in front of the responder that
 #                  stack.sh starts, as with nginx: conf/apache-proxy-fcgi.conf.in
+#   balancer       nginx alone, balancing over the edges whose ports
+#                  BALANCER_EDGES lists: conf/nginx-balancer.conf.example
+#                  (conf/cluster.sh starts a whole cluster)
 #
 # Processes: stack.sh starts the web server (in the foreground, never as a
 # daemon) and, for nginx and apache-proxy, the responder, each in a session
@@ -49,7 +52,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 TOP=$(dirname "$HERE")
 BIN=${BIN:-$TOP/fcgi/mjpeg-fcgi}
-SERVERS="nginx lighttpd apache apache-fcgid apache-proxy"
+SERVERS="nginx lighttpd apache apache-fcgid apache-proxy balancer"
 
 STOP_GRACE_TENTHS=50    # first signal to SIGKILL, tenths of a second
 SPAWNED_GRACE_TENTHS=20 # server-spawned responders: SIGTERM to SIGKILL
@@ -70,7 +73,7 @@ usage: conf/stack.sh run   PORT [CONFIG]   start responder + web server in the f
        conf/stack.sh start PORT [CONFIG]   start them in the background
        conf/stack.sh stop  PORT            stop what start started
 PORT is 1-65535; CONFIG is the responder's INI file (optional).
-SERVER=nginx|lighttpd|apache|apache-fcgid|apache-proxy picks the web server
+SERVER=nginx|lighttpd|apache|apache-fcgid|apache-proxy|balancer picks the web server
 (default nginx); stop finds it by itself.
 EOF
     exit 2
@@ -628,6 +631,9 @@ cmd_start() {
     if ((SERVER_OWN_RESPONDER)); then
         printf 'mjpeg-fcgi runs at %s (responder pid %s, %s pid %s); stop: conf/stack.sh stop %s\n' \
             "$URL" "$STARTED_RESP" "$SERVER" "$STARTED_SRV" "$PORT"
+    elif [[ $SERVER == balancer ]]; then
+        printf 'the balancer runs at %s (nginx pid %s, edges %s); stop: conf/stack.sh stop %s\n' \
+            "$URL" "$STARTED_SRV" "$BALANCER_EDGES" "$PORT"
     else
         printf 'mjpeg-fcgi runs at %s (%s pid %s, which starts the responders); stop: conf/stack.sh stop %s\n' \
             "$URL" "$SERVER" "$STARTED_SRV" "$PORT"

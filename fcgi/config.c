@@ -137,10 +137,23 @@ static const struct option_row server_options[] = {
 
 #define SERVER_OPTIONS (sizeof(server_options) / sizeof(server_options[0]))
 
+static void upstream_defaults(struct upstream_settings *up)
+{
+	memset(up, 0, sizeof(*up));
+	up->tls_verify = 1;
+	up->connect_usec = UPSTREAM_CONNECT_MS_DEFAULT * USEC_PER_MSEC;
+	up->stall_usec = UPSTREAM_STALL_MS_DEFAULT * USEC_PER_MSEC;
+	up->retry_min_usec = UPSTREAM_RETRY_MIN_MS_DEFAULT * USEC_PER_MSEC;
+	up->retry_max_usec = UPSTREAM_RETRY_MAX_MS_DEFAULT * USEC_PER_MSEC;
+	up->stop_grace_usec = UPSTREAM_STOP_GRACE_MS_DEFAULT * USEC_PER_MSEC;
+}
+
 void config_defaults(struct settings *settings)
 {
 	memset(settings, 0, sizeof(*settings));
 	option_defaults(server_options, SERVER_OPTIONS, settings);
+	upstream_defaults(&settings->relay.upstream);
+	settings->relay.refresh_usec = (int64_t)RELAY_REFRESH_S_DEFAULT * USEC_PER_SEC;
 }
 
 void config_url_shown(const char *url, char *shown, size_t size)
@@ -245,6 +258,7 @@ static void stream_fill_defaults(struct stream_settings *st)
 		st->quality = ENCODE_QUALITY_DEFAULT;
 }
 
+
 static struct stream_settings *stream_add(struct settings *settings, const char *name)
 {
 	struct stream_settings *st;
@@ -254,12 +268,7 @@ static struct stream_settings *stream_add(struct settings *settings, const char 
 	st = &settings->streams[settings->stream_count++];
 	memset(st, 0, sizeof(*st));
 	snprintf(st->name, sizeof(st->name), "%s", name);
-	st->upstream.tls_verify = 1;
-	st->upstream.connect_usec = UPSTREAM_CONNECT_MS_DEFAULT * USEC_PER_MSEC;
-	st->upstream.stall_usec = UPSTREAM_STALL_MS_DEFAULT * USEC_PER_MSEC;
-	st->upstream.retry_min_usec = UPSTREAM_RETRY_MIN_MS_DEFAULT * USEC_PER_MSEC;
-	st->upstream.retry_max_usec = UPSTREAM_RETRY_MAX_MS_DEFAULT * USEC_PER_MSEC;
-	st->upstream.stop_grace_usec = UPSTREAM_STOP_GRACE_MS_DEFAULT * USEC_PER_MSEC;
+	upstream_defaults(&st->upstream);
 	return st;
 }
 
@@ -292,7 +301,7 @@ void config_add_default_streams(struct settings *settings)
 {
 	struct stream_settings *st;
 
-	if (settings->stream_count)
+	if (settings->stream_count || settings->relay.origin[0])
 		return;
 	st = stream_add(settings, "demo");
 	if (stream_set_source(st, "pattern:redblue") == 0)
@@ -300,6 +309,69 @@ void config_add_default_streams(struct settings *settings)
 	st = stream_add(settings, "bars");
 	if (stream_set_source(st, "pattern:bars") == 0)
 		stream_fill_defaults(st);
+}
+
+const char *config_add_relay_stream(struct settings *settings, const char *name, double fps)
+{
+	struct stream_settings *st;
+	char url[RELAY_ORIGIN_MAX + STREAM_NAME_MAX + 16];
+
+	if (!config_stream_name_valid(name))
+		return "not a valid stream name ([A-Za-z0-9_-]{1,64})";
+	if (config_find_stream(settings, name))
+		return "the config has a stream of that name already";
+	if (settings->stream_count >= STREAMS_MAX)
+		return "too many streams (at most 64)";
+	/* both fit: origin is at most RELAY_ORIGIN_MAX, the name checked */
+	snprintf(url, sizeof(url), "%s/stream/%s", settings->relay.origin, name);
+	st = stream_add(settings, name);
+	if (stream_set_source(st, url) < 0) {
+		settings->stream_count--;
+		return "the origin's URL does not make a source";
+	}
+	st->upstream = settings->relay.upstream;
+	if (fps >= 0.01 && fps <= FPS_MAX)
+		st->fps = fps;
+	stream_fill_defaults(st);
+	return NULL;
+}
+
+static const char *apply_upstream_key(struct upstream_settings *up, const char *key,
+				      const char *value);
+
+/* A [relay] key; NULL or why not. */
+static const char *apply_relay_key(struct relay_settings *relay, const char *key,
+				   const char *value)
+{
+	size_t n = strlen(value);
+	long secs;
+
+	if (strcmp(key, "origin") == 0) {
+		if (n > RELAY_ORIGIN_MAX)
+			return "must be at most 1024 characters";
+		if (strncmp(value, "http://", 7) != 0 && strncmp(value, "https://", 8) != 0)
+			return "must be an http:// or https:// URL of an mjpeg-fcgi server";
+		if (strpbrk(value, "?#"))
+			return "must have no query or fragment (the paths /status and "
+			       "/stream/NAME are put after it)";
+		while (n > 0 && value[n - 1] == '/')
+			n--;
+		snprintf(relay->origin, sizeof(relay->origin), "%.*s", (int)n, value);
+		return NULL;
+	}
+	if (strcmp(key, "refresh_s") == 0) {
+		if (parse_long(value, 1, RELAY_REFRESH_S_MAX, &secs) < 0)
+			return "must be a whole number of seconds from 1 to 3600";
+		relay->refresh_usec = (int64_t)secs * USEC_PER_SEC;
+		return NULL;
+	}
+	if (strcmp(key, "upstream_stop_grace_ms") == 0)
+		return "is for exec: sources";
+	if (strncmp(key, "upstream_", 9) == 0 || strcmp(key, "user") == 0 ||
+	    strcmp(key, "password") == 0 || strcmp(key, "header") == 0 ||
+	    strcmp(key, "tls_verify") == 0)
+		return apply_upstream_key(&relay->upstream, key, value);
+	return "unknown key";
 }
 
 /* "Name: value" with a header name of visible characters but ':'. */
@@ -498,8 +570,10 @@ static int on_ini_key(void *user, const char *section, const char *key, const ch
 				ctx->stream_line[st - ctx->settings->streams] = ctx->section_line;
 			why = apply_stream_key(st, key, value);
 		}
+	} else if (strcmp(section, "relay") == 0) {
+		why = apply_relay_key(&ctx->settings->relay, key, value);
 	} else {
-		why = "unknown section (expected [server] or [stream NAME])";
+		why = "unknown section (expected [server], [relay] or [stream NAME])";
 	}
 	if (why && !ctx->error[0])
 		snprintf(ctx->error, sizeof(ctx->error), "%s: %s", what, why);
@@ -636,6 +710,22 @@ int config_load_file(struct settings *settings, const char *path)
 		}
 		stream_fill_defaults(st);
 	}
+	if (settings->relay.origin[0]) {
+		const struct upstream_settings *up = &settings->relay.upstream;
+		const char *why = url_refusal(settings->relay.origin);
+
+		if (!why && up->password[0] && !up->user[0])
+			why = "a password needs a user";
+		else if (!why && up->retry_min_usec > up->retry_max_usec)
+			why = "upstream_retry_min_ms is above upstream_retry_max_ms";
+		if (why) {
+			fprintf(stderr, "mjpeg-fcgi: %s: [relay]: %s\n", path, why);
+			goto out;
+		}
+	} else if (settings->relay.upstream.user[0] || settings->relay.upstream.header_count) {
+		fprintf(stderr, "mjpeg-fcgi: %s: [relay]: the section needs origin = URL\n", path);
+		goto out;
+	}
 	snprintf(settings->config_path, sizeof(settings->config_path), "%s", path);
 	rc = 0;
 out:
@@ -687,8 +777,15 @@ void config_usage(const char *argv0)
 	       "  upstream_retry_max_ms = N   ... doubling up to this (default %d)\n"
 	       "  upstream_stop_grace_ms = N  exec: SIGTERM to SIGKILL (default %d)\n"
 	       "  (each upstream_*_ms from %d to %d)\n"
-	       "With no [stream] section two streams exist: demo (pattern:redblue, 256x256,\n"
-	       "1 fps) and bars (pattern:bars, 640x480, 30 fps).\n"
+	       "A [relay] section makes this server an edge of another mjpeg-fcgi, the\n"
+	       "origin: every stream the origin's status lists is relayed under its own name.\n"
+	       "  origin = URL           http(s)://HOST[:PORT][/MOUNT] of the origin\n"
+	       "  refresh_s = N          read the origin's stream list every N s, 1 to %d\n"
+	       "                         (default %d); a change reloads as SIGHUP does\n"
+	       "  user, password, header, tls_verify, upstream_connect_ms, upstream_stall_ms,\n"
+	       "  upstream_retry_min_ms, upstream_retry_max_ms: as above, for every stream\n"
+	       "With no [stream] or [relay] section two streams exist: demo (pattern:redblue,\n"
+	       "256x256, 1 fps) and bars (pattern:bars, 640x480, 30 fps).\n"
 	       "\n"
 	       "Endpoints, below the mount point, exactly these paths (any other is 404):\n"
 	       "  GET stream/NAME        the live stream; ?fps=N: at most N new frames a\n"
@@ -705,7 +802,8 @@ void config_usage(const char *argv0)
 	       FRAME_SIDE_MAX, FPS_MAX, ENCODE_QUALITY_DEFAULT, TOKEN_MIN, TOKEN_MAX,
 	       UPSTREAM_HEADERS_MAX, UPSTREAM_CONNECT_MS_DEFAULT, UPSTREAM_STALL_MS_DEFAULT,
 	       UPSTREAM_RETRY_MIN_MS_DEFAULT, UPSTREAM_RETRY_MAX_MS_DEFAULT,
-	       UPSTREAM_STOP_GRACE_MS_DEFAULT, UPSTREAM_MS_MIN, UPSTREAM_MS_MAX, FPS_MAX);
+	       UPSTREAM_STOP_GRACE_MS_DEFAULT, UPSTREAM_MS_MIN, UPSTREAM_MS_MAX,
+	       RELAY_REFRESH_S_MAX, RELAY_REFRESH_S_DEFAULT, FPS_MAX);
 }
 
 /* The row of an option getopt_long answered, or NULL for '?' (an unknown

@@ -80,6 +80,22 @@ struct stream_settings {
 	struct upstream_settings upstream; /* http:, exec: */
 };
 
+/* The longest [relay] origin URL, in bytes: room is left for
+ * "/stream/NAME" after it. */
+#define RELAY_ORIGIN_MAX 1024
+#define RELAY_REFRESH_S_DEFAULT 10
+#define RELAY_REFRESH_S_MAX 3600
+
+/* [relay]: an edge that relays every stream of an origin mjpeg-fcgi.  Each
+ * stream the origin's /status lists becomes a stream of the same name with
+ * source ORIGIN/stream/NAME and these upstream settings. */
+struct relay_settings {
+	char origin[RELAY_ORIGIN_MAX + 1]; /* "" no relay; http(s)://HOST[:PORT][/mount],
+					    * kept without a trailing '/' */
+	int64_t refresh_usec;              /* how often the stream list is read again */
+	struct upstream_settings upstream; /* applied to every relayed stream */
+};
+
 struct settings {
 	char listen[PATH_MAX];      /* "" (fd 0), "unix:/path" or "HOST:PORT" */
 	char bus_dir[PATH_MAX];
@@ -97,6 +113,7 @@ struct settings {
 	int64_t request_usec;       /* a request's params must arrive within this */
 	size_t frame_bytes_max;     /* largest JPEG a stream carries */
 	enum log_level log_level;   /* lines above it are dropped */
+	struct relay_settings relay; /* [relay]: origin "" when not an edge */
 	size_t stream_count;
 	struct stream_settings streams[STREAMS_MAX];
 };
@@ -143,8 +160,17 @@ int config_from_args(struct settings *settings, int argc, char **argv)
  * reload. */
 void config_log_warnings(const struct settings *settings);
 
-/* The built-in streams, used when the config defines none. */
+/* The built-in streams, used when the config defines none and relays no
+ * origin. */
 void config_add_default_streams(struct settings *settings);
+
+/* Adds the stream NAME relayed from the [relay] origin: source
+ * ORIGIN/stream/NAME with the [relay] upstream settings, and fps (what the
+ * origin says; 0 for the default) as the rate /status shows and a
+ * snapshot-only upstream would be polled at.  NULL on success,
+ * else why not (a name that is not a valid stream name, one the config
+ * already has, STREAMS_MAX reached); nothing is changed then. */
+const char *config_add_relay_stream(struct settings *settings, const char *name, double fps);
 
 /* url as /status and the log may show it: user information (user:password@)
  * replaced by "***". */

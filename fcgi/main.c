@@ -4,6 +4,7 @@
 #include "cgi.h"
 #include "config.h"
 #include "log.h"
+#include "origin.h"
 #include "producer.h"
 #include "server.h"
 #include "stream.h"
@@ -70,6 +71,13 @@ static void on_bus_error(int sig)
 		/* nothing more to try */
 	}
 	_exit(EXIT_BUS_ERROR);
+}
+
+/* The origin's stream list changed (the watch thread): the reload SIGHUP
+ * asks for. */
+static void on_origin_change(void)
+{
+	on_stop_signal(SIGHUP);
 }
 
 static void on_wake_signal(int sig)
@@ -265,11 +273,16 @@ static void reload(struct server *server)
 	}
 	if (config_from_args(next, saved_argc, saved_argv) != 0) {
 		log_error("reload: the config has errors (above); keeping the running config");
-	} else if (server_reload(server, next) < 0) {
-		log_error("reload: keeping the running config");
-	} else {
-		config_log_warnings(next);
+		goto out;
 	}
+	/* an edge's streams: the origin's list, read again */
+	if (next->relay.origin[0])
+		origin_add_streams(next);
+	if (server_reload(server, next) < 0)
+		log_error("reload: keeping the running config");
+	else
+		config_log_warnings(next);
+out:
 	free(next);
 }
 
@@ -380,6 +393,8 @@ static int serve_cgi(struct settings *settings, int argc)
 			return EXIT_FAILURE;
 		}
 		config_add_default_streams(settings);
+		if (settings->relay.origin[0])
+			origin_add_streams(settings);
 	}
 	/* SIGTERM is cgi_serve's own: it ends the one stream. */
 	install_fault_signals();
@@ -405,6 +420,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "mjpeg-fcgi: curl_global_init failed\n");
 		return EXIT_FAILURE;
 	}
+	if (settings.relay.origin[0])
+		origin_add_streams(&settings);
 	if (!settings.listen[0] && cgi_detect())
 		return serve_cgi(&settings, argc);
 
@@ -437,11 +454,17 @@ int main(int argc, char **argv)
 			remove_own_socket(settings.listen + 5);
 		return EXIT_FAILURE;
 	}
+	/* An edge watches its origin's stream list in the process that
+	 * reloads on SIGHUP: this one, or the supervisor, which passes the
+	 * reload on to every worker. */
+	if (settings.relay.origin[0] && origin_watch_start(&settings.relay, on_origin_change) < 0)
+		return EXIT_FAILURE;
 	if (settings.workers > 1)
 		exit_code = supervisor_run(settings.workers, serve_worker, &ctx, signal_pipe[0],
 					   &stop_signal, &reload_signal);
 	else
 		exit_code = serve(&ctx);
+	origin_watch_stop();
 	if (settings.pid_file[0] && exit_code == EXIT_SUCCESS)
 		unlink(settings.pid_file);
 	if (strncmp(settings.listen, "unix:", 5) == 0)

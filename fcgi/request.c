@@ -38,6 +38,7 @@ static void handle_document(struct server *srv, FCGX_Request *req, enum route_ki
 		.started_mono_usec = srv->started_mono_usec,
 		.viewers = atomic_load(&srv->viewers),
 		.client_addr = param(req, "REMOTE_ADDR"),
+		.server_port = param(req, "SERVER_PORT"),
 	};
 	char *doc = NULL, head[256];
 	size_t doc_bytes = 0;

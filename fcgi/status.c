@@ -82,6 +82,13 @@ void status_write_json(FILE *out, const struct stream_set *set, const struct set
 		MJPEG_FCGI_VERSION,
 		(double)(clock_mono_usec() - process->started_mono_usec) / USEC_PER_SEC);
 	status_json_string(out, process->client_addr ? process->client_addr : "");
+	/* the port as a number; null when the web server passed none */
+	if (process->server_port && process->server_port[0] &&
+	    strspn(process->server_port, "0123456789") == strlen(process->server_port) &&
+	    strlen(process->server_port) <= 5)
+		fprintf(out, ",\"server_port\":%s", process->server_port);
+	else
+		fputs(",\"server_port\":null", out);
 	fprintf(out, ",\"pid\":%ld,\"max_viewers\":%d,\"viewers\":%d,\"streams\":[",
 		(long)getpid(), settings->max_viewers, process->viewers);
 	for (i = 0; i < set->count; i++) {

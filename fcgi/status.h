@@ -13,6 +13,8 @@ struct status_process {
 	int64_t started_mono_usec; /* when this process started */
 	int viewers;               /* viewers of this process */
 	const char *client_addr;   /* REMOTE_ADDR of the request, may be NULL */
+	const char *server_port;   /* SERVER_PORT of the request (the port the web
+				    * server answered on), may be NULL */
 };
 
 /* Writes the JSON document (one line, newline-terminated) to out. */

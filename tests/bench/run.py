@@ -34,8 +34,14 @@ a saturated client or a saturated machine is reported as such.
 Prints a table (figure, value, target, met?, ratio to FastAPI, ratio to
 raw) and writes build/bench/results.json.
 
+Viewers per edge: an origin with 640x480 and 1280x720 bars at 30 fps and an
+edge relaying all of its streams ([relay] origin = ...), 200 viewers of each
+size on the origin, then on the edge: the edge's CPU per delivered frame
+(responder and nginx), the viewers one core of an edge serves at 30 fps
+from it, the bandwidth per viewer, as ratios to the origin's.
+
     /usr/bin/python3 tests/bench/run.py [--quick] [--no-workers2] [--perf]
-        [--port-base 21000] [--out build/bench/results.json]
+        [--edges-only] [--port-base 21000] [--out build/bench/results.json]
 """
 
 import argparse
@@ -84,6 +90,10 @@ RELAY_VIEWERS = 100      # viewers of the origin, then of the edge, in the relay
 RELAY_ROUNDS = 2         # origin and edge alternate this many times
 RELAY_WARMUP_S = 3.0     # the relay runs' client warm-up
 RELAY_ADDED_P50_MS = 2.0 # a relay hop may add this much to the p50 delay on loopback
+# Viewers per edge: an edge relaying every stream of an origin ([relay]),
+# EDGE_VIEWERS viewers of each size on the origin, then on the edge.
+EDGE_SIZES = (("bars", "640x480"), ("hd", "1280x720"))
+EDGE_VIEWERS = 200
 
 
 def say(msg):
@@ -729,6 +739,40 @@ class Bench:
             origin.stop()
         return out
 
+    def edges_run(self, port_origin, port_edge, config):
+        """Viewers per edge: an origin with a stream of each EDGE_SIZES and an
+        edge that relays all of the origin's streams ([relay] origin = ...);
+        EDGE_VIEWERS viewers of each size on the origin, then on the edge.
+        The edge passes frames on without encoding, so its CPU per frame is
+        what sizes it; the origin's in the same run is the baseline."""
+        base = open(config).read()
+        origin_config = os.path.join(WORK, "origin-sizes.ini")
+        with open(origin_config, "w") as f:
+            f.write(base + "".join(f"[stream {name}]\nsource = pattern:bars\nsize = {size}\n"
+                                   f"fps = {FPS:g}\n" for name, size in EDGE_SIZES))
+        edge_config = os.path.join(WORK, "edge-relay.ini")
+        with open(edge_config, "w") as f:
+            f.write(base + f"[relay]\norigin = http://127.0.0.1:{port_origin}\n")
+        origin = Stack(port_origin, 1, origin_config)
+        edge = Stack(port_edge, 1, edge_config)
+        out = {}
+        try:
+            origin.start()
+            edge.start()
+            servers = {"origin": origin.server("origin"), "edge": edge.server("edge")}
+            for name, size in EDGE_SIZES:
+                out[name] = {"size": size}
+                for side in ("origin", "edge"):
+                    # a ramp step's window: CPU per frame settles within it
+                    r = run_client(servers[side], EDGE_VIEWERS, self.step_s,
+                                   warmup=RELAY_WARMUP_S, path=f"/stream/{name}")
+                    say(summary_line(f"edges: {size} {side}", r))
+                    out[name][side] = r
+        finally:
+            edge.stop()
+            origin.stop()
+        return out
+
     def fastapi_run(self, port, reserve_s, top):
         # no __pycache__ left in tests/bench
         env = dict(os.environ, BENCH_FRAMES_DIR=FRAMES_DIR, BENCH_FPS=str(FPS),
@@ -978,6 +1022,39 @@ def print_relay(relay):
     return [] if met else ["relay hop delay p50"]
 
 
+def print_edges(edges):
+    """Viewers per edge, per size: the edge's CPU per delivered frame, the
+    viewers one core serves at FPS from it, the bandwidth per viewer; the
+    origin's CPU per frame in the same run is the baseline."""
+    print()
+    print(f"viewers per edge: an edge relaying all of an origin's streams ([relay]), "
+          f"{EDGE_VIEWERS} viewers at {FPS:g} fps, then the same on the origin; "
+          "per core: 1 s of CPU / (CPU per frame x fps)")
+    print(f"  {'size':9s} {'JPEG':>9s} {'per viewer':>11s} {'edge CPU/frame':>15s} "
+          f"{'viewers/core':>13s} {'fps min':>8s} {'x origin':>9s}")
+    figures = {}
+    for name, size in EDGE_SIZES:
+        if name not in edges:
+            continue
+        o, e = edges[name]["origin"], edges[name]["edge"]
+        cpu = e["server_cpu_us_per_frame"]
+        per_core = 1e6 / (cpu * FPS) if cpu else None
+        mbit = e["mean_part_bytes"] * FPS * 8 / 1e6
+        ratio = cpu / o["server_cpu_us_per_frame"] if cpu and o["server_cpu_us_per_frame"] \
+            else None
+        figures[name] = {"size": size, "mean_part_bytes": e["mean_part_bytes"],
+                         "mbit_per_viewer": mbit, "edge_cpu_us_per_frame": cpu,
+                         "origin_cpu_us_per_frame": o["server_cpu_us_per_frame"],
+                         "viewers_per_core": per_core, "edge_fps_min": e["fps"]["min"],
+                         "edge_cpu_ratio_to_origin": ratio,
+                         "edge_delay_p50_ms": e["delay_ms"]["p50"],
+                         "origin_delay_p50_ms": o["delay_ms"]["p50"]}
+        print(f"  {size:9s} {e['mean_part_bytes'] / 1024:7.1f} KiB {mbit:6.1f} Mbit/s "
+              f"{fmt(cpu, 1):>12s} us {fmt(per_core and round(per_core)):>13s} "
+              f"{fmt(e['fps']['min']):>8s} {fmt(ratio):>9s}")
+    edges["figures"] = figures
+
+
 def print_baselines(fa, raw):
     keys = [("fps_min_500", "fps"), ("delay_p50_100", "ms"), ("delay_p99_100", "ms"),
             ("cpu_frame_100", "us"), ("cpu_frame_500", "us"), ("max_viewers", "viewers"),
@@ -1026,6 +1103,8 @@ def main():
     ap.add_argument("--no-workers2", action="store_true", help="skip the WORKERS=2 stack")
     ap.add_argument("--perf", action="store_true",
                     help="perf record the stack during a 500-viewer run")
+    ap.add_argument("--edges-only", action="store_true",
+                    help="only the relay hop and viewers per edge (for sizing a cluster)")
     ap.add_argument("--port-base", type=int, default=21000)
     ap.add_argument("--out", default=os.path.join(BUILD, "results.json"))
     args = ap.parse_args()
@@ -1066,6 +1145,21 @@ def main():
     meta["versions"] = versions()
     results = {"meta": meta}
     port = args.port_base
+    if args.edges_only:
+        try:
+            port = free_port(port)
+            edge_port = free_port(port + 1)
+            results["relay"] = bench.relay_run(port, edge_port, config)
+            port = free_port(edge_port + 1)
+            edge_port = free_port(port + 1)
+            results["edges"] = bench.edges_run(port, edge_port, config)
+        finally:
+            results["elapsed_s"] = bench.elapsed()
+            save(results, args.out)
+        print_relay(results["relay"])
+        print_edges(results["edges"])
+        save(results, args.out)
+        return 0
     try:
         port = free_port(port)
         say(f"stack (nginx + responder, WORKERS=1) on port {port}")
@@ -1121,6 +1215,15 @@ def main():
         else:
             say("relay runs skipped: not enough of the time budget left")
 
+        if bench.left() > 20 + len(EDGE_SIZES) * 2 * (bench.step_s + RELAY_WARMUP_S + 3):
+            port = free_port(port + 1)
+            edge_port = free_port(port + 1)
+            say(f"viewers per edge: origin stack on port {port}, edge on {edge_port}")
+            results["edges"] = bench.edges_run(port, edge_port, config)
+            port = edge_port
+        else:
+            say("viewers per edge skipped: not enough of the time budget left")
+
         if not args.no_workers2 and bench.left() > 90:
             port = free_port(port + 1)
             say(f"stack (nginx + responder, WORKERS=2) on port {port}")
@@ -1156,6 +1259,8 @@ def main():
     print_baselines(fa, raw)
     if "relay" in results:
         missed += print_relay(results["relay"])
+    if "edges" in results:
+        print_edges(results["edges"])
     ramp_notes = []
     for name in ("stack", "stack_workers2", "fastapi", "raw"):
         if name in results and "ramp" in results[name]:

@@ -35,15 +35,15 @@ FUZZ_RUN_FLAGS := -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
 # fuzz_jpeg links every module but main.c, as the unit tests do.
 FUZZ_ALL_MODS := $(filter-out main,$(basename $(notdir $(wildcard fcgi/*.c))))
 FUZZ_MODS_query := http config option parse encode log
-FUZZ_LIBS_query := -linih -lturbojpeg
+FUZZ_LIBS_query := -linih -lturbojpeg -lcurl
 FUZZ_MODS_jpeg := $(FUZZ_ALL_MODS)
-FUZZ_LIBS_jpeg := -lfcgi -lturbojpeg -linih -lcurl
+FUZZ_LIBS_jpeg := -lfcgi -lturbojpeg -linih -lcurl -ljansson
 FUZZ_MODS_mjpeg := mjpeg_splitter log
 FUZZ_LIBS_mjpeg :=
 FUZZ_MODS_mjpeg_reader := mjpeg_reader mjpeg_splitter log
 FUZZ_LIBS_mjpeg_reader :=
 FUZZ_MODS_config := config option parse encode log
-FUZZ_LIBS_config := -linih -lturbojpeg
+FUZZ_LIBS_config := -linih -lturbojpeg -lcurl
 
 .PHONY: fuzz fuzz-build fuzz-regress $(FUZZ_TARGETS:%=fuzz-run-%)
 

@@ -372,7 +372,8 @@ class Watcher(threading.Thread):
                 if not d:
                     return
                 buf += d
-            if not buf.startswith(b"HTTP/1.1 200"):
+            # A 1.0 request: nginx and Apache answer 1.1, lighttpd 1.0.
+            if not re.match(rb"HTTP/1\.[01] 200 ", buf):
                 time.sleep(0.1)
                 return
             head, buf = buf.split(b"\r\n\r\n", 1)

@@ -256,7 +256,8 @@ def test_origin_and_edge_one_connection(tmp_path):
                 assert wait_until(lambda: origin.viewers("bars") == 1, SETTLE_S)
                 time.sleep(1.0)
                 assert origin.viewers("bars") == 1
-                assert all(w.parts > 0 for w in watchers)
+                assert wait_until(lambda: all(w.parts > 0 for w in watchers), SETTLE_S), \
+                    sum(w.parts > 0 for w in watchers)
                 assert not any(w.bad for w in watchers)
             finally:
                 for w in watchers:

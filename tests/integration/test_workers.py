@@ -120,7 +120,15 @@ def test_producer_killed_mid_publish_is_replaced(stack):
     # and two encodes, about 0.1 s (0.3 s on a 3x slower machine).  Without
     # a takeover nothing publishes until the supervisor has restarted the
     # killed process and it won the lock, or never (3 s and more).
-    assert max(t for _, t, _ in takeovers) < TAKEOVER_MAX_S, takeovers
+    # That holds where another process had viewers, and so waited for the
+    # lock.  Where the killed process held every viewer, nobody waits: the
+    # frames come back only once a viewer has seen its connection fail
+    # (its 0.5 s read time-out), connected again and started the source in
+    # the process it reached, which under load takes more than a second;
+    # that case must still come back within the 3 s the loop waits.
+    waiting = [t for _, t, n in takeovers if n > 0]
+    assert waiting and max(waiting) < TAKEOVER_MAX_S, takeovers
+    assert max(t for _, t, _ in takeovers) < 3, takeovers
     for v in viewers:
         assert not v.bad, v.bad
     # the viewers of the killed processes stopped counting with them: with

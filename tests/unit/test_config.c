@@ -637,6 +637,102 @@ static void test_upstream_key_errors(void **state)
 	}
 }
 
+/* ---- [relay]: an edge of an origin --------------------------------------- */
+
+static void test_relay_section(void **state)
+{
+	struct fixture *f = *state;
+	const struct stream_settings *st;
+	const char *args[] = { "--config", f->ini, NULL };
+
+	write_ini(f, "[relay]\norigin = http://u:pw@origin.example:8080/cams///\n"
+		     "refresh_s = 3\nuser = edge\npassword = s3cret\n"
+		     "header = X-Edge-Key: k\ntls_verify = no\n"
+		     "upstream_retry_min_ms = 100\nupstream_retry_max_ms = 700\n"
+		     "[stream local]\nsource = pattern:bars\n");
+	assert_int_equal(from_args(&f->settings, args), 0);
+	assert_string_equal(f->settings.relay.origin, "http://u:pw@origin.example:8080/cams");
+	assert_int_equal(f->settings.relay.refresh_usec, 3000000);
+	/* an edge gets no demo streams: only its own and the origin's */
+	assert_int_equal(f->settings.stream_count, 1);
+
+	assert_null(config_add_relay_stream(&f->settings, "cam1", 12.5));
+	st = config_find_stream(&f->settings, "cam1");
+	assert_non_null(st);
+	assert_int_equal(st->kind, SOURCE_HTTP);
+	assert_string_equal(st->path, "http://u:pw@origin.example:8080/cams/stream/cam1");
+	assert_string_equal(st->source, "http://***@origin.example:8080/cams/stream/cam1");
+	assert_string_equal(st->upstream.user, "edge");
+	assert_string_equal(st->upstream.password, "s3cret");
+	assert_int_equal(st->upstream.header_count, 1);
+	assert_int_equal(st->upstream.tls_verify, 0);
+	assert_int_equal(st->upstream.retry_min_usec, 100000);
+	assert_int_equal(st->upstream.retry_max_usec, 700000);
+	assert_int_equal(st->upstream.connect_usec, UPSTREAM_CONNECT_MS_DEFAULT * 1000);
+	assert_true(st->fps == 12.5);
+	assert_int_equal(st->width, 640);
+
+	/* what cannot be added changes nothing */
+	assert_non_null(strstr(config_add_relay_stream(&f->settings, "local", 0), "already"));
+	assert_non_null(strstr(config_add_relay_stream(&f->settings, "../x", 0), "valid"));
+	assert_non_null(strstr(config_add_relay_stream(&f->settings, "", 0), "valid"));
+	assert_int_equal(f->settings.stream_count, 2);
+	assert_null(config_add_relay_stream(&f->settings, "slow", 1000)); /* fps out of range */
+	assert_true(config_find_stream(&f->settings, "slow")->fps == 30);
+	while (f->settings.stream_count < STREAMS_MAX) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "s%zu", f->settings.stream_count);
+		assert_null(config_add_relay_stream(&f->settings, name, 0));
+	}
+	assert_non_null(strstr(config_add_relay_stream(&f->settings, "one-more", 0), "too many"));
+	assert_int_equal(f->settings.stream_count, STREAMS_MAX);
+}
+
+static void test_relay_defaults(void **state)
+{
+	struct fixture *f = *state;
+	const char *args[] = { "--config", f->ini, NULL };
+
+	write_ini(f, "[relay]\norigin = https://origin\n");
+	assert_int_equal(from_args(&f->settings, args), 0);
+	assert_string_equal(f->settings.relay.origin, "https://origin");
+	assert_int_equal(f->settings.relay.refresh_usec, RELAY_REFRESH_S_DEFAULT * 1000000LL);
+	assert_int_equal(f->settings.relay.upstream.tls_verify, 1);
+	assert_int_equal(f->settings.relay.upstream.retry_max_usec,
+			 UPSTREAM_RETRY_MAX_MS_DEFAULT * 1000);
+	assert_int_equal(f->settings.stream_count, 0);
+	/* no [relay]: no origin, the demo streams */
+	assert_int_equal(from_args(&f->settings, (const char *const[]){ NULL }), 0);
+	assert_string_equal(f->settings.relay.origin, "");
+	assert_int_equal(f->settings.stream_count, 2);
+}
+
+static void test_relay_errors(void **state)
+{
+	struct fixture *f = *state;
+
+	assert_file_refused(f, "[relay]\norigin = ftp://origin/\n", 2, "http:// or https://");
+	assert_file_refused(f, "[relay]\norigin = origin:8080\n", 2, "http:// or https://");
+	assert_file_refused(f, "[relay]\norigin = http://origin/?a=b\n", 2, "no query");
+	assert_file_refused(f, "[relay]\norigin = http://ori gin/\n", 0, "not a URL");
+	assert_file_refused(f, "[relay]\norigin = http://o\nrefresh_s = 0\n", 3, "1 to 3600");
+	assert_file_refused(f, "[relay]\norigin = http://o\nrefresh_s = 3601\n", 3, "1 to 3600");
+	assert_file_refused(f, "[relay]\norigin = http://o\nsource = pattern:bars\n", 3,
+			    "unknown key");
+	assert_file_refused(f, "[relay]\norigin = http://o\nupstream_stop_grace_ms = 100\n", 3,
+			    "exec:");
+	assert_file_refused(f, "[relay]\norigin = http://o\nupstream_stall_ms = 1\n", 3,
+			    "10 to 3600000");
+	assert_file_refused(f, "[relay]\norigin = http://o\npassword = p\n", 0,
+			    "a password needs a user");
+	assert_file_refused(f,
+			    "[relay]\norigin = http://o\nupstream_retry_min_ms = 900\n"
+			    "upstream_retry_max_ms = 800\n",
+			    0, "upstream_retry_min_ms is above");
+	assert_file_refused(f, "[relay]\nuser = u\n", 0, "needs origin");
+}
+
 /* ---- the mount point ---------------------------------------------------- */
 
 static void test_mount(void **state)
@@ -807,6 +903,9 @@ int main(void)
 		cmocka_unit_test(test_url_shown),
 		CONFIG_TEST(test_upstream_keys_applied),
 		CONFIG_TEST(test_upstream_key_errors),
+		CONFIG_TEST(test_relay_section),
+		CONFIG_TEST(test_relay_defaults),
+		CONFIG_TEST(test_relay_errors),
 		CONFIG_TEST(test_no_args_gives_default_streams),
 		CONFIG_TEST(test_args_applied),
 		CONFIG_TEST(test_bad_args),
