@@ -3,6 +3,7 @@
 #   make            build fcgi/mjpeg-fcgi
 #   make run        install what is missing, build, serve on http://127.0.0.1:$(PORT)/
 #   make start      the same stack in the background; make stop ends it
+#                   (TLS=1: https with HTTP/2, a self-signed certificate)
 #   make cluster    origin, EDGES edges and an nginx balancer on PORT; make cluster-stop
 #   make test       install what is missing, build, run every test (stage times at the end)
 #   make check      the quick tier: build, lint, unit tests, the nginx stack suite
@@ -15,7 +16,7 @@ WARNINGS := -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissing-prot
 	-Wpointer-arith -Wvla
 CPPFLAGS += -D_GNU_SOURCE -MMD -MP
 ALL_CFLAGS = -std=c11 $(WARNINGS) -pthread $(CFLAGS)
-LDLIBS += -lfcgi -lturbojpeg -linih -lcurl -ljansson -pthread
+LDLIBS += -lfcgi -lturbojpeg -linih -lcurl -ljansson -lcrypto -pthread
 PREFIX ?= /usr/local
 PORT ?= 8080
 # make cluster: how many edges behind the balancer.
@@ -27,6 +28,8 @@ WORKERS ?=
 # Which web server the stack puts in front: nginx (default), lighttpd,
 # apache (plain CGI, as on shared hosting), apache-fcgid, apache-proxy.
 SERVER ?=
+# TLS=1: https with HTTP/2 on PORT, a self-signed certificate in run/PORT/tls/.
+TLS ?=
 PYTHON := /usr/bin/python3
 # The responder the stack runs: the sanitizer run points it elsewhere.
 RESPONDER ?= $(abspath $(BIN))
@@ -47,7 +50,8 @@ ASAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
 ASAN_LOGS := $(abspath $(ASAN_DIR))/logs
 ASAN_TESTS := $(addprefix tests/integration/,test_nginx_stack.py test_sources.py \
 	test_limits.py test_workers.py test_reload.py test_churn.py test_abort.py \
-	test_ingest_reload.py test_relay.py test_cluster.py test_push.py)
+	test_ingest_reload.py test_relay.py test_cluster.py test_signed.py test_exec.py \
+	test_push.py)
 # Every module but main.c, by name (fcgi/NAME.c).
 LIB_MODS := $(filter-out main,$(basename $(notdir $(wildcard fcgi/*.c))))
 UNIT_TESTS := $(patsubst tests/unit/test_%.c,%,$(wildcard tests/unit/test_*.c))
@@ -59,27 +63,34 @@ ASAN_UNIT_BINS := $(UNIT_TESTS:%=$(ASAN_DIR)/unit/test_%)
 # then what those call in turn, as the linker asks for them.  A module
 # that starts calling another shows here, in every test that links it.
 UNIT_MODS_bus := bus bus_file clock log testutil encode
-UNIT_MODS_config := config option parse log testutil encode
+UNIT_MODS_cmdline := cmdline
+UNIT_MODS_command := command clock log
+UNIT_MODS_config := config cmdline option parse log testutil encode
 UNIT_MODS_deadline := deadline clock log testutil encode
 UNIT_MODS_encode := encode log
 # stream.c starts and stops producers: the fan-out test links every source.
 UNIT_MODS_fanout := fanout fanout_viewer frame_cache watcher viewer viewer_blocking pace \
-	request_input reply record multipart http bus bus_file stream producer \
-	source source_pattern source_dir source_raw source_mjpeg source_pipe source_http drops \
-	mjpeg_reader mjpeg_splitter multipart config option parse encode clock log testutil
-UNIT_MODS_http := http config option parse encode log
+	request_input reply record multipart http sign bus bus_file stream producer \
+	source source_pattern source_dir source_raw source_mjpeg source_pipe source_http upstream \
+	source_exec command drops mjpeg_reader mjpeg_splitter multipart config cmdline option parse \
+	encode clock log testutil
+UNIT_MODS_http := http sign config cmdline option parse encode log
 UNIT_MODS_mjpeg_reader := mjpeg_reader mjpeg_splitter multipart clock log testutil encode
 UNIT_MODS_mjpeg_splitter := mjpeg_splitter log testutil encode
 UNIT_MODS_multipart := multipart clock
 UNIT_MODS_option := option parse log
-UNIT_MODS_origin := origin config option parse clock log testutil encode
+UNIT_MODS_origin := origin config cmdline option parse clock log testutil encode
 UNIT_MODS_pace := pace
 UNIT_MODS_parse := parse
 UNIT_MODS_pattern := source source_pattern source_dir source_raw source_mjpeg source_pipe drops \
-	source_http mjpeg_reader mjpeg_splitter multipart encode clock log testutil
+	source_http upstream source_exec command cmdline mjpeg_reader mjpeg_splitter multipart \
+	encode clock log testutil
 UNIT_MODS_record := record log testutil encode
+UNIT_MODS_sign := sign http config cmdline option parse encode log
+UNIT_MODS_viewer := viewer pace multipart config cmdline option parse encode clock log
 UNIT_MODS_source_pipe := source source_pattern source_dir source_raw source_mjpeg \
-	source_pipe source_http drops mjpeg_reader mjpeg_splitter multipart encode clock log testutil
+	source_pipe source_http upstream source_exec command cmdline drops mjpeg_reader \
+	mjpeg_splitter multipart encode clock log testutil
 
 .PHONY: all deps deps-test run start stop cluster cluster-stop test check test-under-load unit integration \
 	integration-nginx clean install asan asan-unit asan-integration lint check-build \
@@ -145,10 +156,10 @@ deps-test: deps
 	$(Q)conf/deps.sh test
 
 run: deps $(BIN)
-	SERVER=$(SERVER) BIN=$(RESPONDER) WORKERS=$(WORKERS) conf/stack.sh run $(PORT) $(CONFIG)
+	SERVER=$(SERVER) TLS=$(TLS) BIN=$(RESPONDER) WORKERS=$(WORKERS) conf/stack.sh run $(PORT) $(CONFIG)
 
 start: deps $(BIN)
-	SERVER=$(SERVER) BIN=$(RESPONDER) WORKERS=$(WORKERS) conf/stack.sh start $(PORT) $(CONFIG)
+	SERVER=$(SERVER) TLS=$(TLS) BIN=$(RESPONDER) WORKERS=$(WORKERS) conf/stack.sh start $(PORT) $(CONFIG)
 
 stop:
 	conf/stack.sh stop $(PORT)

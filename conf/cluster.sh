@@ -46,6 +46,11 @@ if [[ ! $PORT =~ ^[0-9]{1,5}$ ]] || ((10#$PORT < 1 || 10#$PORT > 65535)); then
     die "PORT must be a number from 1 to 65535, not '$PORT'"
 fi
 PORT=$((10#$PORT))
+# The parts talk plain http to each other on loopback; TLS for viewers
+# belongs at the balancer (README "Scaling out"), which this one does not do.
+[[ ${TLS:-0} == 0 || $MODE == stop ]] ||
+    die "TLS=1 is not for a local cluster: its parts speak http on 127.0.0.1; see README \"Scaling out\" for TLS at the balancer"
+export TLS=0
 RUN=$TOP/run/$PORT
 LIST=$RUN/cluster
 

@@ -17,14 +17,15 @@ set -eu
 # any of Debian's nginx flavours, npm from Debian or NodeSource, ps
 # (conf/stack.sh lists a stack's process groups with it) from procps.
 BUILD="gcc make pkg-config libfcgi-dev libturbojpeg0-dev libinih-dev libcurl4-openssl-dev
-	libjansson-dev"
+	libjansson-dev libssl-dev"
 BUILD_CMDS=""
 RUN="curl"
 RUN_CMDS="nginx=nginx-light ps=procps"
 TEST="libcmocka-dev cppcheck valgrind clang libclang-rt-14-dev python3 python3-pytest
 	python3-pytest-xdist python3-pil python3-numpy ffmpeg python3-opencv
 	gstreamer1.0-tools gstreamer1.0-plugins-good chromium chromium-driver
-	python3-selenium lighttpd apache2 libapache2-mod-fcgid spawn-fcgi stress-ng openssl"
+	python3-selenium lighttpd lighttpd-mod-openssl apache2 libapache2-mod-fcgid spawn-fcgi stress-ng
+	openssl python3-gi gir1.2-gst-rtsp-server-1.0"
 TEST_CMDS="npm=npm"
 # The FastAPI baseline, and tjbench (libjpeg-turbo-progs) for the encode
 # figure.  perf (linux-perf) is optional, for --perf: not installed here.

@@ -47,6 +47,15 @@
 # mod_fcgid start one process per concurrent request and ignore it),
 # APACHE_USER the user Apache's children run as when started as root
 # (default www-data).
+#
+# TLS=1 serves https instead of http on PORT, with HTTP/2 where the server
+# offers it (nginx; Apache with mod_ssl and mod_http2; lighttpd, with
+# mod_openssl, over HTTP/1.1 only: conf/lighttpd.conf.in says why) and
+# HTTP/1.1 for clients that ask for it. The certificate is self-signed for
+# 127.0.0.1, made once with openssl (OPENSSL overrides the binary) into
+# run/PORT/tls/ (cert.pem, key.pem) and kept across stops, so a browser
+# told to trust it once keeps trusting it; the stack's own readiness check
+# verifies it. Delete run/PORT/tls/ for a new one.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
@@ -74,7 +83,8 @@ usage: conf/stack.sh run   PORT [CONFIG]   start responder + web server in the f
        conf/stack.sh stop  PORT            stop what start started
 PORT is 1-65535; CONFIG is the responder's INI file (optional).
 SERVER=nginx|lighttpd|apache|apache-fcgid|apache-proxy|balancer picks the web server
-(default nginx); stop finds it by itself.
+(default nginx); stop finds it by itself. TLS=1 serves https (HTTP/2) on
+PORT with a self-signed certificate made once in run/PORT/tls/.
 EOF
     exit 2
 }
@@ -109,6 +119,9 @@ known_server() {
     esac
 }
 known_server "$SERVER" || die "SERVER must be one of: ${SERVERS// /, }; not '$SERVER'"
+
+TLS=${TLS:-0}
+[[ $TLS == 0 || $TLS == 1 ]] || die "TLS must be 0 or 1, not '$TLS'"
 # stop finds a stack's processes by their process group, with ps
 command -v ps >/dev/null || die "ps not found (install procps)"
 
@@ -124,7 +137,16 @@ RESP_PIDFILE=$RUN/mjpeg-fcgi.pid
 RESP_LOG=$RUN/mjpeg-fcgi.log
 SERVER_FILE=$RUN/server   # which server this stack runs
 BUS=/dev/shm/mjpeg-fcgi-$PORT
-URL=http://127.0.0.1:$PORT/
+TLS_DIR=$RUN/tls            # kept by stop: one certificate per port
+TLS_CERT=$TLS_DIR/cert.pem
+TLS_KEY=$TLS_DIR/key.pem
+TLS_DAYS=3650               # validity of the self-signed certificate
+OPENSSL=${OPENSSL:-openssl}
+if ((TLS)); then
+    URL=https://127.0.0.1:$PORT/
+else
+    URL=http://127.0.0.1:$PORT/
+fi
 
 # The stack's own server, for stop: what start wrote down (SERVER names the
 # one to start, and stop can be called without it).
@@ -147,6 +169,8 @@ fi
 # and defines:
 #   server_check_tools    dies when the server or a module is missing
 #   server_check_paths    dies on paths the server cannot take (optional)
+#   server_check_tls      TLS=1: dies when the server's TLS or HTTP/2
+#                         module is missing
 #   server_render         prepares what the config needs (sets RENDER_USER,
 #                         RENDER_CONFIG; fills a document root); the core
 #                         then renders the template
@@ -173,6 +197,7 @@ runnable() {
 }
 
 server_check_paths() { :; }
+server_check_tls() { :; }
 server_socket_ready() { :; }
 server_stop_begin() { :; }
 server_stop_end() { :; }
@@ -386,7 +411,9 @@ port_answers() {
 }
 
 status_answers() {
-    curl -fsS --noproxy '*' --max-time 2 -o /dev/null "${URL}status" 2>/dev/null
+    local tls=()
+    ((!TLS)) || tls=(--cacert "$TLS_CERT")
+    curl -fsS --noproxy '*' --max-time 2 "${tls[@]}" -o /dev/null "${URL}status" 2>/dev/null
 }
 
 # Refuses to start over a stack that runs, or over what is left of one (a
@@ -422,6 +449,33 @@ check_tools() {
     command -v curl >/dev/null || die "curl not found (install curl)"
     [[ -f $TOP/html/index.html ]] || say "warning: $TOP/html/index.html missing; / will answer 404"
     [[ -f $SERVER_TEMPLATE ]] || die "$SERVER_TEMPLATE missing"
+    if ((TLS)); then
+        runnable "$OPENSSL" || die "$OPENSSL not found (install openssl, or set OPENSSL); TLS=1 makes a certificate with it"
+        server_check_tls
+    fi
+}
+
+# TLS=1: the stack's self-signed certificate for 127.0.0.1, made once.
+# The key is the user's alone; the server reads it before dropping root.
+make_cert() {
+    ((TLS)) || return 0
+    [[ -s $TLS_CERT && -s $TLS_KEY ]] && return 0
+    mkdir -p -- "$TLS_DIR"
+    chmod 0755 -- "$TLS_DIR"
+    # umask: the key is never readable by others, not even for a moment
+    if ! (umask 077 && "$OPENSSL" req -x509 -newkey rsa:2048 -nodes -days "$TLS_DAYS" \
+        -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+        -keyout "$TLS_KEY.new" -out "$TLS_CERT.new" 2>"$TLS_DIR/openssl.log"); then
+        cat -- "$TLS_DIR/openssl.log" >&2
+        rm -f -- "$TLS_KEY.new" "$TLS_CERT.new"
+        die "openssl could not make the certificate in $TLS_DIR"
+    fi
+    rm -f -- "$TLS_DIR/openssl.log"
+    chmod 0600 -- "$TLS_KEY.new"
+    chmod 0644 -- "$TLS_CERT.new"
+    mv -f -- "$TLS_KEY.new" "$TLS_KEY"
+    mv -f -- "$TLS_CERT.new" "$TLS_CERT"
+    say "made a self-signed certificate for 127.0.0.1: ${TLS_CERT#"$TOP"/}"
 }
 
 # nginx, lighttpd and Apache (quoted strings, variables) and sed
@@ -466,8 +520,14 @@ render_conf() {
     server_render
     local resp_args="--bus-dir $BUS${RENDER_CONFIG:+ --config $RENDER_CONFIG}"
     local wrapper="\"$BIN $resp_args\"" procs=${WORKERS:-2}
-    # comment lines keep the placeholders: they document the template
-    sed -e "/^[[:space:]]*#/!{
+    # Lines starting with @TLS@ are kept (without the mark) only with TLS=1,
+    # lines starting with @PLAIN@ only without; comment lines keep the
+    # placeholders: they document the template
+    local keep=PLAIN drop=TLS
+    ((!TLS)) || { keep=TLS; drop=PLAIN; }
+    sed -e "/^[[:space:]]*@$drop@/d" \
+        -e "s|^\([[:space:]]*\)@$keep@|\1|" \
+        -e "/^[[:space:]]*#/!{
             s|@PORT@|$PORT|g
             s|@RUNDIR@|$RUN|g
             s|@HTMLDIR@|$TOP/html|g
@@ -479,6 +539,8 @@ render_conf() {
             s|@WRAPPER@|$wrapper|g
             s|@MAX_PROCS@|$procs|g
             s|@MODDIR@|${APACHE_MODDIR:-}|g
+            s|@CERT@|$TLS_CERT|g
+            s|@KEY@|$TLS_KEY|g
         }" \
         "$SERVER_TEMPLATE" >"$SERVER_CONF.new"
     mv -f -- "$SERVER_CONF.new" "$SERVER_CONF"
@@ -567,6 +629,7 @@ prepare() {
     check_tools
     check_paths
     check_not_running
+    make_cert
     mkdir -p -- "$RUN/tmp"
     printf '%s\n' "$SERVER" >"$SERVER_FILE"
     render_conf

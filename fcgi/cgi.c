@@ -12,6 +12,7 @@
 #include <libgen.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -23,6 +24,11 @@
 /* Output is written when the responder flushes (after every frame), or
  * when this much has collected. */
 #define CGI_BUFFER_BYTES (64 * 1024)
+/* How often a stream viewer looks whether its config file changed: a
+ * CGI program gets no SIGHUP, so a revoked view_secret reaches open
+ * streams this way. */
+#define CGI_CONFIG_CHECK_USEC (1000 * USEC_PER_MSEC)
+#define CGI_CONFIG_CHECK_STEP_USEC (100 * USEC_PER_MSEC)
 
 extern char **environ;
 
@@ -199,8 +205,104 @@ static void cgi_stream_init(struct cgi_stream *s, int fd, int reader)
 	s->stream.emptyBuffProc = cgi_empty;
 }
 
+/* The config watch of a stream viewer: the config file as it was when
+ * the request began, and the stream watched.  Its thread only reads the
+ * settings (read-only once loaded) and sets cgi_stopping; done is set by
+ * the request's thread when the request is over. */
+struct config_watch {
+	const struct settings *settings;
+	char name[STREAM_NAME_MAX + 1];
+	struct stat seen;       /* the file when the viewer started */
+	_Atomic int done;       /* the request is over: the watch ends */
+	pthread_t thread;
+};
+
+static int same_file(const struct stat *a, const struct stat *b)
+{
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+/* 1 if the config at path now gives stream name another view_secret (or
+ * no such stream) than settings did.  A file that does not load changes
+ * nothing (its errors go to the error log). */
+static int secret_changed(const struct settings *settings, const char *name)
+{
+	const struct stream_settings *old = config_find_stream(settings, name), *now;
+	struct settings *next = malloc(sizeof(*next));
+	int changed = 0;
+
+	if (!next) {
+		log_error("cgi: malloc(settings) failed");
+		return 0;
+	}
+	config_defaults(next);
+	if (config_load_file(next, settings->config_path) == 0) {
+		config_add_default_streams(next);
+		now = config_find_stream(next, name);
+		changed = !old || !now || strcmp(old->view_secret, now->view_secret) != 0;
+	}
+	free(next);
+	return changed;
+}
+
+/* Looks at the config file every CGI_CONFIG_CHECK_USEC; when it changed
+ * the watched stream's secret, the stream ends (as on SIGTERM: the
+ * closing boundary). */
+static void *watch_config(void *arg)
+{
+	struct config_watch *w = arg;
+	struct stat now;
+
+	while (clock_sleep_unless(CGI_CONFIG_CHECK_USEC, &w->done, CGI_CONFIG_CHECK_STEP_USEC) == 0) {
+		if (stat(w->settings->config_path, &now) < 0 || same_file(&now, &w->seen))
+			continue;
+		w->seen = now;
+		if (secret_changed(w->settings, w->name)) {
+			log_info("cgi: view_secret of stream %s changed in %s: ending the stream",
+				 w->name, w->settings->config_path);
+			atomic_store(&cgi_stopping, 1);
+			break;
+		}
+	}
+	return NULL;
+}
+
+/* Starts the config watch for a stream request (stream/NAME) served from a
+ * config file.  1 if started. */
+static int watch_start(struct config_watch *w, const struct settings *settings)
+{
+	char below[HTTP_PATH_MAX];
+	struct route route;
+	int err;
+
+	if (!settings->config_path[0] ||
+	    http_path_below(NULL, NULL, getenv("PATH_INFO"), below, sizeof(below)) < 0)
+		return 0;
+	http_route(below, &route);
+	if (route.kind != ROUTE_STREAM || stat(settings->config_path, &w->seen) < 0)
+		return 0;
+	w->settings = settings;
+	memcpy(w->name, route.name, sizeof(w->name));
+	atomic_store(&w->done, 0);
+	err = pthread_create(&w->thread, NULL, watch_config, w);
+	if (err) {
+		log_error("cgi: pthread_create(config watch): %s", strerror(err));
+		return 0;
+	}
+	return 1;
+}
+
+static void watch_stop(struct config_watch *w)
+{
+	atomic_store(&w->done, 1);
+	CHECK_ZERO(pthread_join(w->thread, NULL));
+}
+
 int cgi_serve(const struct settings *settings)
 {
+	static struct config_watch watch;
+	int watching;
 	static struct cgi_stream in, out; /* 64 KiB each: not on the stack */
 	struct stream_set streams = { 0 };
 	FCGX_Request req;
@@ -230,7 +332,10 @@ int cgi_serve(const struct settings *settings)
 		sigaction(SIGTERM, &sa, NULL);
 		sigaction(SIGINT, &sa, NULL);
 	}
+	watching = watch_start(&watch, settings);
 	rc = server_handle_one(settings, &streams, &req, &cgi_stopping);
+	if (watching)
+		watch_stop(&watch);
 	FCGX_FFlush(req.out);
 	drain_body(&in);
 	streams_close(&streams);

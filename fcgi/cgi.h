@@ -30,7 +30,10 @@ int cgi_default_config(char *path, size_t size);
  * cgi_serve made (a request whose ipcFd is -1). */
 void cgi_input_deadline(FCGX_Stream *in, int64_t at_usec);
 
-/* Serves the one request; returns the exit status. */
+/* Serves the one request; returns the exit status.  A stream request
+ * served from a config file also watches the file (a CGI program gets no
+ * SIGHUP): when its stream's view_secret changes there, the stream ends
+ * with its closing boundary. */
 int cgi_serve(const struct settings *settings);
 
 #endif

@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include "clock.h"
+#include "cmdline.h"
 #include "option.h"
 #include "parse.h"
 #include "supervisor.h"
@@ -131,6 +132,12 @@ static const struct option_row server_options[] = {
 	{ .name = "log-level", .key = "log_level", .arg = "LEVEL", .kind = OPTION_NAME,
 	  SETTING(log_level), .names = log_level_names, .def = "info",
 	  .help = "what goes to standard error" },
+	{ .name = "link-grace-s", .key = "link_grace_s", .arg = "N", .kind = OPTION_SEC,
+	  SETTING(link_grace_usec), .min = 0, .max = SIGN_GRACE_S_MAX,
+	  .def = STRINGIFY(SIGN_GRACE_S_DEFAULT),
+	  .help = "a signed link to a private stream is still taken N s after its exp when "
+		  "first presented (clock skew between the minting application and this "
+		  "host); an open stream ends at exp all the same" },
 	{ .name = "help", .kind = OPTION_COMMAND, .help = "this text" },
 	{ .name = "version", .kind = OPTION_COMMAND, .help = "the version" },
 };
@@ -242,6 +249,20 @@ static int stream_set_source(struct stream_settings *st, const char *source)
 	return -1;
 }
 
+/* NULL when command splits into argv (cmdline.c), else why not, in why. */
+static const char *exec_refusal(const char *command, char *why, size_t size)
+{
+	struct cmdline cl;
+	char how[96];
+
+	if (cmdline_split(command, strlen("exec:"), &cl, how, sizeof(how)) < 0) {
+		snprintf(why, size, "source: %s", how);
+		return why;
+	}
+	cmdline_free(&cl);
+	return NULL;
+}
+
 /* Fills what the user left out: the demo's own size and rate for redblue,
  * 640x480 at 30 fps for the rest.  A raw stream must say its size. */
 static void stream_fill_defaults(struct stream_settings *st)
@@ -300,15 +321,36 @@ void config_log_warnings(const struct settings *settings)
 void config_add_default_streams(struct settings *settings)
 {
 	struct stream_settings *st;
+	size_t i;
 
-	if (settings->stream_count || settings->relay.origin[0])
-		return;
-	st = stream_add(settings, "demo");
-	if (stream_set_source(st, "pattern:redblue") == 0)
-		stream_fill_defaults(st);
-	st = stream_add(settings, "bars");
-	if (stream_set_source(st, "pattern:bars") == 0)
-		stream_fill_defaults(st);
+	if (!settings->stream_count && !settings->relay.origin[0]) {
+		st = stream_add(settings, "demo");
+		if (stream_set_source(st, "pattern:redblue") == 0)
+			stream_fill_defaults(st);
+		st = stream_add(settings, "bars");
+		if (stream_set_source(st, "pattern:bars") == 0)
+			stream_fill_defaults(st);
+	}
+	/* Each stream carries the secret it uses, so that a reload that
+	 * changes [server]'s retires the streams that used the old one. */
+	for (i = 0; i < settings->stream_count; i++) {
+		st = &settings->streams[i];
+		if (!st->view_secret[0])
+			memcpy(st->view_secret, settings->view_secret, sizeof(st->view_secret));
+	}
+}
+
+/* A [server] or [stream NAME] view_secret into field (SIGN_SECRET_MAX + 1
+ * bytes).  NULL, or why not. */
+static const char *apply_view_secret(char *field, const char *value)
+{
+	size_t n = strlen(value);
+
+	if (n < SIGN_SECRET_MIN || n > SIGN_SECRET_MAX)
+		return "must be " STRINGIFY(SIGN_SECRET_MIN) " to " STRINGIFY(
+			SIGN_SECRET_MAX) " characters";
+	memcpy(field, value, n + 1);
+	return NULL;
 }
 
 const char *config_add_relay_stream(struct settings *settings, const char *name, double fps)
@@ -330,6 +372,7 @@ const char *config_add_relay_stream(struct settings *settings, const char *name,
 		return "the origin's URL does not make a source";
 	}
 	st->upstream = settings->relay.upstream;
+	memcpy(st->view_secret, settings->view_secret, sizeof(st->view_secret));
 	if (fps >= 0.01 && fps <= FPS_MAX)
 		st->fps = fps;
 	stream_fill_defaults(st);
@@ -464,6 +507,7 @@ static const char *apply_stream_key(struct stream_settings *st, const char *key,
 	} else if (strcmp(key, "format") == 0) {
 		if (encode_parse_format(value, &st->format) < 0)
 			return "must be rgb24, bgr24, rgba, gray or yuyv";
+		st->format_set = 1;
 	} else if (strcmp(key, "token") == 0) {
 		if (strlen(value) < TOKEN_MIN || strlen(value) > TOKEN_MAX)
 			return "must be 16 to 128 characters";
@@ -479,6 +523,8 @@ static const char *apply_stream_key(struct stream_settings *st, const char *key,
 		if (parse_long(value, 1, MAX_VIEWERS_LIMIT, &n) < 0)
 			return "must be a whole number from 1 to 100000";
 		st->max_viewers = (int)n;
+	} else if (strcmp(key, "view_secret") == 0) {
+		return apply_view_secret(st->view_secret, value);
 	} else {
 		return "unknown key";
 	}
@@ -539,7 +585,15 @@ static int on_ini_key(void *user, const char *section, const char *key, const ch
 	snprintf(what, sizeof(what), "[%s] %s", section, key);
 	if (strcmp(section, "server") == 0) {
 		row = option_find_key(server_options, SERVER_OPTIONS, key);
-		if (!row)
+		if (strcmp(key, "view_secret") == 0)
+			why = apply_view_secret(ctx->settings->view_secret, value);
+		else if (strcmp(key, "status_token") == 0 &&
+			 (strlen(value) < TOKEN_MIN || strlen(value) > TOKEN_MAX))
+			why = "must be 16 to 128 characters";
+		else if (strcmp(key, "status_token") == 0)
+			snprintf(ctx->settings->status_token, sizeof(ctx->settings->status_token),
+				 "%s", value);
+		else if (!row)
 			why = "unknown key";
 		else if (option_apply(row, ctx->settings, value, reason, sizeof(reason)) < 0)
 			why = reason;
@@ -684,13 +738,20 @@ int config_load_file(struct settings *settings, const char *path)
 	for (i = 0; i < settings->stream_count; i++) {
 		struct stream_settings *st = &settings->streams[i];
 
+		char exec_why[160];
 		const char *why = NULL;
 
 		if (!st->source[0])
 			why = "no source";
 		else if (st->kind == SOURCE_RAW && !st->width)
 			why = "a raw source needs size = WIDTHxHEIGHT";
-		else if (st->kind == SOURCE_RAW && st->format == PIXEL_YUYV && st->width % 2)
+		else if (st->kind == SOURCE_EXEC && st->format_set && !st->width)
+			why = "an exec: source with a format reads raw frames: it needs size = WIDTHxHEIGHT";
+		else if (st->kind == SOURCE_EXEC && (why = exec_refusal(st->path, exec_why,
+									sizeof(exec_why))) != NULL)
+			;
+		else if ((st->kind == SOURCE_RAW || (st->kind == SOURCE_EXEC && st->format_set)) &&
+			 st->format == PIXEL_YUYV && st->width % 2)
 			why = "yuyv needs an even width";
 		else if (st->kind == SOURCE_INGEST && !st->token[0])
 			why = "an ingest stream needs a token (16 to 128 characters)";
@@ -744,8 +805,12 @@ void config_usage(const char *argv0)
 	printf("\n"
 	       "Every option but --config, --help and --version is also a key of the config\n"
 	       "file's [server] section, with '_' for '-' (max_viewers = 100); the command\n"
-	       "line wins over the file.  A [stream NAME] section (NAME of [A-Za-z0-9_-],\n"
-	       "at most 41 characters) takes:\n"
+	       "line wins over the file.  Two [server] keys are the file's only (secrets\n"
+	       "do not belong on a command line): view_secret = S (%d to %d characters),\n"
+	       "the viewing secret of every stream without its own, and status_token = T\n"
+	       "(%d to %d characters), which /status and /metrics need (Authorization:\n"
+	       "Bearer T) to show private streams.  A [stream NAME] section (NAME of\n"
+	       "[A-Za-z0-9_-], at most 41 characters) takes:\n"
 	       "  source = SOURCE        where frames come from (required):\n"
 	       "    pattern:redblue      solid red and solid blue, alternating every second\n"
 	       "    pattern:bars         moving colour bars; every frame differs\n"
@@ -766,6 +831,8 @@ void config_usage(const char *argv0)
 	       "  format = F             raw pixels: rgb24, bgr24, rgba, gray or yuyv\n"
 	       "  token = T              an ingest stream's secret, %d to %d characters\n"
 	       "  max_viewers = N        viewers of this stream over all processes\n"
+	       "  view_secret = S        a private stream: only signed links open it (see\n"
+	       "                         mjpeg-fcgi sign), %d to %d characters\n"
 	       "  user = U               http: Basic or Digest user name\n"
 	       "  password = P           http: its password (never shown)\n"
 	       "  header = Name: value   http: a request header, up to %d (never shown)\n"
@@ -790,7 +857,8 @@ void config_usage(const char *argv0)
 	       "Endpoints, below the mount point, exactly these paths (any other is 404):\n"
 	       "  GET stream/NAME        the live stream; ?fps=N: at most N new frames a\n"
 	       "                         second (0.01 to %g); ?frames=N: end after N parts\n"
-	       "  GET snapshot/NAME      the newest frame, image/jpeg\n"
+	       "                         a private stream also needs ?exp=E&sig=S[&ip=A]\n"
+	       "  GET snapshot/NAME      the newest frame, image/jpeg (the same query)\n"
 	       "  POST ingest/NAME       publish one frame to an ingest stream (Authorization:\n"
 	       "                         Bearer TOKEN): a JPEG, or raw pixels with\n"
 	       "                         ?format=F&width=W&height=H\n"
@@ -798,12 +866,18 @@ void config_usage(const char *argv0)
 	       "  GET metrics            the same counters in Prometheus text format\n"
 	       "\n"
 	       "Signals: SIGTERM or SIGINT ends every stream with its closing boundary and\n"
-	       "exits; SIGHUP reads the config again.\n",
-	       FRAME_SIDE_MAX, FPS_MAX, ENCODE_QUALITY_DEFAULT, TOKEN_MIN, TOKEN_MAX,
+	       "exits; SIGHUP reads the config again.\n"
+	       "\n"
+	       "%s sign --config FILE NAME [--ttl SECONDS] [--ip ADDR] prints a signed\n"
+	       "link to stream NAME: stream/NAME?exp=E&sig=S, valid for SECONDS (default\n"
+	       "%d, at most %lld), from address ADDR only when given.\n",
+	       SIGN_SECRET_MIN, SIGN_SECRET_MAX, TOKEN_MIN, TOKEN_MAX, FRAME_SIDE_MAX, FPS_MAX,
+	       ENCODE_QUALITY_DEFAULT, TOKEN_MIN, TOKEN_MAX, SIGN_SECRET_MIN, SIGN_SECRET_MAX,
 	       UPSTREAM_HEADERS_MAX, UPSTREAM_CONNECT_MS_DEFAULT, UPSTREAM_STALL_MS_DEFAULT,
 	       UPSTREAM_RETRY_MIN_MS_DEFAULT, UPSTREAM_RETRY_MAX_MS_DEFAULT,
 	       UPSTREAM_STOP_GRACE_MS_DEFAULT, UPSTREAM_MS_MIN, UPSTREAM_MS_MAX,
-	       RELAY_REFRESH_S_MAX, RELAY_REFRESH_S_DEFAULT, FPS_MAX);
+	       RELAY_REFRESH_S_MAX, RELAY_REFRESH_S_DEFAULT, FPS_MAX, argv0, SIGN_TTL_DEFAULT,
+	       (long long)SIGN_TTL_MAX);
 }
 
 /* The row of an option getopt_long answered, or NULL for '?' (an unknown

@@ -8,6 +8,7 @@
 
 #include "encode.h"
 #include "log.h"
+#include "sign.h"
 
 #include <limits.h>
 #include <stddef.h>
@@ -72,12 +73,16 @@ struct stream_settings {
 	char path[PATH_MAX];        /* dir:, raw:, mjpeg: argument ("-" is stdin);
 				     * http: the URL; exec: the command line */
 	enum pixel_format format;   /* raw: pixel layout */
+	int format_set;             /* the format key was given: exec: reads raw frames */
 	char token[TOKEN_MAX + 1];  /* ingest: bearer token; "" refuses every POST */
 	uint32_t width, height;
 	double fps;                 /* frames the producer publishes per second */
 	int quality;                /* JPEG quality, 1-100 */
 	int max_viewers;            /* 0: only the server-wide limit applies */
 	struct upstream_settings upstream; /* http:, exec: */
+	/* A private stream's viewing secret (its own, or [server]'s); "":
+	 * public.  Never shown: not in /status, /metrics or the log. */
+	char view_secret[SIGN_SECRET_MAX + 1];
 };
 
 /* The longest [relay] origin URL, in bytes: room is left for
@@ -114,6 +119,13 @@ struct settings {
 	size_t frame_bytes_max;     /* largest JPEG a stream carries */
 	enum log_level log_level;   /* lines above it are dropped */
 	struct relay_settings relay; /* [relay]: origin "" when not an edge */
+	int64_t link_grace_usec;    /* a signed link is taken this long after its exp */
+	/* Config file only (never a command-line option, never shown):
+	 * [server] view_secret, inherited by every stream without its own,
+	 * and status_token, which shows private streams in /status and
+	 * /metrics.  "": none. */
+	char view_secret[SIGN_SECRET_MAX + 1];
+	char status_token[TOKEN_MAX + 1];
 	size_t stream_count;
 	struct stream_settings streams[STREAMS_MAX];
 };
@@ -161,7 +173,8 @@ int config_from_args(struct settings *settings, int argc, char **argv)
 void config_log_warnings(const struct settings *settings);
 
 /* The built-in streams, used when the config defines none and relays no
- * origin. */
+ * origin; then every stream without a view_secret of its own takes
+ * [server]'s. */
 void config_add_default_streams(struct settings *settings);
 
 /* Adds the stream NAME relayed from the [relay] origin: source

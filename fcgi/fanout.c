@@ -87,6 +87,7 @@ static void viewer_free(struct writer *w, struct fanout_viewer *v)
 	frame_cache_put(&w->cache, v->held);
 	if (v->feed)
 		frame_cache_leave(&w->cache, v->feed);
+	atomic_fetch_sub(&v->stream->viewers_here, 1);
 	bus_viewer_leave(v->stream->bus);
 	atomic_fetch_sub(fo->viewer_count, 1);
 	atomic_fetch_sub(&w->load, 1);

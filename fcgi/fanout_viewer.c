@@ -143,13 +143,16 @@ void fanout_viewer_step(struct fanout_viewer *v, const struct fanout_env *env, i
 	struct frame_ref *newest = feed->newest;
 	enum viewer_step step;
 	int64_t at;
+	int ending;
 
 	if (v->busy && (step_busy(v, env, now) || v->done))
 		return;
-	step = viewer_next(&v->engine, newest ? newest->frame.seq : 0, feed->ending, now, &at);
+	/* the server's end, or the viewer's link expired */
+	ending = viewer_ending(&v->engine, feed->ending, now);
+	step = viewer_next(&v->engine, newest ? newest->frame.seq : 0, ending, now, &at);
 	if (step == VIEWER_WAIT)
 		return; /* the watcher, an event or the schedule wakes us */
-	step = viewer_begin(&v->engine, step, feed->ending, v->held ? &v->held->frame : NULL,
+	step = viewer_begin(&v->engine, step, ending, v->held ? &v->held->frame : NULL,
 			    step == VIEWER_NEWEST ? &newest->frame : NULL);
 	switch (step) {
 	case VIEWER_WAIT:

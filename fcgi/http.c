@@ -86,6 +86,9 @@ int http_parse_query(const char *query_string, enum route_kind kind, struct quer
 			*value++ = '\0';
 		if (strcmp(pair, "_") == 0)
 			continue; /* cache buster, as pages add to reconnect */
+		if ((kind == ROUTE_STREAM || kind == ROUTE_SNAPSHOT) &&
+		    sign_take_param(&query->link, pair, value))
+			continue;
 		if (kind == ROUTE_STREAM && strcmp(pair, "fps") == 0) {
 			if (parse_decimal(value, 0.01, FPS_MAX, &query->fps) < 0) {
 				snprintf(why, why_size,

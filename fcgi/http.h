@@ -4,8 +4,10 @@
 #define MJPEG_HTTP_H
 
 #include "config.h"
+#include "sign.h"
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* The longest query string accepted; longer ones get 400. */
 #define HTTP_QUERY_MAX 1024
@@ -33,6 +35,8 @@ struct query {
 	int raw;      /* ingest: the body is raw pixels, not a JPEG */
 	enum pixel_format format; /* ingest, raw: pixel layout */
 	long width, height;       /* ingest, raw: picture size */
+	struct sign_link link;    /* stream, snapshot: exp, sig and ip as sent */
+	int64_t expires_sec;      /* stream: a signed link's exp, once checked; 0: none */
 };
 
 /* The path a request asks for below the responder's mount point, copied
@@ -57,7 +61,9 @@ int http_path_below(const char *mount, const char *script_name, const char *path
  * the web server's location for that path says it is. */
 void http_route(const char *below, struct route *route);
 
-/* Parses QUERY_STRING for a route.  On error returns -1 with a one-line
+/* Parses QUERY_STRING for a route.  A stream or snapshot takes a signed
+ * link's exp, sig and ip into query->link (sign_take_param: a bad value
+ * there is the signature's business, not a 400).  On error returns -1 with a one-line
  * message for the client in why, naming the parameter. */
 int http_parse_query(const char *query_string, enum route_kind kind, struct query *query,
 		     char *why, size_t why_size) __attribute__((warn_unused_result));

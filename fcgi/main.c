@@ -5,6 +5,7 @@
 #include "config.h"
 #include "log.h"
 #include "origin.h"
+#include "mint.h"
 #include "producer.h"
 #include "server.h"
 #include "stream.h"
@@ -408,6 +409,8 @@ int main(int argc, char **argv)
 	struct stream_set check;
 	int rc, exit_code;
 
+	if (argc > 1 && strcmp(argv[1], "sign") == 0)
+		return mint_main(argc - 1, argv + 1);
 	saved_argc = argc;
 	saved_argv = argv;
 	rc = config_from_args(&settings, argc, argv);

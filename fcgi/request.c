@@ -4,6 +4,7 @@
  * or an ingest.  Runs in the request thread that read the request. */
 #include "server_state.h"
 
+#include "clock.h"
 #include "http.h"
 #include "ingest.h"
 #include "log.h"
@@ -11,11 +12,13 @@
 #include "record.h"
 #include "reply.h"
 #include "request_input.h"
+#include "sign.h"
 #include "snapshot.h"
 #include "status.h"
 #include "viewer_blocking.h"
 
 #include <errno.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +32,36 @@ static const char *param(FCGX_Request *req, const char *name)
 	return v ? v : "";
 }
 
+/* A private stream opens only with a valid signed link (sign.c); a public
+ * one takes any request.  0 after answering 403. */
+static int link_admits(const struct settings *settings, const struct stream *st,
+		       FCGX_Request *req, struct query *query)
+{
+	enum sign_verdict verdict;
+
+	if (!st->cfg->view_secret[0])
+		return 1;
+	verdict = sign_check(&query->link, st->cfg->name, st->cfg->view_secret,
+			     param(req, "REMOTE_ADDR"), clock_wall_usec() / USEC_PER_SEC,
+			     settings->link_grace_usec / USEC_PER_SEC, &query->expires_sec);
+	if (verdict == SIGN_OK)
+		return 1;
+	reply_error(req->out, 403, NULL, "%s", sign_reason(verdict));
+	return 0;
+}
+
+/* 1 if the request carries the server's status_token (Authorization:
+ * Bearer T): /status and /metrics then show private streams too. */
+static int status_authorized(const struct settings *settings, FCGX_Request *req)
+{
+	const char *auth = param(req, "HTTP_AUTHORIZATION");
+	size_t n = strlen(settings->status_token);
+
+	if (!n || strncmp(auth, "Bearer ", 7) != 0 || strlen(auth + 7) != n)
+		return 0;
+	return CRYPTO_memcmp(auth + 7, settings->status_token, n) == 0;
+}
+
 /* Answers status or metrics: the document is built in memory first, so
  * that it goes out with its Content-Length. */
 static void handle_document(struct server *srv, FCGX_Request *req, enum route_kind kind,
@@ -39,6 +72,7 @@ static void handle_document(struct server *srv, FCGX_Request *req, enum route_ki
 		.viewers = atomic_load(&srv->viewers),
 		.client_addr = param(req, "REMOTE_ADDR"),
 		.server_port = param(req, "SERVER_PORT"),
+		.show_private = status_authorized(srv->settings, req),
 	};
 	char *doc = NULL, head[256];
 	size_t doc_bytes = 0;
@@ -94,8 +128,10 @@ static int admit_viewer(struct server *srv, struct stream *st, FCGX_Request *req
 		return 0;
 	}
 	bus_viewer_enter(st->bus);
+	atomic_fetch_add(&st->viewers_here, 1);
 	bus_stats(st->bus, &stats);
 	if (st->cfg->max_viewers && stats.viewers > (uint32_t)st->cfg->max_viewers) {
+		atomic_fetch_sub(&st->viewers_here, 1);
 		bus_viewer_leave(st->bus);
 		atomic_fetch_sub(&srv->viewers, 1);
 		reply_error(req->out, 503, "Retry-After: 5\r\n",
@@ -108,6 +144,7 @@ static int admit_viewer(struct server *srv, struct stream *st, FCGX_Request *req
 
 static void release_viewer(struct server *srv, struct stream *st)
 {
+	atomic_fetch_sub(&st->viewers_here, 1);
 	bus_viewer_leave(st->bus);
 	atomic_fetch_sub(&srv->viewers, 1);
 }
@@ -192,6 +229,9 @@ void request_handle(struct server *srv, FCGX_Request *req)
 		reply_error(req->out, 400, NULL, "%s", why);
 		goto out;
 	}
+	if ((route.kind == ROUTE_STREAM || route.kind == ROUTE_SNAPSHOT) &&
+	    !link_admits(srv->settings, st, req, &query))
+		goto out;
 	switch (route.kind) {
 	case ROUTE_STATUS:
 	case ROUTE_METRICS:

@@ -20,6 +20,7 @@ static const struct source_ops *const source_ops_by_kind[] = {
 	[SOURCE_MJPEG] = &source_mjpeg_ops,
 	[SOURCE_INGEST] = NULL, /* frames come from ingest.c, no producer */
 	[SOURCE_HTTP] = &source_http_ops,
+	[SOURCE_EXEC] = &source_exec_ops,
 };
 
 struct source {

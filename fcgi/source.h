@@ -13,8 +13,10 @@
  *   mjpeg:PATH  mjpeg:-               concatenated JPEGs    (source_mjpeg.c)
  *   ingest                            frames POSTed to ingest/NAME: no producer thread
  *   http://URL  https://URL           a camera or server, relayed (source_http.c)
+ *   exec:COMMAND ARGS                 a command's output, run while watched (source_exec.c)
  * raw: and mjpeg: read their bytes through source_pipe.c (FIFOs, files,
- * stdin); mjpeg: cuts them into JPEGs with mjpeg_splitter.c. */
+ * stdin; a command's output for exec:, which reads as one of them);
+ * mjpeg: cuts them into JPEGs with mjpeg_splitter.c. */
 #ifndef MJPEG_SOURCE_H
 #define MJPEG_SOURCE_H
 
@@ -104,5 +106,6 @@ extern const struct source_ops source_dir_ops;     /* source_dir.c */
 extern const struct source_ops source_raw_ops;     /* source_raw.c */
 extern const struct source_ops source_mjpeg_ops;   /* source_mjpeg.c */
 extern const struct source_ops source_http_ops;    /* source_http.c */
+extern const struct source_ops source_exec_ops;    /* source_exec.c */
 
 #endif

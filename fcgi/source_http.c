@@ -18,7 +18,7 @@
  * stream that ends or stalls) is retried after a jittered wait that starts
  * at upstream_retry_min_ms and doubles up to upstream_retry_max_ms; one log
  * line when the upstream goes away and one when it is back, none per
- * attempt.  Viewers keep the last frame meanwhile (the engine repeats it).
+ * attempt (upstream.c, shared with exec:).  Viewers keep the last frame meanwhile (the engine repeats it).
  *
  * Credentials (user, password, header) go to libcurl only: never to the
  * log or the upstream state /status shows.  libcurl keeps Authorization
@@ -31,6 +31,7 @@
 #include "drops.h"
 #include "log.h"
 #include "mjpeg_reader.h"
+#include "upstream.h"
 
 #include <curl/curl.h>
 #include <stdio.h>
@@ -51,10 +52,6 @@
 /* Bytes libcurl hands over per write callback. */
 #define HTTP_BUFFER_BYTES (64L * 1024)
 #define HTTP_REDIRECTS_MAX 5L
-/* Each wait between attempts is the back-off's base less up to this share
- * of it, at random: relays that lost the same upstream do not all come
- * back at the same instant, and no wait exceeds upstream_retry_max_ms. */
-#define HTTP_JITTER_PERCENT 25
 #define HTTP_USER_AGENT "mjpeg-fcgi/" MJPEG_FCGI_VERSION
 
 struct held_frame {
@@ -89,40 +86,9 @@ struct http_source {
 	uint64_t frames_this_transfer;        /* valid frames handed out */
 	/* Between attempts. */
 	int64_t next_attempt_usec;            /* monotonic; 0: at once */
-	int64_t backoff_usec;                 /* the base of the next wait */
-	uint64_t attempts_failed;             /* since the upstream went away */
-	int64_t away_since_usec;              /* monotonic; 0: not away */
-	uint32_t random;                      /* xorshift state for the jitter */
-	/* What /status shows, and a count of its changes. */
-	struct bus_upstream up;
-	uint64_t changes;
-	int ever_connected;
+	/* The back-off, and what /status shows. */
+	struct upstream_link link;
 };
-
-static void set_state(struct http_source *src, enum bus_upstream_state state, const char *error)
-{
-	if (src->up.state != (uint32_t)state) {
-		src->up.state = state;
-		src->up.since_usec = clock_wall_usec();
-		src->changes++;
-	}
-	if (error && strcmp(error, src->up.last_error) != 0) {
-		snprintf(src->up.last_error, sizeof(src->up.last_error), "%s", error);
-		src->changes++;
-	}
-}
-
-/* A wait in [base - base * HTTP_JITTER_PERCENT / 100, base]. */
-static int64_t jittered(struct http_source *src, int64_t base)
-{
-	uint32_t x = src->random;
-
-	x ^= x << 13;
-	x ^= x >> 17;
-	x ^= x << 5;
-	src->random = x;
-	return base - (int64_t)(x % 1000u) * base * HTTP_JITTER_PERCENT / 100 / 1000;
-}
 
 /* Frees what the transfer holds: the connection (the multi handle's cache
  * too), frames queued, the reader's partial frame. */
@@ -170,10 +136,7 @@ static void *http_open(const struct stream_settings *stream, size_t frame_bytes_
 	snprintf(src->who, sizeof(src->who), "relay %s", stream->name);
 	mjpeg_reader_init(&src->reader, frame_bytes_max);
 	drop_log_init(&src->drops, frame_bytes_max);
-	src->backoff_usec = stream->upstream.retry_min_usec;
-	src->random = (uint32_t)clock_mono_usec() ^ ((uint32_t)getpid() << 16) ^ 0x9e3779b9u;
-	if (!src->random)
-		src->random = 1;
+	upstream_init(&src->link, stream, "relay", "upstream", "retrying");
 	for (i = 0; i < stream->upstream.header_count; i++) {
 		struct curl_slist *more = curl_slist_append(src->headers, stream->upstream.headers[i]);
 
@@ -338,8 +301,8 @@ static int transfer_start(struct http_source *src)
 	}
 	src->active = 1;
 	src->started_usec = src->last_byte_usec = clock_mono_usec();
-	if (src->up.state == BUS_UPSTREAM_IDLE)
-		set_state(src, BUS_UPSTREAM_CONNECTING, NULL);
+	if (src->link.up.state == BUS_UPSTREAM_IDLE)
+		upstream_set_state(&src->link, BUS_UPSTREAM_CONNECTING, NULL);
 	return 0;
 }
 
@@ -354,24 +317,10 @@ static void transfer_stop(struct http_source *src)
  * is logged; the rest only update the state /status shows. */
 static void attempt_failed(struct http_source *src, const char *why)
 {
-	int64_t now = clock_mono_usec(), wait = jittered(src, src->backoff_usec);
-	const struct upstream_settings *up = &src->stream->upstream;
-
 	transfer_stop(src);
 	src->count = 0;
 	src->handed = 0;
-	src->next_attempt_usec = now + wait;
-	src->backoff_usec = src->backoff_usec * 2 > up->retry_max_usec ? up->retry_max_usec
-									: src->backoff_usec * 2;
-	src->attempts_failed++;
-	if (!src->away_since_usec) {
-		src->away_since_usec = now;
-		log_warn("relay %s: upstream %s: %s; retrying every %lld to %lld ms until it is back",
-			 src->stream->name, src->stream->source, why,
-			 (long long)(up->retry_min_usec / USEC_PER_MSEC),
-			 (long long)(up->retry_max_usec / USEC_PER_MSEC));
-	}
-	set_state(src, BUS_UPSTREAM_AWAY, why);
+	src->next_attempt_usec = clock_mono_usec() + upstream_failed(&src->link, why);
 }
 
 /* A transfer ended.  A snapshot URL's picture arrived: fetch the next one
@@ -435,21 +384,9 @@ static void drive(struct http_source *src)
 /* A frame is handed out: the upstream is (again) connected. */
 static void frame_flows(struct http_source *src)
 {
-	if (src->frames_this_transfer++ > 0 && src->up.state == BUS_UPSTREAM_CONNECTED)
+	if (src->frames_this_transfer++ > 0 && src->link.up.state == BUS_UPSTREAM_CONNECTED)
 		return;
-	if (src->away_since_usec) {
-		log_info("relay %s: upstream %s is back after %.1f s (%llu attempts failed)",
-			 src->stream->name, src->stream->source,
-			 (double)(clock_mono_usec() - src->away_since_usec) / USEC_PER_SEC,
-			 (unsigned long long)src->attempts_failed);
-		src->up.reconnects++;
-		src->changes++;
-	}
-	src->away_since_usec = 0;
-	src->attempts_failed = 0;
-	src->backoff_usec = src->stream->upstream.retry_min_usec;
-	src->ever_connected = 1;
-	set_state(src, BUS_UPSTREAM_CONNECTED, NULL);
+	upstream_flows(&src->link);
 }
 
 /* The oldest queued frame, when valid: 1.  An invalid one is dropped and
@@ -541,18 +478,14 @@ static void http_pause(void *state)
 
 	transfer_drop(src);
 	src->next_attempt_usec = 0;
-	src->backoff_usec = src->stream->upstream.retry_min_usec;
-	src->attempts_failed = 0;
-	src->away_since_usec = 0;
-	set_state(src, BUS_UPSTREAM_IDLE, NULL);
+	upstream_idle(&src->link);
 }
 
 static const struct bus_upstream *http_upstream(const void *state, uint64_t *changes)
 {
 	const struct http_source *src = state;
 
-	*changes = src->changes;
-	return &src->up;
+	return upstream_state(&src->link, changes);
 }
 
 /* Paced: not read while nobody watches (it is paused: no connection). */

@@ -152,6 +152,26 @@ static int mjpeg_next(void *state, struct source_frame *frame, const _Atomic int
 	}
 }
 
+/* exec: the command stops; what was read of it goes. */
+static void mjpeg_pause(void *state)
+{
+	struct mjpeg_source *src = state;
+
+	pipe_input_pause(&src->in);
+	if (src->in.type != PIPE_COMMAND)
+		return;
+	(void)mjpeg_splitter_reset(&src->splitter);
+	src->chunk_pos = src->chunk_used = 0;
+	src->frame_pending = 0;
+}
+
+static const struct bus_upstream *mjpeg_upstream(const void *state, uint64_t *changes)
+{
+	const struct mjpeg_source *src = state;
+
+	return pipe_input_upstream(&src->in, changes);
+}
+
 static int mjpeg_is_paced(const void *state)
 {
 	const struct mjpeg_source *src = state;
@@ -165,4 +185,6 @@ const struct source_ops source_mjpeg_ops = {
 	.next = mjpeg_next,
 	.is_paced = mjpeg_is_paced,
 	.close = mjpeg_close,
+	.pause = mjpeg_pause,
+	.upstream = mjpeg_upstream,
 };

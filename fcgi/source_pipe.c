@@ -2,6 +2,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "source_exec.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +26,8 @@
 /* The input as log lines name it. */
 static const char *input_name(const struct pipe_input *in)
 {
+	if (in->type == PIPE_COMMAND)
+		return "the command's output";
 	return in->type == PIPE_STDIN ? "stdin" : in->stream->path;
 }
 
@@ -56,9 +59,12 @@ static void report_problems(struct pipe_input *in, int now_anyway)
 	drop_log_flush(&in->drops, who, now_anyway);
 }
 
-/* A file's problems are the same on every pass: only the first counts. */
+/* A file's problems are the same on every pass: only the first counts.
+ * A command's, during an outage, are its failure: logged as that, once. */
 static int problems_counted(const struct pipe_input *in)
 {
+	if (in->exec && exec_input_away(in->exec))
+		return 0;
 	return !(in->type == PIPE_FILE && in->passes > 0);
 }
 
@@ -139,24 +145,41 @@ enum pipe_read pipe_input_read(struct pipe_input *in, unsigned char *buf, size_t
 			       size_t *got, const _Atomic int *stopping)
 {
 	for (;;) {
-		struct pollfd pfd = { .fd = in->fd, .events = POLLIN };
+		/* [1]: a command's standard error, logged as it comes */
+		struct pollfd pfd[2] = {
+			{ .fd = in->fd, .events = POLLIN },
+			{ .fd = in->exec ? exec_input_stderr_fd(in->exec) : -1, .events = POLLIN },
+		};
 		ssize_t n;
 		int ready;
 
 		if (stopping_set(stopping))
 			return PIPE_STOP;
-		ready = poll(&pfd, 1, PIPE_POLL_MSEC);
+		ready = poll(pfd, 2, PIPE_POLL_MSEC);
 		if (ready < 0 && errno != EINTR) {
 			log_error("source %s: poll(%s): %s", in->stream->name, input_name(in),
 				  strerror(errno));
 			return PIPE_ERROR;
 		}
-		if (ready <= 0)
+		if (pfd[1].revents)
+			exec_input_stderr(in->exec);
+		if (in->exec && !pfd[0].revents) {
+			if (exec_input_stalled(in->exec))
+				return PIPE_EOF;
+			/* Back to the producer, which stops the command when
+			 * nobody watches any more: a command that writes
+			 * seldom or never must not hold it here. */
+			if (ready == 0)
+				return PIPE_STOP;
+		}
+		if (ready <= 0 || !pfd[0].revents)
 			continue;
 		n = read(in->fd, buf, want);
 		if (n > 0) {
 			*got = (size_t)n;
 			in->bytes_since_open += (size_t)n;
+			if (in->exec && exec_input_bytes(in->exec, (size_t)n) < 0)
+				return PIPE_EOF; /* not frames: the command failed */
 			return PIPE_DATA;
 		}
 		if (n == 0)
@@ -177,6 +200,10 @@ int pipe_input_ended(struct pipe_input *in, size_t dropped, const _Atomic int *s
 		in->drops.pending.partial++;
 	report_problems(in, 0);
 	switch (in->type) {
+	case PIPE_COMMAND:
+		exec_input_ended(in->exec); /* logged there, restarted after the back-off */
+		in->fd = -1;
+		return 0;
 	case PIPE_STDIN:
 		log_warn("source %s: stdin ended; it cannot be reopened", st->name);
 		in->ended = 1;
@@ -243,6 +270,11 @@ int pipe_input_open(struct pipe_input *in, const struct stream_settings *stream,
 	in->fd = -1;
 	drop_log_init(&in->drops, frame_bytes_max);
 	clock_pace_init(&in->pace, stream->fps > 0 ? (int64_t)(USEC_PER_SEC / stream->fps) : 0);
+	if (stream->kind == SOURCE_EXEC) {
+		in->type = PIPE_COMMAND;
+		in->exec = exec_input_open(stream, frame_bytes_max);
+		return in->exec ? 0 : -1;
+	}
 	if (strcmp(stream->path, "-") == 0)
 		return open_stdin(in);
 	(void)reopen_input(in); /* a failure is logged; pipe_input_begin retries */
@@ -252,9 +284,11 @@ int pipe_input_open(struct pipe_input *in, const struct stream_settings *stream,
 void pipe_input_close(struct pipe_input *in)
 {
 	report_problems(in, 1);
-	if (in->fd >= 0 && in->type != PIPE_STDIN)
+	if (in->fd >= 0 && in->type != PIPE_STDIN && in->type != PIPE_COMMAND)
 		close(in->fd);
 	in->fd = -1;
+	exec_input_close(in->exec); /* the command owns its fd */
+	in->exec = NULL;
 }
 
 int pipe_input_begin(struct pipe_input *in, const _Atomic int *stopping)
@@ -262,6 +296,10 @@ int pipe_input_begin(struct pipe_input *in, const _Atomic int *stopping)
 	if (in->ended)
 		return -1;
 	report_problems(in, 0); /* counts held back by the rate limit */
+	if (in->type == PIPE_COMMAND) {
+		in->fd = exec_input_begin(in->exec, stopping, PIPE_POLL_USEC);
+		return in->fd >= 0;
+	}
 	if (in->fd < 0 && reopen_input(in) < 0) {
 		(void)clock_sleep_unless(PIPE_RETRY_USEC, stopping, PIPE_POLL_USEC);
 		return 0;
@@ -277,12 +315,27 @@ int pipe_input_tick(struct pipe_input *in, const _Atomic int *stopping)
 int pipe_input_frame(struct pipe_input *in, const _Atomic int *stopping)
 {
 	in->frames_since_open++;
+	if (in->exec)
+		exec_input_frame(in->exec);
 	return in->paced ? pipe_input_tick(in, stopping) : 0;
 }
 
 int pipe_input_is_paced(const struct pipe_input *in)
 {
-	return in->paced;
+	return in->paced || in->type == PIPE_COMMAND;
+}
+
+void pipe_input_pause(struct pipe_input *in)
+{
+	if (in->type != PIPE_COMMAND)
+		return;
+	exec_input_pause(in->exec);
+	in->fd = -1;
+}
+
+const struct bus_upstream *pipe_input_upstream(const struct pipe_input *in, uint64_t *changes)
+{
+	return in->exec ? exec_input_upstream(in->exec, changes) : NULL;
 }
 
 void pipe_input_dropped(struct pipe_input *in, const struct drops *dropped, const char *why)

@@ -1,12 +1,14 @@
 /* source_pipe: the byte input under raw: and mjpeg: (source_raw.c,
- * source_mjpeg.c): a FIFO, a regular file, or stdin ("-").
+ * source_mjpeg.c): a FIFO, a regular file, or stdin ("-"); and under
+ * exec:, a command's standard output (source_exec.c runs the command).
  *
  * FIFOs (and stdin when it is a pipe or a socket) are paced by their
  * writer.  A regular file or a device (/dev/zero, a serial port) has no
  * pace of its own: it is played at the stream's fps, looped from the start
  * at its end, and not read at all while nobody watches.
  * When a FIFO's writer goes away the FIFO is reopened for the next writer;
- * stdin cannot be reopened, so its end ends the source.
+ * stdin cannot be reopened, so its end ends the source.  A command's end
+ * (or its failure) starts it again after a back-off; pause stops it.
  *
  * What a kind drops (partial frames, bad JPEGs, stray bytes) is counted in
  * the input's problems and logged as one line at most every second, with
@@ -34,6 +36,7 @@ enum pipe_input_type {
 	PIPE_STDIN, /* fd 0: never closed, never reopened */
 	PIPE_FIFO,  /* a FIFO: paced by its writer, reopened when the writer goes */
 	PIPE_FILE,  /* a regular file or a device: played at fps, reopened at its end */
+	PIPE_COMMAND, /* exec: a command's stdout, run while watched, restarted at its end */
 };
 
 enum pipe_read { PIPE_DATA, PIPE_EOF, PIPE_STOP, PIPE_ERROR };
@@ -53,9 +56,13 @@ struct pipe_input {
 	struct clock_pace pace;  /* a file's frames, at the stream's fps */
 	struct drop_log drops;   /* what the kind dropped, for the report lines */
 	int64_t writer_log_usec; /* the same for "writer went away" lines */
+	struct exec_input *exec; /* PIPE_COMMAND: the command (fd is its stdout) */
 };
 
-/* Opens stream->path, or stdin for "-".  A path missing at start (the FIFO
+struct exec_input;
+
+/* Opens stream->path, or stdin for "-"; for exec: only prepares the
+ * command (pipe_input_begin runs it).  A path missing at start (the FIFO
  * is made by the writer, later) is one log line and not a failure:
  * pipe_input_begin keeps trying.  -1 (logged) when stdin cannot be read
  * from. */
@@ -72,7 +79,9 @@ int pipe_input_begin(struct pipe_input *in, const _Atomic int *stopping)
 
 /* Waits for bytes and reads up to want of them into buf.  Never blocks in
  * read(): poll() waits, at most PIPE_POLL_MSEC at a time, so *stopping is
- * noticed (PIPE_STOP).  PIPE_ERROR is logged. */
+ * noticed (PIPE_STOP).  A command's output also gives PIPE_STOP after one
+ * such wait without a byte (the producer then looks at demand again), and
+ * PIPE_EOF once the command failed.  PIPE_ERROR is logged. */
 enum pipe_read pipe_input_read(struct pipe_input *in, unsigned char *buf, size_t want,
 			       size_t *got, const _Atomic int *stopping)
 	__attribute__((warn_unused_result));
@@ -100,8 +109,14 @@ void pipe_input_dropped(struct pipe_input *in, const struct drops *dropped,
 			const char *why);
 
 /* 1 when the input is a regular file or a device, played at the stream's
- * fps; 0 for FIFOs and sockets (stdin under a pipe), paced by their
- * writer. */
+ * fps, or a command, run only while watched; 0 for FIFOs and sockets
+ * (stdin under a pipe), paced by their writer. */
 int pipe_input_is_paced(const struct pipe_input *in);
+
+/* Nobody watches: a command is stopped (source_pause); others go on. */
+void pipe_input_pause(struct pipe_input *in);
+
+/* A command's state for /status (source_upstream); NULL for the others. */
+const struct bus_upstream *pipe_input_upstream(const struct pipe_input *in, uint64_t *changes);
 
 #endif

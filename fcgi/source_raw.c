@@ -101,6 +101,23 @@ static int raw_next(void *state, struct source_frame *frame, const _Atomic int *
 	return 1;
 }
 
+/* exec: the command stops; a partial frame of it goes. */
+static void raw_pause(void *state)
+{
+	struct raw_source *src = state;
+
+	pipe_input_pause(&src->in);
+	if (src->in.type == PIPE_COMMAND)
+		src->frame_used = 0;
+}
+
+static const struct bus_upstream *raw_upstream(const void *state, uint64_t *changes)
+{
+	const struct raw_source *src = state;
+
+	return pipe_input_upstream(&src->in, changes);
+}
+
 static int raw_is_paced(const void *state)
 {
 	const struct raw_source *src = state;
@@ -114,4 +131,6 @@ const struct source_ops source_raw_ops = {
 	.next = raw_next,
 	.is_paced = raw_is_paced,
 	.close = raw_close,
+	.pause = raw_pause,
+	.upstream = raw_upstream,
 };

@@ -73,10 +73,29 @@ static void write_upstream(FILE *out, const struct bus *bus)
 	fputc('}', out);
 }
 
+int status_shows(const struct stream *st, const struct status_process *process)
+{
+	return process->show_private || !st->cfg->view_secret[0];
+}
+
+/* This process's viewers as the request may see them: less those of the
+ * private streams it is not shown. */
+static int viewers_shown(const struct stream_set *set, const struct status_process *process)
+{
+	int viewers = process->viewers;
+	size_t i;
+
+	for (i = 0; i < set->count; i++)
+		if (!status_shows(set->streams[i], process))
+			viewers -= atomic_load(&set->streams[i]->viewers_here);
+	return viewers > 0 ? viewers : 0;
+}
+
 void status_write_json(FILE *out, const struct stream_set *set, const struct settings *settings,
 		       const struct status_process *process)
 {
 	size_t i;
+	int shown = 0;
 
 	fprintf(out, "{\"version\":\"%s\",\"uptime_sec\":%.3f,\"client_addr\":",
 		MJPEG_FCGI_VERSION,
@@ -90,13 +109,15 @@ void status_write_json(FILE *out, const struct stream_set *set, const struct set
 	else
 		fputs(",\"server_port\":null", out);
 	fprintf(out, ",\"pid\":%ld,\"max_viewers\":%d,\"viewers\":%d,\"streams\":[",
-		(long)getpid(), settings->max_viewers, process->viewers);
+		(long)getpid(), settings->max_viewers, viewers_shown(set, process));
 	for (i = 0; i < set->count; i++) {
 		const struct stream *st = set->streams[i];
 		struct bus_stats stats;
 
+		if (!status_shows(st, process))
+			continue;
 		bus_stats(st->bus, &stats);
-		fprintf(out, "%s{\"name\":", i ? "," : "");
+		fprintf(out, "%s{\"name\":", shown++ ? "," : "");
 		status_json_string(out, st->cfg->name);
 		fputs(",\"source\":", out);
 		status_json_string(out, st->cfg->source);
@@ -125,8 +146,9 @@ void status_write_json(FILE *out, const struct stream_set *set, const struct set
 
 /* One metric family over every stream: HELP, TYPE, then a sample per
  * stream, the value picked from the stats by offset. */
-static void metric_family(FILE *out, const struct stream_set *set, const char *name,
-			  const char *type, const char *help, size_t offset)
+static void metric_family(FILE *out, const struct stream_set *set,
+			  const struct status_process *process, const char *name, const char *type,
+			  const char *help, size_t offset)
 {
 	size_t i;
 
@@ -135,6 +157,8 @@ static void metric_family(FILE *out, const struct stream_set *set, const char *n
 		struct bus_stats stats;
 		uint64_t value;
 
+		if (!status_shows(set->streams[i], process))
+			continue;
 		bus_stats(set->streams[i]->bus, &stats);
 		if (offset == offsetof(struct bus_stats, viewers))
 			value = stats.viewers;
@@ -159,21 +183,21 @@ void status_write_metrics(FILE *out, const struct stream_set *set,
 		"# TYPE mjpeg_process_viewers gauge\n"
 		"mjpeg_process_viewers %d\n",
 		(double)(clock_mono_usec() - process->started_mono_usec) / USEC_PER_SEC,
-		process->viewers);
-	metric_family(out, set, "mjpeg_frames_published_total", "counter",
+		viewers_shown(set, process));
+	metric_family(out, set, process, "mjpeg_frames_published_total", "counter",
 		      "Frames published to the stream.", offsetof(struct bus_stats, frames_published));
-	metric_family(out, set, "mjpeg_frames_encoded_total", "counter",
+	metric_family(out, set, process, "mjpeg_frames_encoded_total", "counter",
 		      "Frames encoded to JPEG (pass-through sources encode none).",
 		      offsetof(struct bus_stats, frames_encoded));
-	metric_family(out, set, "mjpeg_frames_delivered_total", "counter",
+	metric_family(out, set, process, "mjpeg_frames_delivered_total", "counter",
 		      "Parts written to viewers, repeats included.",
 		      offsetof(struct bus_stats, frames_delivered));
-	metric_family(out, set, "mjpeg_frames_dropped_total", "counter",
+	metric_family(out, set, process, "mjpeg_frames_dropped_total", "counter",
 		      "Frames viewers skipped because newer ones were published first.",
 		      offsetof(struct bus_stats, frames_dropped));
-	metric_family(out, set, "mjpeg_bytes_sent_total", "counter",
+	metric_family(out, set, process, "mjpeg_bytes_sent_total", "counter",
 		      "JPEG bytes written to viewers.", offsetof(struct bus_stats, bytes_sent));
-	metric_family(out, set, "mjpeg_viewers", "gauge", "Viewers now, over all processes.",
+	metric_family(out, set, process, "mjpeg_viewers", "gauge", "Viewers now, over all processes.",
 		      offsetof(struct bus_stats, viewers));
 
 	fputs("# HELP mjpeg_upstream_connected 1 while the stream's upstream (http:, exec:) is "
@@ -183,7 +207,8 @@ void status_write_metrics(FILE *out, const struct stream_set *set,
 	for (i = 0; i < set->count; i++) {
 		struct bus_upstream up;
 
-		if (!status_has_upstream(set->streams[i]->cfg))
+		if (!status_has_upstream(set->streams[i]->cfg) ||
+		    !status_shows(set->streams[i], process))
 			continue;
 		read_upstream(set->streams[i]->bus, &up);
 		fprintf(out, "mjpeg_upstream_connected{stream=\"%s\"} %d\n",
@@ -196,7 +221,8 @@ void status_write_metrics(FILE *out, const struct stream_set *set,
 	for (i = 0; i < set->count; i++) {
 		struct bus_upstream up;
 
-		if (!status_has_upstream(set->streams[i]->cfg))
+		if (!status_has_upstream(set->streams[i]->cfg) ||
+		    !status_shows(set->streams[i], process))
 			continue;
 		bus_upstream(set->streams[i]->bus, &up);
 		fprintf(out, "mjpeg_upstream_reconnects_total{stream=\"%s\"} %llu\n",
@@ -211,6 +237,8 @@ void status_write_metrics(FILE *out, const struct stream_set *set,
 		struct bus_stats stats;
 		uint64_t cumulative = 0;
 
+		if (!status_shows(set->streams[i], process))
+			continue;
 		bus_stats(set->streams[i]->bus, &stats);
 		for (b = 0; b < BUS_ENCODE_BUCKETS; b++) {
 			cumulative += stats.encode_hist[b];

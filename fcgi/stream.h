@@ -25,6 +25,11 @@ struct stream {
 	struct producer *producer;     /* NULL until first wanted */
 	_Atomic int refs;              /* the set's and the requests' */
 	_Atomic int retired;           /* set once, by a reload: viewers end */
+	/* Viewers of this stream in this process (the bus counts all
+	 * processes'): /status leaves a private stream's out of the process
+	 * total.  Changed by the request threads and writer threads that
+	 * admit and end viewers; read by status. */
+	_Atomic int viewers_here;
 };
 
 struct stream_set {

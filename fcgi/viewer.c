@@ -14,11 +14,27 @@ void viewer_init(struct viewer *v, const struct settings *settings, const struct
 	v->pace.keepalive_usec = settings->keepalive_usec;
 	v->parts_max = query->frames;
 	memcpy(v->boundary, boundary, sizeof(v->boundary) - 1);
+	if (query->expires_sec) {
+		/* The wall clock's exp on the monotonic clock the engine
+		 * keeps: a clock step later does not move it. */
+		int64_t now = clock_mono_usec();
+		int64_t left = query->expires_sec * USEC_PER_SEC - clock_wall_usec();
+
+		v->ends_usec = now + (left > 0 ? left : 0);
+		if (v->ends_usec <= 0)
+			v->ends_usec = 1;
+	}
+}
+
+int viewer_ending(const struct viewer *v, int ending, int64_t now_usec)
+{
+	return ending || (v->ends_usec && now_usec >= v->ends_usec);
 }
 
 enum viewer_step viewer_next(const struct viewer *v, uint64_t newest_seq, int ending,
 			     int64_t now_usec, int64_t *wake_usec)
 {
+	ending = viewer_ending(v, ending, now_usec);
 	if (v->aborted || v->done)
 		return VIEWER_END;
 	if (!v->held_seq) {
@@ -30,6 +46,8 @@ enum viewer_step viewer_next(const struct viewer *v, uint64_t newest_seq, int en
 		if (ending)
 			return VIEWER_END;
 		*wake_usec = now_usec + v->pace.keepalive_usec;
+		if (v->ends_usec && v->ends_usec < *wake_usec)
+			*wake_usec = v->ends_usec;
 		return VIEWER_WAIT;
 	}
 	if (ending)
@@ -42,6 +60,8 @@ enum viewer_step viewer_next(const struct viewer *v, uint64_t newest_seq, int en
 	case PACE_WAIT:
 		break;
 	}
+	if (v->ends_usec && v->ends_usec < *wake_usec)
+		*wake_usec = v->ends_usec; /* the link's expiry ends it then */
 	return VIEWER_WAIT;
 }
 

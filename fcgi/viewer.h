@@ -44,6 +44,8 @@ struct viewer {
 	int last;               /* the part begun ends the response */
 	int aborted;            /* the web server aborted the request (set by the sink) */
 	int done;               /* the response is over: the sink ends it */
+	int64_t ends_usec;      /* monotonic: a signed link's exp, when the response
+				 * ends as if the server stopped; 0: never */
 };
 
 enum viewer_step {
@@ -53,13 +55,19 @@ enum viewer_step {
 	VIEWER_END,    /* no more parts: end the request */
 };
 
-/* A new viewer with the query's ?fps and ?frames, the server's repeat and
- * keepalive, and its response's boundary (already sent in the head). */
+/* A new viewer with the query's ?fps and ?frames (and a signed link's
+ * expiry, query->expires_sec), the server's repeat and keepalive, and its
+ * response's boundary (already sent in the head). */
 void viewer_init(struct viewer *v, const struct settings *settings, const struct query *query,
 		 const char *boundary);
 
+/* The ending a sink passes to viewer_next and viewer_begin: the server's
+ * (it stops, or the stream was retired), or the viewer's link expired at
+ * now_usec. */
+int viewer_ending(const struct viewer *v, int ending, int64_t now_usec);
+
 /* What goes next.  newest_seq: the newest frame the sink can fetch (0:
- * none yet); ending: the server stops or the stream was retired.  No frame
+ * none yet); ending: viewer_ending's answer.  No frame
  * held yet, VIEWER_WAIT's *wake_usec is a keepalive away: the sink renews
  * its demand for frames then.  Changes nothing: ask as often as needed. */
 enum viewer_step viewer_next(const struct viewer *v, uint64_t newest_seq, int ending,

@@ -85,7 +85,7 @@ int viewer_blocking_run(const struct viewer_conn *conn, struct stream *stream,
 	while (!v.done) {
 		int64_t now = clock_mono_usec(), wake = now;
 		uint64_t newest_seq = bus_latest(bus);
-		int end = ending(stream, stopping);
+		int end = viewer_ending(&v, ending(stream, stopping), now);
 		enum viewer_step step;
 		struct bus_frame *newest = NULL;
 

@@ -2,9 +2,17 @@
  *
  * The demo stream's card is in index.html, so it plays before this script
  * runs. This script adopts it, asks `status` for every stream and adds a card
- * per stream: at most MAX_LIVE play live in an <img> (browsers open only six
- * HTTP/1.1 connections per server, and a live stream holds one for as long as
- * it plays); the others show a snapshot refreshed every SNAPSHOT_MS.
+ * per stream: at most MAX_LIVE play live in an <img>; the others show a
+ * snapshot refreshed every SNAPSHOT_MS. Over HTTP/1.1 that is four (browsers
+ * open only six connections per server, and a live stream holds one for as
+ * long as it plays); over HTTP/2 or HTTP/3, where every request is a stream
+ * of one connection, every stream plays live.
+ *
+ * Two views of the same cards: "cards" (picture, numbers, buttons) and
+ * "wall" (only the pictures, sized so that all of them fit the window;
+ * click one for full size). A stream whose source is scale:NAME is NAME's
+ * scaled copy: the wall shows it in NAME's tile (and hides its own card),
+ * and switches to NAME itself at full size.
  *
  * Every URL is relative, so the page works wherever it is mounted.
  * Before an <img> is dropped or re-pointed its src is set to "": otherwise
@@ -13,7 +21,19 @@
 'use strict';
 
 (function () {
-	const MAX_LIVE = 4;
+	/* Streams played live at once: over HTTP/1.1, four of the browser's six
+	 * connections per server (the rest carry status and snapshots); over
+	 * HTTP/2 or 3, the streams one connection may carry (nginx allows 128,
+	 * Apache 100), less room for status and snapshots. */
+	const MAX_LIVE_HTTP1 = 4;
+	const MAX_LIVE_MULTIPLEXED = 90;
+	const MULTIPLEXED = multiplexedProtocol();
+	const MAX_LIVE = MULTIPLEXED ? MAX_LIVE_MULTIPLEXED : MAX_LIVE_HTTP1;
+	const WALL_ASPECT = 4 / 3;     /* the wall's tiles are laid out for 4:3 pictures */
+	const WALL_MIN_TILE_PX = 160;  /* below this width a tile gets no narrower: the wall scrolls */
+	const WALL_GAP_PX = 6;         /* .grid.wall gap in style.css */
+	const WALL_LABEL_PX = 22;      /* a tile's name line above its picture */
+	const VIEW_KEY = 'mjpeg-fcgi.view'; /* localStorage: the view chosen last */
 	const STATUS_MS = 2000;        /* status poll period, ms */
 	const STATUS_TIMEOUT_MS = 4000;
 	const SNAPSHOT_MS = 2000;      /* thumbnail refresh and frame age period, ms */
@@ -32,6 +52,9 @@
 	const addrEl = document.getElementById('client-addr');
 
 	const cards = new Map();       /* stream name -> card state, in page order */
+	const thumbOf = new Map();     /* stream name -> the stream that is its scaled copy */
+	const thumbNames = new Set();  /* the streams that are another's scaled copy */
+	let view = 'cards';            /* 'cards' or 'wall' */
 	let serverDown = false;        /* the last status request failed */
 	let lastUptime = null;         /* uptime_sec of the last status answer */
 
@@ -42,6 +65,14 @@
 	const sigCanvas = document.createElement('canvas');
 	sigCanvas.width = sigCanvas.height = SIG_SIZE;
 	const sigCtx = sigCanvas.getContext('2d', { willReadFrequently: true });
+
+	/* True when this page came over HTTP/2 or HTTP/3: one connection carries
+	 * every request, and no per-server connection limit applies. */
+	function multiplexedProtocol() {
+		const nav = performance.getEntriesByType ? performance.getEntriesByType('navigation')[0] : null;
+		const proto = nav && nav.nextHopProtocol;
+		return proto === 'h2' || proto === 'h3';
+	}
 
 	function streamUrl(name, bust) {
 		return 'stream/' + encodeURIComponent(name) + (bust ? '?_=' + Date.now() : '');
@@ -83,6 +114,8 @@
 			viewersEl: root.querySelector('.viewers'),
 			actions: root.querySelector('.actions'),
 			info: null,          /* this stream's entry of the last status answer */
+			src: name,           /* the stream shown: this one, or its scaled copy on the wall */
+			full: false,         /* shown at full size (full screen or zoomed) */
 			mode: null,          /* 'live' or 'thumb' */
 			img: null,           /* the <img> currently shown (live stream or thumbnail) */
 			liveSince: 0,        /* when it went live: the oldest gives way to "watch live" */
@@ -181,8 +214,16 @@
 		card.actions.querySelector('.snapshot').addEventListener('click', () => downloadSnapshot(card));
 		card.actions.querySelector('.watch-live').addEventListener('click', () => watchLive(card));
 		card.frame.addEventListener('click', (ev) => {
-			if (ev.target.tagName === 'IMG' || card.frame.classList.contains('zoomed'))
-				toggleFullscreen(card);
+			if (ev.target.tagName !== 'IMG' && !card.frame.classList.contains('zoomed'))
+				return;
+			/* a snapshot tile of the wall plays live at full size (over
+			 * HTTP/1.1 the live stream shown longest gives way) */
+			if (view === 'wall' && card.mode === 'thumb' && !card.full) {
+				card.full = true;
+				card.src = wantedSource(card);
+				watchLive(card);
+			}
+			toggleFullscreen(card);
 		});
 		scheduleSnapshot(card, 200 + Math.random() * 800);
 	}
@@ -257,7 +298,7 @@
 		attachLiveImg(card, img);
 		setState(card, null);
 		card.frame.prepend(img);
-		img.src = streamUrl(card.name, true);
+		img.src = streamUrl(card.src, true);
 		setBadge(card);
 		setButtons(card);
 	}
@@ -328,7 +369,7 @@
 				return;
 			card.connLoads = 0;
 			resetStall(card);
-			card.img.src = streamUrl(card.name, true);
+			card.img.src = streamUrl(card.src, true);
 		}, delay);
 	}
 
@@ -475,13 +516,13 @@
 		card.snapTimer = null;
 		if (card.removed)
 			return;
-		if (document.hidden || serverDown) {
+		if (document.hidden || serverDown || card.root.hidden) {
 			scheduleSnapshot(card, SNAPSHOT_MS);
 			return;
 		}
 		const mode = card.mode;
 		try {
-			const res = await fetch(snapshotUrl(card.name), { cache: 'no-store' });
+			const res = await fetch(snapshotUrl(card.src), { cache: 'no-store' });
 			const received = Date.now() / 1000;
 			if (!res.ok)
 				throw new Error('HTTP ' + res.status);
@@ -556,8 +597,10 @@
 		}
 		if (frame.classList.contains('zoomed')) {
 			frame.classList.remove('zoomed');
+			setFull(card, false);
 			return;
 		}
+		setFull(card, true);
 		const request = frame.requestFullscreen || frame.webkitRequestFullscreen;
 		if (request) {
 			const p = request.call(frame);
@@ -569,10 +612,140 @@
 		}
 	}
 
+	/* At full size the wall shows the stream itself, not its scaled copy. */
+	function setFull(card, on) {
+		card.full = on;
+		applySource(card);
+	}
+
+	/* The cards at full size that no longer are: full screen ended, or the
+	 * zoom was taken off. */
+	function endFull() {
+		const fs = document.fullscreenElement || document.webkitFullscreenElement;
+		for (const card of cards.values())
+			if (card.full && fs !== card.frame && !card.frame.classList.contains('zoomed'))
+				setFull(card, false);
+	}
+
+	document.addEventListener('fullscreenchange', endFull);
+	document.addEventListener('webkitfullscreenchange', endFull);
+
 	document.addEventListener('keydown', (ev) => {
-		if (ev.key === 'Escape')
+		if (ev.key === 'Escape') {
 			for (const z of document.querySelectorAll('.frame.zoomed'))
 				z.classList.remove('zoomed');
+			endFull();
+		}
+	});
+
+	/* ---- views: cards and wall ---- */
+
+	/* The stream a card shows: on the wall (not at full size) its scaled
+	 * copy if it has one, else itself. */
+	function wantedSource(card) {
+		if (view === 'wall' && !card.full && thumbOf.has(card.name))
+			return thumbOf.get(card.name);
+		return card.name;
+	}
+
+	function applySource(card) {
+		const want = wantedSource(card);
+		if (want === card.src)
+			return;
+		card.src = want;
+		if (card.mode === 'live')
+			reconnectNow(card);
+		else if (card.mode === 'thumb')
+			scheduleSnapshot(card, 0);
+	}
+
+	/* A scaled copy has no tile of its own on the wall: it is shown in its
+	 * source's. */
+	function hiddenInView(card) {
+		return view === 'wall' && thumbNames.has(card.name);
+	}
+
+	/* Hides what the view hides (a hidden card stops playing), points every
+	 * card at the stream the view wants, and fills free live places with
+	 * visible cards that show snapshots. */
+	function rebalance() {
+		for (const card of cards.values()) {
+			const hidden = hiddenInView(card);
+			card.root.hidden = hidden;
+			if (hidden && card.mode === 'live')
+				goThumb(card);
+			applySource(card);
+		}
+		for (const card of cards.values()) {
+			if (liveCards().length >= MAX_LIVE)
+				break;
+			if (card.mode === 'thumb' && !card.root.hidden)
+				goLive(card);
+		}
+		layoutWall();
+	}
+
+	/* The number of columns with which every tile fits the window (below
+	 * the page's head) at the largest size, but no tile narrower than
+	 * WALL_MIN_TILE_PX. */
+	function layoutWall() {
+		if (view !== 'wall') {
+			grid.style.removeProperty('--wall-columns');
+			grid.style.removeProperty('--wall-tile');
+			return;
+		}
+		const n = Math.max(1, [...cards.values()].filter((c) => !c.root.hidden).length);
+		const width = grid.clientWidth;
+		const top = grid.getBoundingClientRect().top + window.scrollY;
+		const height = Math.max(200, window.innerHeight - top - 8);
+		let best = 1;
+		let bestTile = 0;
+		for (let cols = 1; cols <= n; cols++) {
+			const rows = Math.ceil(n / cols);
+			const tile = Math.min((width - (cols - 1) * WALL_GAP_PX) / cols,
+				((height - (rows - 1) * WALL_GAP_PX) / rows - WALL_LABEL_PX) * WALL_ASPECT);
+			if (tile > bestTile) {
+				bestTile = tile;
+				best = cols;
+			}
+		}
+		const widest = Math.max(1, Math.floor((width + WALL_GAP_PX) / (WALL_MIN_TILE_PX + WALL_GAP_PX)));
+		grid.style.setProperty('--wall-columns', String(Math.min(best, widest)));
+		grid.style.setProperty('--wall-tile', Math.floor(Math.max(bestTile, WALL_MIN_TILE_PX)) + 'px');
+	}
+
+	function setView(v) {
+		view = v === 'wall' ? 'wall' : 'cards';
+		grid.classList.toggle('wall', view === 'wall');
+		document.body.classList.toggle('wall-view', view === 'wall');
+		for (const b of viewsNav.querySelectorAll('button[data-view]'))
+			b.setAttribute('aria-pressed', String(b.dataset.view === view));
+		try {
+			localStorage.setItem(VIEW_KEY, view);
+		} catch (e) {
+			/* private mode: the choice lasts as long as the page */
+		}
+		const hash = view === 'wall' ? '#wall' : '';
+		if (location.hash !== hash && (hash || location.hash === '#cards' || location.hash === '#wall'))
+			history.replaceState(null, '', location.pathname + location.search + hash);
+		rebalance();
+	}
+
+	/* #wall or #cards in the address wins, then the last choice here. */
+	function initialView() {
+		if (location.hash === '#wall' || location.hash === '#cards')
+			return location.hash.slice(1);
+		try {
+			return localStorage.getItem(VIEW_KEY) || 'cards';
+		} catch (e) {
+			return 'cards';
+		}
+	}
+
+	window.addEventListener('resize', layoutWall);
+	window.addEventListener('hashchange', () => {
+		if (location.hash === '#wall' || location.hash === '#cards')
+			setView(location.hash.slice(1));
 	});
 
 	/* ---- status ---- */
@@ -598,6 +771,7 @@
 
 		const streams = Array.isArray(st.streams) ? st.streams : [];
 		const names = new Set(streams.map((s) => s.name));
+		learnThumbnails(streams, names);
 		for (const card of [...cards.values()])
 			if (!names.has(card.name))
 				removeCard(card);
@@ -609,7 +783,9 @@
 				cards.set(info.name, card);
 				grid.append(card.root);
 				card.info = info;
-				if (liveCards().length < MAX_LIVE)
+				card.src = wantedSource(card);
+				card.root.hidden = hiddenInView(card);
+				if (liveCards().length < MAX_LIVE && !card.root.hidden)
 					goLive(card);
 				else
 					goThumb(card);
@@ -627,6 +803,21 @@
 			}
 			if (restarted)
 				reconnectNow(card);
+		}
+		rebalance();
+	}
+
+	/* A stream whose source is scale:NAME, NAME being another stream, is
+	 * NAME's scaled copy (the first such one, in status order). */
+	function learnThumbnails(streams, names) {
+		thumbOf.clear();
+		thumbNames.clear();
+		for (const info of streams) {
+			const m = typeof info.source === 'string' ? /^scale:(.+)$/.exec(info.source) : null;
+			if (!m || !names.has(m[1]) || m[1] === info.name || thumbOf.has(m[1]))
+				continue;
+			thumbOf.set(m[1], info.name);
+			thumbNames.add(info.name);
 		}
 	}
 
@@ -686,10 +877,20 @@
 
 	/* ---- start ---- */
 
+	const viewsNav = document.getElementById('views');
+	for (const b of viewsNav.querySelectorAll('button[data-view]'))
+		b.addEventListener('click', () => setView(b.dataset.view));
+	viewsNav.hidden = false;
+	document.getElementById('live-note').textContent = MULTIPLEXED
+		? 'every stream live (HTTP/2)'
+		: 'at most ' + MAX_LIVE + ' streams live (HTTP/1.1); the others as snapshots';
+	document.body.classList.toggle('multiplexed', MULTIPLEXED);
+
 	for (const root of grid.querySelectorAll('.card[data-stream]')) {
 		const card = adoptStaticCard(root);
 		cards.set(card.name, card);
 	}
+	setView(initialView());
 	setInterval(tick, 1000);
 	tick();
 	pollStatus();

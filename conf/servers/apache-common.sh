@@ -21,6 +21,11 @@ apache_check_tools() {
     done
 }
 
+# TLS=1: mod_ssl, mod_http2 and the session cache (all in apache2-bin).
+server_check_tls() {
+    apache_check_tools socache_shmcb ssl http2
+}
+
 # Apache refuses to serve as root; its children (and so the CGI and
 # mod_fcgid responders) then run as APACHE_USER.
 apache_user() {

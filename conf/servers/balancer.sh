@@ -27,6 +27,10 @@ server_check_tools() {
     fi
 }
 
+server_check_tls() {
+    die "SERVER=balancer serves http only; README \"Scaling out\" shows TLS at a balancer"
+}
+
 # The example with this stack's port and edges, as the template the core
 # renders: the "# edge" lines become one line per edge, the same
 # max_fails and fail_timeout; listen takes PORT. As root, a user line for

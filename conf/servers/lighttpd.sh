@@ -18,6 +18,12 @@ server_check_paths() {
     check_paths_for_command_line
 }
 
+server_check_tls() {
+    local moddir=${LIGHTTPD_MODDIR:-/usr/lib/lighttpd}
+    [[ -f $moddir/mod_openssl.so ]] ||
+        die "$moddir/mod_openssl.so missing (install lighttpd-mod-openssl, or set LIGHTTPD_MODDIR)"
+}
+
 server_render() { :; }
 
 server_command() {

@@ -4,6 +4,17 @@
  *   import MjpegStream from './MjpegStream.js';
  *   <MjpegStream src="/stream/demo" :width="256" :height="256" alt="demo" />
  *
+ * A private stream (signed links, see the README) takes a function instead
+ * of a URL: it returns a fresh link (or a promise of one), from your
+ * application, and is called for every connection, reconnects included:
+ *
+ *   <MjpegStream :src="() => fetch('/api/cam-link').then((r) => r.text())" />
+ *
+ * A link that carries `exp` (seconds since the epoch) is renewed
+ * renewBeforeS seconds before it expires (the server ends the stream at
+ * exp, and Chromium reports no event when a stream ends), so the picture
+ * goes on without a gap.
+ *
  * Browsers render multipart/x-mixed-replace only in an <img> (or as a page of
  * its own); a <video> has no decoder for it and stays blank. So this component
  * is an <img> that:
@@ -41,6 +52,11 @@ export const WATCHDOG_MS = 5000;
 /* This many loads on one connection: the browser reports each part. */
 export const PER_PART_LOADS = 3;
 
+/* Renewing a signed link: at least this long after it was opened, however
+ * soon it expires (a link minted with a very short life, or a clock ahead
+ * of the server's, must not make a reconnect loop). */
+export const RENEW_MIN_MS = 1000;
+
 /* The URL with `_` set to something new. */
 function withCacheBuster(src) {
 	const url = new URL(src, document.baseURI);
@@ -52,7 +68,11 @@ export default {
 	name: 'MjpegStream',
 
 	props: {
-		src: { type: String, required: true },
+		/* a URL, or a function that returns one (or a promise of one):
+		 * called for every connection, for private streams' signed links */
+		src: { type: [String, Function], required: true },
+		/* a link with `exp` is renewed this many seconds before it */
+		renewBeforeS: { type: Number, default: 10 },
 		width: { type: [Number, String], default: undefined },
 		height: { type: [Number, String], default: undefined },
 		alt: { type: String, default: 'live stream' },
@@ -70,7 +90,10 @@ export default {
 	created() {
 		/* not reactive: the <img>'s src is managed here, not by the template */
 		this.retryTimer = null;
+		this.renewTimer = null;
 		this.watchdog = null;
+		this.connects = 0;   /* connect() calls: a late answer of src() is dropped */
+		this.unmounted = false;
 		this.attempt = 0;
 		this.connLoads = 0;  /* load events on the current connection */
 		this.lastLoad = 0;
@@ -80,12 +103,13 @@ export default {
 		document.addEventListener('visibilitychange', this.onVisibility);
 		this.watchdog = setInterval(this.checkAlive, 1000);
 		if (!document.hidden)
-			this.open(this.src);
+			this.connect(false);
 	},
 
 	beforeUnmount() {
 		document.removeEventListener('visibilitychange', this.onVisibility);
 		clearInterval(this.watchdog);
+		this.unmounted = true;
 		this.cancelRetry();
 		this.close();   /* before Vue removes the <img>: ends the download */
 	},
@@ -106,6 +130,8 @@ export default {
 
 		close() {
 			const img = this.$refs.img;
+			clearTimeout(this.renewTimer);
+			this.renewTimer = null;
 			if (img && img.getAttribute('src'))
 				img.src = '';
 		},
@@ -113,6 +139,42 @@ export default {
 		cancelRetry() {
 			clearTimeout(this.retryTimer);
 			this.retryTimer = null;
+		},
+
+		/* Opens the stream: src itself, or a fresh URL from the function
+		 * src; with a cache buster when it reconnects.  A function that
+		 * fails counts as a failed connection (the back-off applies). */
+		async connect(bust) {
+			const seq = ++this.connects;
+			let url;
+			try {
+				url = typeof this.src === 'function' ? await this.src() : this.src;
+			} catch (e) {
+				url = null;
+			}
+			if (seq !== this.connects || this.unmounted || document.hidden)
+				return;   /* superseded, gone or hidden meanwhile */
+			if (typeof url !== 'string' || !url) {
+				this.scheduleRetry();
+				return;
+			}
+			this.open(bust ? withCacheBuster(url) : url);
+			this.scheduleRenewal(url);
+		},
+
+		/* A fresh link before this one's exp, when src can give one. */
+		scheduleRenewal(url) {
+			const exp = Number(new URL(url, document.baseURI).searchParams.get('exp'));
+			clearTimeout(this.renewTimer);
+			this.renewTimer = null;
+			if (typeof this.src !== 'function' || !exp)
+				return;
+			const delayMs = Math.max(RENEW_MIN_MS,
+						 exp * 1000 - Date.now() - this.renewBeforeS * 1000);
+			this.renewTimer = setTimeout(() => {
+				this.renewTimer = null;
+				this.reconnect();
+			}, delayMs);
 		},
 
 		/* Opens a new connection now, forgetting the back-off. */
@@ -124,7 +186,7 @@ export default {
 			if (document.hidden)
 				this.close();
 			else
-				this.open(withCacheBuster(this.src));
+				this.connect(true);
 		},
 
 		onLoad() {
@@ -147,6 +209,13 @@ export default {
 			/* setting src to "" (done on purpose) fires error too */
 			if (!img || !img.getAttribute('src') || this.retryTimer)
 				return;
+			this.scheduleRetry();
+		},
+
+		/* The next attempt after the back-off. */
+		scheduleRetry() {
+			if (this.retryTimer)
+				return;
 			const table = this.backoffMs.length ? this.backoffMs : BACKOFF_MS;
 			const delayMs = table[Math.min(this.attempt, table.length - 1)];
 			this.attempt++;
@@ -155,7 +224,7 @@ export default {
 			this.retryTimer = setTimeout(() => {
 				this.retryTimer = null;
 				if (!document.hidden)
-					this.open(withCacheBuster(this.src));
+					this.connect(true);
 			}, delayMs);
 		},
 

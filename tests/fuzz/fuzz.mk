@@ -21,7 +21,7 @@ FUZZ_CC ?= clang
 FUZZ_SECONDS ?= 20
 FUZZ_DIR := build/fuzz
 FUZZ_SRC := tests/fuzz
-FUZZ_TARGETS := query jpeg mjpeg config mjpeg_reader
+FUZZ_TARGETS := query jpeg mjpeg config mjpeg_reader sign
 FUZZ_BINS := $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz_%)
 # UB is fatal (a report alone would not fail the run).
 FUZZ_SANITIZE := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
@@ -34,16 +34,18 @@ FUZZ_RUN_FLAGS := -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
 # reaches the frame bus and streams, and through them the producers:
 # fuzz_jpeg links every module but main.c, as the unit tests do.
 FUZZ_ALL_MODS := $(filter-out main,$(basename $(notdir $(wildcard fcgi/*.c))))
-FUZZ_MODS_query := http config option parse encode log
-FUZZ_LIBS_query := -linih -lturbojpeg -lcurl
+FUZZ_MODS_query := http sign config cmdline option parse encode log
+FUZZ_LIBS_query := -linih -lturbojpeg -lcurl -lcrypto
 FUZZ_MODS_jpeg := $(FUZZ_ALL_MODS)
-FUZZ_LIBS_jpeg := -lfcgi -lturbojpeg -linih -lcurl -ljansson
+FUZZ_LIBS_jpeg := -lfcgi -lturbojpeg -linih -lcurl -lcrypto -ljansson
 FUZZ_MODS_mjpeg := mjpeg_splitter log
 FUZZ_LIBS_mjpeg :=
 FUZZ_MODS_mjpeg_reader := mjpeg_reader mjpeg_splitter log
 FUZZ_LIBS_mjpeg_reader :=
-FUZZ_MODS_config := config option parse encode log
+FUZZ_MODS_config := config cmdline option parse encode log
 FUZZ_LIBS_config := -linih -lturbojpeg -lcurl
+FUZZ_MODS_sign := sign http config cmdline option parse encode log
+FUZZ_LIBS_sign := -linih -lturbojpeg -lcurl -lcrypto
 
 .PHONY: fuzz fuzz-build fuzz-regress $(FUZZ_TARGETS:%=fuzz-run-%)
 

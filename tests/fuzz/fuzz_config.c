@@ -6,6 +6,7 @@
  * config_load_file prints every error to stderr; the harness points stdio's
  * stderr at /dev/null (file descriptor 2 stays, so sanitizer and libFuzzer
  * reports still show).  FUZZ_CONFIG_STDERR=1 keeps the messages. */
+#include "cmdline.h"
 #include "config.h"
 #include "fuzz.h"
 #include "supervisor.h"
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -50,14 +52,15 @@ static int terminated(const char *s, size_t size)
 
 static void check_stream(const struct stream_settings *st)
 {
-	size_t token_bytes;
+	size_t token_bytes, secret_bytes;
 
 	CHECK(terminated(st->name, sizeof(st->name)));
 	CHECK(config_stream_name_valid(st->name));
 	CHECK(terminated(st->source, sizeof(st->source)) && st->source[0]);
 	CHECK(terminated(st->path, sizeof(st->path)));
 	CHECK(terminated(st->token, sizeof(st->token)));
-	CHECK((unsigned)st->kind <= SOURCE_INGEST);
+	CHECK(terminated(st->view_secret, sizeof(st->view_secret)));
+	CHECK((unsigned)st->kind <= SOURCE_EXEC);
 	CHECK((unsigned)st->format <= PIXEL_YUYV);
 	CHECK(st->width >= 1 && st->width <= FRAME_SIDE_MAX);
 	CHECK(st->height >= 1 && st->height <= FRAME_SIDE_MAX);
@@ -66,6 +69,9 @@ static void check_stream(const struct stream_settings *st)
 	CHECK(st->max_viewers >= 0 && st->max_viewers <= MAX_VIEWERS_LIMIT);
 	token_bytes = strlen(st->token);
 	CHECK(token_bytes == 0 || (token_bytes >= TOKEN_MIN && token_bytes <= TOKEN_MAX));
+	secret_bytes = strlen(st->view_secret);
+	CHECK(secret_bytes == 0 ||
+	      (secret_bytes >= SIGN_SECRET_MIN && secret_bytes <= SIGN_SECRET_MAX));
 	switch (st->kind) {
 	case SOURCE_PATTERN_REDBLUE:
 		CHECK(strcmp(st->source, "pattern:redblue") == 0);
@@ -73,10 +79,16 @@ static void check_stream(const struct stream_settings *st)
 	case SOURCE_PATTERN_BARS:
 		CHECK(strcmp(st->source, "pattern:bars") == 0);
 		break;
+	case SOURCE_HTTP:
+		/* the whole URL, scheme and all */
+		CHECK(strcmp(st->source, st->path) == 0);
+		CHECK(strncmp(st->path, "http://", 7) == 0 || strncmp(st->path, "https://", 8) == 0);
+		break;
 	case SOURCE_DIR:
 	case SOURCE_RAW:
 	case SOURCE_MJPEG:
-		/* "dir:", "raw:" or "mjpeg:" and then the path, not empty */
+	case SOURCE_EXEC:
+		/* "dir:", "raw:", "mjpeg:" or "exec:" and then the path, not empty */
 		CHECK(st->path[0]);
 		CHECK(strlen(st->source) > strlen(st->path));
 		CHECK(strcmp(st->source + strlen(st->source) - strlen(st->path), st->path) == 0);
@@ -87,6 +99,24 @@ static void check_stream(const struct stream_settings *st)
 		CHECK(strcmp(st->source, "ingest") == 0);
 		CHECK(token_bytes >= TOKEN_MIN);
 		break;
+	case SOURCE_HTTP:
+		/* the URL as written; what is shown may hide its user part */
+		CHECK(strncasecmp(st->path, "http", 4) == 0);
+		CHECK(strncasecmp(st->source, "http", 4) == 0);
+		break;
+	case SOURCE_EXEC: {
+		/* accepted: the command line splits into at least one word */
+		struct cmdline cl;
+		char why[128];
+
+		CHECK(strncmp(st->source, "exec:", 5) == 0);
+		CHECK(strcmp(st->source + 5, st->path) == 0);
+		CHECK(cmdline_split(st->path, 0, &cl, why, sizeof(why)) == 0 && cl.argc >= 1);
+		cmdline_free(&cl);
+		if (st->format_set)
+			CHECK(st->format != PIXEL_YUYV || st->width % 2 == 0);
+		break;
+	}
 	}
 }
 
@@ -120,6 +150,13 @@ static void check_settings(const struct settings *s, const uint8_t *data, size_t
 	CHECK(s->request_usec >= 100000 && s->request_usec <= 600000000LL);
 	CHECK(s->frame_bytes_max >= 1024 && s->frame_bytes_max <= FRAME_BYTES_MAX_LIMIT);
 	CHECK((int)s->log_level >= LOG_LEVEL_ERROR && (int)s->log_level <= LOG_LEVEL_DEBUG);
+	CHECK(s->link_grace_usec >= 0 && s->link_grace_usec <= SIGN_GRACE_S_MAX * 1000000LL);
+	CHECK(terminated(s->view_secret, sizeof(s->view_secret)));
+	CHECK(terminated(s->status_token, sizeof(s->status_token)));
+	CHECK(!s->view_secret[0] || (strlen(s->view_secret) >= SIGN_SECRET_MIN &&
+				     strlen(s->view_secret) <= SIGN_SECRET_MAX));
+	CHECK(!s->status_token[0] || (strlen(s->status_token) >= TOKEN_MIN &&
+				      strlen(s->status_token) <= TOKEN_MAX));
 	for (i = 0; i < s->stream_count; i++) {
 		check_stream(&s->streams[i]);
 		CHECK(section_in_input(s->streams[i].name, data, size));

@@ -12,6 +12,7 @@ import random
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import time
 
@@ -138,17 +139,21 @@ def wait_until(predicate, timeout, period=0.1):
 
 class Stack:
     """A stack on PORT: `make start PORT=port SERVER=server [CONFIG=config]
-    [WORKERS=n] [RESPONDER=path]`, and small HTTP helpers against it.
+    [WORKERS=n] [RESPONDER=path] [TLS=1]`, and small HTTP helpers against it
+    (over https, verifying the stack's own certificate, with TLS).
     `with st.start():` stops it when the block ends, however it ends."""
 
-    def __init__(self, port, server="nginx", config=None, workers=None, responder=None):
+    def __init__(self, port, server="nginx", config=None, workers=None, responder=None,
+                 tls=False):
         self.port = port
         self.server = server
         self.config = config
         self.workers = workers
         self.responder = responder
-        self.base = "http://127.0.0.1:%d/" % port
+        self.tls = tls
+        self.base = "%s://127.0.0.1:%d/" % ("https" if tls else "http", port)
         self.run_dir = os.path.join(TOP, "run", str(port))
+        self.cert = os.path.join(self.run_dir, "tls", "cert.pem")
         self.stopped = True
 
     # --- start and stop ---------------------------------------------------
@@ -163,6 +168,8 @@ class Stack:
             args.append("WORKERS=%d" % self.workers)
         if self.responder:
             args.append("RESPONDER=%s" % self.responder)
+        if self.tls:
+            args.append("TLS=1")
         r = make(*args)
         if r.returncode != 0:
             make("stop", "PORT=%d" % self.port)
@@ -195,7 +202,11 @@ class Stack:
     def request(self, method, path, body=None, headers=None, timeout=HTTP_TIMEOUT):
         """One complete request: (status, HTTPMessage headers, body bytes).
         Not for endless streams."""
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        if self.tls:
+            conn = http.client.HTTPSConnection("127.0.0.1", self.port, timeout=timeout,
+                                               context=ssl.create_default_context(cafile=self.cert))
+        else:
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
             conn.request(method, "/" + path.lstrip("/"), body=body, headers=headers or {})
             resp = conn.getresponse()
@@ -247,10 +258,11 @@ class Stack:
             return "(%s)" % e
 
 
-def start_stack(port=None, config=None, server="nginx", workers=None, responder=None):
+def start_stack(port=None, config=None, server="nginx", workers=None, responder=None,
+                tls=False):
     """A started Stack (on a free port unless PORT is given)."""
     return Stack(port or free_port(), server, config and str(config), workers,
-                 responder and str(responder)).start()
+                 responder and str(responder), tls).start()
 
 
 def running_stack(**kw):

@@ -4,10 +4,13 @@ config blocks."""
 
 import io
 import os
+import pathlib
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 
@@ -216,3 +219,169 @@ def test_push_chain_recipe_as_written(tmp_path):
             assert snapshot(st.port, "pi")[0] == (640, 480)
 
         run_snippet(code, True, check)
+
+
+def test_tls_nginx_recipe_as_written(tmp_path):
+    """The nginx TLS recipe in an nginx of its own, in front of a stack's
+    responder: the stack's self-signed certificate in place of certbot's
+    files, a free port in place of 443, the checkout's page and the
+    stack's socket in place of the installed ones. curl reads the page,
+    status and a stream over HTTP/2, checking the certificate."""
+    import grp
+    import pwd
+    block = readme_blocks()["tls-nginx"]
+    with running_stack(tls=True) as st:
+        port = free_port()
+        key = os.path.join(st.run_dir, "tls", "key.pem")
+        sock = os.path.join(st.run_dir, "mjpeg-fcgi.sock")
+        site = block
+        for old, new in (("listen 443 ssl http2;", "listen 127.0.0.1:%d ssl http2;" % port),
+                         ("/etc/letsencrypt/live/cams.example.org/fullchain.pem", st.cert),
+                         ("/etc/letsencrypt/live/cams.example.org/privkey.pem", key),
+                         ("/usr/local/share/mjpeg-fcgi/html", os.path.join(TOP, "html")),
+                         ("unix:/run/mjpeg-fcgi/mjpeg-fcgi.sock", "unix:" + sock)):
+            assert old in site, old
+            site = site.replace(old, new)
+        # What the recipe leaves to the system's nginx.conf: a main
+        # context, its paths here, and Debian's fastcgi_params beside it.
+        user = ""
+        if os.geteuid() == 0:
+            user = "user %s %s;" % (pwd.getpwuid(os.getuid()).pw_name,
+                                    grp.getgrgid(os.getgid()).gr_name)
+        tmp = str(tmp_path)
+        with open("/etc/nginx/fastcgi_params") as f, \
+                open(os.path.join(tmp, "fastcgi_params"), "w") as out:
+            out.write(f.read())
+        conf = os.path.join(tmp, "nginx.conf")
+        with open(conf, "w") as f:
+            f.write("""%s
+worker_processes 1;
+pid %s/nginx.pid;
+error_log %s/error.log warn;
+events { worker_connections 256; }
+http {
+    types { text/html html; text/css css; text/javascript js; }
+    access_log off;
+    client_body_temp_path %s/body; fastcgi_temp_path %s/fastcgi;
+    proxy_temp_path %s/proxy; uwsgi_temp_path %s/uwsgi; scgi_temp_path %s/scgi;
+%s
+}
+""" % ((user,) + (tmp,) * 7 + (site,)))
+        nginx = subprocess.Popen(["nginx", "-p", tmp + "/", "-c", conf, "-e",
+                                  os.path.join(tmp, "error.log"), "-g", "daemon off;"],
+                                 stdin=subprocess.DEVNULL, start_new_session=True)
+        try:
+            base = "https://127.0.0.1:%d/" % port
+
+            def curl(path, *extra):
+                return subprocess.run(["curl", "-sS", "--noproxy", "*", "--http2", "--cacert",
+                                       st.cert, "-w", "\n%{http_version} %{http_code}"]
+                                      + list(extra) + [base + path],
+                                      capture_output=True, timeout=30)
+
+            def up():
+                r = curl("status", "--max-time", "2")
+                return r if r.returncode == 0 else None
+
+            deadline = time.monotonic() + 10
+            r = None
+            while r is None and time.monotonic() < deadline and nginx.poll() is None:
+                r = up()
+                time.sleep(0.1)
+            with open(os.path.join(tmp, "error.log")) as f:
+                log = f.read()
+            assert r is not None, "the recipe's nginx did not answer (its stderr is above): " + log
+            assert r.stdout.endswith(b"\n2 200"), r.stdout[-200:]
+            r = curl("", "--max-time", "5")
+            assert r.stdout.endswith(b"\n2 200") and b"viewer.js" in r.stdout, r.stdout[-200:]
+            r = curl("stream/demo", "--max-time", "3")
+            assert r.returncode == 28, r.stderr      # the stream went on until the time limit
+            assert r.stdout.count(b"Content-Type: image/jpeg") >= 2, r.stdout[:300]
+            assert r.stdout.endswith(b"\n2 200"), r.stdout[-100:]
+        finally:
+            if nginx.poll() is None:
+                os.killpg(nginx.pid, signal.SIGTERM)
+            nginx.wait(10)
+
+
+def test_signed_link_snippets_play(tmp_path):
+    """The README's minting snippets (Python, Node, shell) as written: each
+    prints a link that opens the private stream of the README's config, and
+    whose query opens its snapshot; the stream without a link is 403."""
+    import mjpeg
+    blocks = readme_blocks()
+    config = tmp_path / "signed.ini"
+    config.write_text(blocks["signed-config"])
+    commands = {
+        "signed-python": [sys.executable, "-c", blocks["signed-python"]],
+        "signed-node": ["node", "-e", blocks["signed-node"]],
+        "signed-shell": ["bash", "-c", blocks["signed-shell"]],
+    }
+    with running_stack(config=config) as st:
+        assert st.get("/stream/backyard")[0] == 403
+        for name, cmd in commands.items():
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+            assert r.returncode == 0, (name, r.stderr)
+            link = r.stdout.strip()
+            assert re.fullmatch(r"stream/backyard\?exp=\d+&sig=[0-9a-f]{64}", link), (name, link)
+            with mjpeg.Viewer(st.port, "/" + link, deadline=time.monotonic() + 20) as v:
+                assert v.status == 200, (name, v.status, v.resp.read()[:200])
+                part = v.reader.next_part()
+                assert part is not None, name
+                mjpeg.decode_jpeg(part.body)
+            status, _, body = st.get("/snapshot/backyard?" + link.split("?", 1)[1])
+            assert status == 200, (name, status, body[:200])
+            mjpeg.decode_jpeg(body)
+
+
+def test_exec_recipes_as_written(tmp_path):
+    """The exec: recipes.  The test picture and raw ones run as written.
+    The RTSP camera's command line runs as written but for the camera's
+    address: an RTSP server on loopback (GStreamer's RTSP server library,
+    rtsp_server.py) serves a test picture there.  The USB webcam's needs a
+    V4L2 device the tests do not have: its input (`-f v4l2 -input_format
+    mjpeg -i /dev/video0`) is replaced by an MJPEG file made by ffmpeg, and
+    the rest of the line (`-c copy -f mjpeg -`) runs as written: every
+    frame a viewer gets is byte for byte a JPEG of that file (copied, not
+    encoded again)."""
+    from mjpeg import Viewer
+    blocks = readme_blocks()
+    webcam_input = "-f v4l2 -input_format mjpeg -i /dev/video0"
+    rtsp_url = "rtsp://192.168.1.66:554/stream1"
+    assert webcam_input in blocks["exec-webcam-config"]
+    assert rtsp_url in blocks["exec-rtsp-config"]
+    # a short path: the config line that names it must fit in 199 bytes
+    clip_dir = tempfile.mkdtemp(prefix="exec")
+    clip = pathlib.Path(clip_dir) / "w.mjpeg"
+    subprocess.run(["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-f", "lavfi",
+                    "-i", "testsrc=size=320x240:rate=10", "-frames:v", "20", "-q:v", "5",
+                    "-f", "mjpeg", str(clip)], check=True, timeout=60)
+    clip_bytes = clip.read_bytes()
+    rtsp_port = free_port()
+    rtsp = subprocess.Popen([sys.executable, os.path.join(os.path.dirname(__file__),
+                                                          "rtsp_server.py"), str(rtsp_port)],
+                            stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+    try:
+        assert rtsp.stdout.readline().strip() == "ready"
+        config = tmp_path / "exec.ini"
+        config.write_text(
+            blocks["exec-testsrc-config"] + blocks["exec-raw-config"]
+            + blocks["exec-rtsp-config"].replace(rtsp_url,
+                                                 "rtsp://127.0.0.1:%d/stream1" % rtsp_port)
+            + blocks["exec-webcam-config"].replace(
+                webcam_input, "-stream_loop -1 -re -framerate 10 -f mjpeg -i %s" % clip))
+        with running_stack(config=config) as st:
+            for name, size in (("test", (640, 480)), ("rawtest", (320, 240)),
+                               ("porch", (320, 240)), ("webcam", (320, 240))):
+                got, _ = snapshot(st.port, name, timeout=30)
+                assert got == size, (name, got, st.log_tail())
+                assert st.stream(name)["upstream"]["state"] == "connected", name
+            with Viewer(st.port, "/stream/webcam?frames=5", timeout=20) as v:
+                assert v.status == 200
+                for _ in range(5):
+                    part = v.reader.next_part()
+                    assert part is not None and part.body in clip_bytes
+    finally:
+        rtsp.kill()
+        rtsp.wait(10)
+        shutil.rmtree(clip_dir)

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "clock.h"
 #include "config.h"
 #include "testutil.h"
 
@@ -578,6 +579,44 @@ static void test_upstream_keys_applied(void **state)
 	assert_int_equal(st->upstream.retry_max_usec, UPSTREAM_RETRY_MAX_MS_DEFAULT * 1000);
 }
 
+/* exec: the command line is split at load time (a quoting error stops the
+ * start, with the column); format (with size) makes it raw frames. */
+static void test_exec_source(void **state)
+{
+	struct fixture *f = *state;
+	const struct stream_settings *st;
+
+	write_ini(f, "[stream m]\nsource = exec:sh -c 'printf x' \"a b\" c\\ d\n"
+		     "[stream r]\nsource = exec:ffmpeg -f rawvideo -\nformat = gray\nsize = 64x48\n");
+	config_defaults(&f->settings);
+	assert_int_equal(config_load_file(&f->settings, f->ini), 0);
+	st = config_find_stream(&f->settings, "m");
+	assert_non_null(st);
+	assert_int_equal(st->kind, SOURCE_EXEC);
+	assert_string_equal(st->path, "sh -c 'printf x' \"a b\" c\\ d");
+	assert_int_equal(st->format_set, 0);
+	st = config_find_stream(&f->settings, "r");
+	assert_non_null(st);
+	assert_int_equal(st->format_set, 1);
+	assert_int_equal(st->format, PIXEL_GRAY);
+	assert_int_equal(st->width, 64);
+
+	assert_file_refused(f, "[stream c]\nsource = exec:sh -c 'echo\n", 0,
+			    "[stream c]: source: unterminated ' quote opened at column 12");
+	assert_file_refused(f, "[stream c]\nsource = exec:a \"b\n", 0,
+			    "unterminated \" quote opened at column 8");
+	assert_file_refused(f, "[stream c]\nsource = exec:a\\\n", 0,
+			    "a backslash at column 7 ends the command");
+	assert_file_refused(f, "[stream c]\nsource = exec:''x'\n", 0, "unterminated");
+	assert_file_refused(f, "[stream c]\nsource = exec:ffmpeg -\nformat = rgb24\n", 0,
+			    "it needs size = WIDTHxHEIGHT");
+	assert_file_refused(f,
+			    "[stream c]\nsource = exec:ffmpeg -\nformat = yuyv\nsize = 63x48\n",
+			    0, "yuyv needs an even width");
+	assert_file_refused(f, "[stream c]\nsource = exec:ffmpeg\nuser = u\n", 0,
+			    "for http: and https: sources");
+}
+
 static void test_url_shown(void **state)
 {
 	static const char *const cases[][2] = {
@@ -895,6 +934,87 @@ static void test_file_size_limit(void **state)
 /* A test given the fixture: its directory, the INI path, stderr captured on demand. */
 #define CONFIG_TEST(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
+/* ---- private streams ---------------------------------------------------- */
+
+#define SECRET_32 "0123456789abcdef0123456789abcdef"
+
+static void test_view_secret_keys(void **state)
+{
+	struct fixture *f = *state;
+	const char *args[] = { "--config", f->ini, NULL };
+	const struct stream_settings *st;
+
+	/* a stream's own secret, [server]'s for the others, wherever [server]
+	 * stands in the file */
+	write_ini(f, "[stream own]\nsource = pattern:bars\nview_secret = " SECRET_32 "-own\n"
+		     "[stream inherits]\nsource = pattern:bars\n"
+		     "[server]\nview_secret = " SECRET_32 "\nstatus_token = status-token-0123\n"
+		     "link_grace_s = 5\n");
+	assert_int_equal(from_args(&f->settings, args), 0);
+	st = config_find_stream(&f->settings, "own");
+	assert_non_null(st);
+	assert_string_equal(st->view_secret, SECRET_32 "-own");
+	st = config_find_stream(&f->settings, "inherits");
+	assert_non_null(st);
+	assert_string_equal(st->view_secret, SECRET_32);
+	assert_string_equal(f->settings.status_token, "status-token-0123");
+	assert_int_equal(f->settings.link_grace_usec, 5 * USEC_PER_SEC);
+
+	/* the built-in streams take [server]'s too */
+	write_ini(f, "[server]\nview_secret = " SECRET_32 "\n");
+	assert_int_equal(from_args(&f->settings, args), 0);
+	assert_int_equal(f->settings.stream_count, 2);
+	assert_string_equal(f->settings.streams[0].view_secret, SECRET_32);
+	assert_string_equal(f->settings.streams[1].view_secret, SECRET_32);
+
+	/* without one, streams are public; the grace defaults to 30 s */
+	write_ini(f, "[stream pub]\nsource = pattern:bars\n");
+	assert_int_equal(from_args(&f->settings, args), 0);
+	assert_string_equal(f->settings.streams[0].view_secret, "");
+	assert_string_equal(f->settings.status_token, "");
+	assert_int_equal(f->settings.link_grace_usec, SIGN_GRACE_S_DEFAULT * USEC_PER_SEC);
+}
+
+static void test_view_secret_errors(void **state)
+{
+	struct fixture *f = *state;
+	char text[512];
+	const char *secret_arg[] = { "--view-secret", SECRET_32, NULL };
+	const char *token_arg[] = { "--status-token", "status-token-0123", NULL };
+	const char *grace_arg[] = { "--link-grace-s", "3601", NULL };
+
+	/* too short, naming the stream */
+	assert_file_refused(f, "[stream cam]\nsource = pattern:bars\nview_secret = short\n", 3,
+			    "[stream cam] view_secret: must be 32 to 128 characters");
+	assert_file_refused(f,
+			    "[stream cam]\nsource = pattern:bars\nview_secret = "
+			    "0123456789abcdef0123456789abcde\n",
+			    3, "[stream cam] view_secret: must be 32 to 128 characters");
+	snprintf(text, sizeof(text), "[stream cam]\nsource = pattern:bars\nview_secret = %0129d\n",
+		 0);
+	assert_file_refused(f, text, 3, "must be 32 to 128 characters");
+	assert_file_refused(f, "[server]\nview_secret = short\n", 2,
+			    "[server] view_secret: must be 32 to 128 characters");
+	assert_file_refused(f, "[server]\nstatus_token = short\n", 2,
+			    "[server] status_token: must be 16 to 128 characters");
+	assert_file_refused(f, "[server]\nlink_grace_s = 3601\n", 2, "0 to 3600");
+	/* 128 characters, the longest, fit libinih's line */
+	snprintf(text, sizeof(text), "[stream cam]\nsource = pattern:bars\nview_secret = %0128d\n",
+		 0);
+	write_ini(f, text);
+	config_defaults(&f->settings);
+	assert_int_equal(config_load_file(&f->settings, f->ini), 0);
+	assert_int_equal(strlen(f->settings.streams[0].view_secret), 128);
+	/* secrets are the file's only: no command-line option takes them */
+	capture_stderr(f);
+	assert_int_equal(from_args(&f->settings, secret_arg), -1);
+	assert_int_equal(from_args(&f->settings, token_arg), -1);
+	(void)captured_stderr(f);
+	capture_stderr(f);
+	assert_int_equal(from_args(&f->settings, grace_arg), -1);
+	assert_non_null(strstr(captured_stderr(f), "0 to 3600"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -906,6 +1026,7 @@ int main(void)
 		CONFIG_TEST(test_relay_section),
 		CONFIG_TEST(test_relay_defaults),
 		CONFIG_TEST(test_relay_errors),
+		CONFIG_TEST(test_exec_source),
 		CONFIG_TEST(test_no_args_gives_default_streams),
 		CONFIG_TEST(test_args_applied),
 		CONFIG_TEST(test_bad_args),
@@ -925,6 +1046,8 @@ int main(void)
 		CONFIG_TEST(test_streams_named_status_and_metrics),
 		CONFIG_TEST(test_unreadable_files),
 		CONFIG_TEST(test_file_size_limit),
+		CONFIG_TEST(test_view_secret_keys),
+		CONFIG_TEST(test_view_secret_errors),
 	};
 
 	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
