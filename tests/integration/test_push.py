@@ -9,6 +9,7 @@ connected, and is taken after it ended."""
 
 import io
 import os
+import re
 import socket
 import subprocess
 import threading
@@ -406,3 +407,48 @@ def test_push_answers_on_apache(stack):
     finally:
         first.close()
     assert published(stack, "busy") == 1
+
+
+def lock_holder(path):
+    """The pid holding an flock on the file at PATH (/proc/locks), or None."""
+    st = os.stat(path)
+    with open("/proc/locks") as f:
+        for line in f:
+            fields = line.split()
+            if "->" in fields or fields[1] != "FLOCK":
+                continue
+            _, _, inode = fields[5].split(":")
+            if int(inode) == st.st_ino:
+                return int(fields[4])
+    return None
+
+
+def test_push_lock_freed_when_its_process_dies(tmp_path):
+    """Two responder processes: the one serving a push is killed (-9) mid-
+    push; its lock goes with it, so the next pusher is taken, not told
+    409."""
+    config = tmp_path / "push.ini"
+    config.write_text("[stream cam]\nsource = ingest\ntoken = %s\n" % TOKEN)
+    auth = b"Authorization: Bearer %s\r\n" % TOKEN.encode()
+    with running_stack(config=config, workers=2) as st:
+        # the bus directory, as the responder names it at start
+        bus_dir = re.search(r" bus (\S+), ", responder_log(st)).group(1)
+        lock = os.path.join(bus_dir, "cam.push")
+        first = raw_post(st.port, "cam", auth)
+        try:
+            first.sendall(chunk(solid(1)))
+            assert wait_until(lambda: published(st, "cam") == 1, 10)
+            holder = lock_holder(lock)
+            assert holder, open("/proc/locks").read()
+            os.kill(holder, 9)
+            assert wait_until(lambda: lock_holder(lock) is None, 10)
+        finally:
+            first.close()
+        again = raw_post(st.port, "cam", auth)
+        try:
+            again.sendall(chunk(solid(2)) + b"0\r\n\r\n")
+            reply = answer(again)
+        finally:
+            again.close()
+        assert reply.startswith(b"HTTP/1.1 200 "), reply[:300]
+        assert published(st, "cam") == 2
