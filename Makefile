@@ -50,7 +50,8 @@ ASAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
 ASAN_LOGS := $(abspath $(ASAN_DIR))/logs
 ASAN_TESTS := $(addprefix tests/integration/,test_nginx_stack.py test_sources.py \
 	test_limits.py test_workers.py test_reload.py test_churn.py test_abort.py \
-	test_ingest_reload.py test_relay.py test_cluster.py test_signed.py test_exec.py test_derived.py)
+	test_ingest_reload.py test_relay.py test_cluster.py test_signed.py test_exec.py \
+	test_derived.py test_push.py)
 # Every module but main.c, by name (fcgi/NAME.c).
 LIB_MODS := $(filter-out main,$(basename $(notdir $(wildcard fcgi/*.c))))
 UNIT_TESTS := $(patsubst tests/unit/test_%.c,%,$(wildcard tests/unit/test_*.c))

@@ -119,8 +119,16 @@ static int wait_readable(struct cgi_stream *s)
 	}
 }
 
+void cgi_input_deadline(FCGX_Stream *in, int64_t at_usec)
+{
+	struct cgi_stream *s = in->data;
+
+	s->deadline_usec = at_usec;
+}
+
 /* libfcgi calls this when the reader's buffer is used up.  The body is
- * read by the deadline ingest_ms from the start of the request: past it
+ * read by the deadline ingest_ms from the start of the request (or from a
+ * push's last frame, cgi_input_deadline): past it
  * the stream fails with EAGAIN, as a socket's receive time-out would, and
  * the ingest answers 408. */
 static void cgi_fill(FCGX_Stream *stream)
@@ -148,18 +156,27 @@ static void cgi_fill(FCGX_Stream *stream)
 	}
 }
 
-/* Reads what is left of the request body (CONTENT_LENGTH bytes in all).
- * Under mod_cgid stdin and stdout are one socket, and closing it with
- * input unread makes the kernel reset the web server's side, which loses
- * the answer.  Gives up at the reader's deadline. */
+/* Reads what is left of the request body (CONTENT_LENGTH bytes in all;
+ * a POST without one, a push refused or ended early, to its end).  Under
+ * mod_cgid stdin and stdout are one socket, and closing it with input
+ * unread makes the kernel reset the web server's side, which loses the
+ * answer.  Gives up at the reader's deadline. */
 static void drain_body(struct cgi_stream *in)
 {
 	const char *length_text = getenv("CONTENT_LENGTH");
+	const char *method = getenv("REQUEST_METHOD");
 	long length;
 	char sink[4096];
 
-	if (!length_text || parse_long(length_text, 0, LONG_MAX, &length) < 0)
+	if (!length_text || !*length_text) {
+		/* Only a POST has a body without a length (chunked); other
+		 * requests have none, and their stdin may never end. */
+		if (!method || strcmp(method, "POST") != 0)
+			return;
+		length = LONG_MAX;
+	} else if (parse_long(length_text, 0, LONG_MAX, &length) < 0) {
 		return;
+	}
 	while ((long)in->read_total < length) {
 		size_t want = (size_t)length - in->read_total;
 		ssize_t n;

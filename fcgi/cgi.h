@@ -12,6 +12,9 @@
 
 #include "config.h"
 
+#include <fcgiapp.h>
+#include <stdint.h>
+
 /* 1 when this process was started as a CGI program: standard input is not
  * a socket and GATEWAY_INTERFACE is set. */
 int cgi_detect(void);
@@ -20,6 +23,12 @@ int cgi_detect(void);
  * else mjpeg-fcgi.ini beside the script (SCRIPT_FILENAME).  Fills path
  * (size bytes) and returns 1 if such a file exists. */
 int cgi_default_config(char *path, size_t size);
+
+/* Moves the deadline of cgi_serve's request body reader (in: its req->in)
+ * to at_usec (clock_mono_usec): a push ingest renews it after each frame,
+ * so ingest_ms bounds a stall, not the whole body.  Only for the stream
+ * cgi_serve made (a request whose ipcFd is -1). */
+void cgi_input_deadline(FCGX_Stream *in, int64_t at_usec);
 
 /* Serves the one request; returns the exit status.  A stream request
  * served from a config file also watches the file (a CGI program gets no

@@ -117,8 +117,8 @@ static const struct option_row server_options[] = {
 	  .help = "drop a viewer whose connection takes no bytes for N ms" },
 	{ .name = "ingest-ms", .key = "ingest_ms", .arg = "N", .kind = OPTION_MSEC,
 	  SETTING(ingest_usec), .min = 100, .max = 3600000, .def = STRINGIFY(INGEST_MS_DEFAULT),
-	  .help = "a request body must arrive whole within N ms, else an ingest gets 408 "
-		  "and a stream request ends" },
+	  .help = "a request body (a push: each of its frames) must arrive whole within N "
+		  "ms, else an ingest gets 408 and a stream request ends" },
 	{ .name = "request-ms", .key = "request_ms", .arg = "N", .kind = OPTION_MSEC,
 	  SETTING(request_usec), .min = 100, .max = 600000,
 	  .def = STRINGIFY(REQUEST_MS_DEFAULT),

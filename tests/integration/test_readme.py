@@ -167,6 +167,60 @@ def test_relay_recipes_as_written(tmp_path):
         snap.stop()
 
 
+# The push recipes' camera, replaced by a test source of the same size:
+# (pattern in the recipe, replacement), 90 frames each.
+PUSH_CAMERAS = {
+    "push-ffmpeg": (r"-f v4l2 .*?-i /dev/video0\s+-c copy",
+                    "-re -f lavfi -i testsrc=size=640x480:rate=30 -t 3 -c:v mjpeg"),
+    "push-gstreamer": (r"v4l2src device=/dev/video0 ! image/jpeg,width=640,height=480,"
+                       r"framerate=30/1",
+                       "videotestsrc num-buffers=90 ! video/x-raw,width=640,height=480,"
+                       "framerate=30/1 ! jpegenc"),
+}
+
+
+@pytest.mark.parametrize("recipe", sorted(PUSH_CAMERAS))
+def test_push_recipes_as_written(tmp_path, recipe):
+    """The Pi's push commands, with a test source in place of /dev/video0
+    and the stack's address in place of the server's: every frame of the
+    push is published on the stream of the recipe's config."""
+    blocks = readme_blocks()
+    config = tmp_path / "push.ini"
+    config.write_text(blocks["push-config"])
+    pattern, replacement = PUSH_CAMERAS[recipe]
+    code = blocks[recipe].replace("\\\n", " ")
+    code, n = re.subn(pattern, replacement, code)
+    assert n == 1, code
+    with running_stack(config=config) as st:
+        code = code.replace("http://cams.example.org", "http://127.0.0.1:%d" % st.port)
+        r = subprocess.run(["bash", "-c", "set -o pipefail; " + code], capture_output=True,
+                           timeout=60, stdin=subprocess.DEVNULL)
+        assert r.returncode == 0, (r.stdout, r.stderr[-2000:])
+        assert st.stream("pi")["frames_published"] == 90
+        assert snapshot(st.port, "pi")[0] == (640, 480)
+
+
+def test_push_chain_recipe_as_written(tmp_path):
+    """The chain by push: ffmpeg reads an origin stack's bars and pushes
+    them to the pi stream of another stack; its frames arrive there, bars'
+    size and all, while the command runs (it runs until stopped)."""
+    blocks = readme_blocks()
+    config = tmp_path / "push.ini"
+    config.write_text(blocks["push-config"])
+    with running_stack() as origin, running_stack(config=config) as st:
+        code = blocks["push-chain"].replace("127.0.0.1:8080", "127.0.0.1:%d" % origin.port)
+        code = code.replace("http://cams.example.org", "http://127.0.0.1:%d" % st.port)
+
+        def check():
+            deadline = time.monotonic() + 30
+            while st.stream("pi")["frames_published"] < 30:
+                assert time.monotonic() < deadline, st.stream("pi")
+                time.sleep(0.2)
+            assert snapshot(st.port, "pi")[0] == (640, 480)
+
+        run_snippet(code, True, check)
+
+
 def test_tls_nginx_recipe_as_written(tmp_path):
     """The nginx TLS recipe in an nginx of its own, in front of a stack's
     responder: the stack's self-signed certificate in place of certbot's
