@@ -2,6 +2,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "upstream.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -142,19 +143,11 @@ int origin_fetch(const struct relay_settings *relay, struct origin_list *list, c
 	SET(CURLOPT_ERRORBUFFER, errbuf);
 	SET(CURLOPT_WRITEFUNCTION, on_status_body);
 	SET(CURLOPT_WRITEDATA, &body);
-	SET(CURLOPT_CONNECTTIMEOUT_MS, (long)(up->connect_usec / USEC_PER_MSEC));
 	SET(CURLOPT_TIMEOUT_MS, (long)ORIGIN_FETCH_MS);
 	SET(CURLOPT_USERAGENT, ORIGIN_USER_AGENT);
-	SET(CURLOPT_SSL_VERIFYPEER, up->tls_verify ? 1L : 0L);
-	SET(CURLOPT_SSL_VERIFYHOST, up->tls_verify ? 2L : 0L);
-	if (headers)
-		SET(CURLOPT_HTTPHEADER, headers);
-	if (up->user[0]) {
-		SET(CURLOPT_USERNAME, up->user);
-		SET(CURLOPT_PASSWORD, up->password);
-		SET(CURLOPT_HTTPAUTH, (long)(CURLAUTH_BASIC | CURLAUTH_DIGEST));
-	}
 #undef SET
+	if (rc == CURLE_OK)
+		rc = upstream_curl_options(e, up, headers);
 	if (rc != CURLE_OK) {
 		snprintf(why, why_size, "curl_easy_setopt: %s", curl_easy_strerror(rc));
 		goto out;

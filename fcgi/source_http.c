@@ -252,19 +252,11 @@ static int configure(struct http_source *src)
 	SET(CURLOPT_WRITEFUNCTION, on_body);
 	SET(CURLOPT_WRITEDATA, src);
 	SET(CURLOPT_BUFFERSIZE, HTTP_BUFFER_BYTES);
-	SET(CURLOPT_CONNECTTIMEOUT_MS, (long)(up->connect_usec / USEC_PER_MSEC));
 	SET(CURLOPT_TCP_KEEPALIVE, 1L);
 	SET(CURLOPT_USERAGENT, HTTP_USER_AGENT);
-	SET(CURLOPT_SSL_VERIFYPEER, up->tls_verify ? 1L : 0L);
-	SET(CURLOPT_SSL_VERIFYHOST, up->tls_verify ? 2L : 0L);
-	if (src->headers)
-		SET(CURLOPT_HTTPHEADER, src->headers);
-	if (up->user[0]) {
-		SET(CURLOPT_USERNAME, up->user);
-		SET(CURLOPT_PASSWORD, up->password);
-		SET(CURLOPT_HTTPAUTH, (long)(CURLAUTH_BASIC | CURLAUTH_DIGEST));
-	}
 #undef SET
+	if (rc == CURLE_OK)
+		rc = upstream_curl_options(e, up, src->headers);
 	if (rc != CURLE_OK) {
 		log_error("relay %s: curl_easy_setopt: %s", src->stream->name,
 			  curl_easy_strerror(rc));

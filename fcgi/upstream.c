@@ -100,3 +100,27 @@ const struct bus_upstream *upstream_state(const struct upstream_link *link, uint
 	*changes = link->changes;
 	return &link->up;
 }
+
+CURLcode upstream_curl_options(CURL *e, const struct upstream_settings *up,
+			       struct curl_slist *headers)
+{
+	CURLcode rc = CURLE_OK;
+
+#define SET(option, value) \
+	do { \
+		if (rc == CURLE_OK) \
+			rc = curl_easy_setopt(e, option, value); \
+	} while (0)
+	SET(CURLOPT_CONNECTTIMEOUT_MS, (long)(up->connect_usec / USEC_PER_MSEC));
+	SET(CURLOPT_SSL_VERIFYPEER, up->tls_verify ? 1L : 0L);
+	SET(CURLOPT_SSL_VERIFYHOST, up->tls_verify ? 2L : 0L);
+	if (headers)
+		SET(CURLOPT_HTTPHEADER, headers);
+	if (up->user[0]) {
+		SET(CURLOPT_USERNAME, up->user);
+		SET(CURLOPT_PASSWORD, up->password);
+		SET(CURLOPT_HTTPAUTH, (long)(CURLAUTH_BASIC | CURLAUTH_DIGEST));
+	}
+#undef SET
+	return rc;
+}

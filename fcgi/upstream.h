@@ -15,6 +15,7 @@
 #include "bus.h"
 #include "config.h"
 
+#include <curl/curl.h>
 #include <stdint.h>
 
 /* Sources that lost the same upstream do not all come back at the same
@@ -59,5 +60,12 @@ int upstream_away(const struct upstream_link *link);
 
 /* The state /status shows, and its count of changes (source_upstream). */
 const struct bus_upstream *upstream_state(const struct upstream_link *link, uint64_t *changes);
+
+/* The options of a request to an upstream that come from its settings:
+ * the connect time-out, TLS verification, the extra headers (headers, the
+ * list made of up->headers; NULL: none) and the credentials (Basic or
+ * Digest, as the server asks).  The first error, or CURLE_OK. */
+CURLcode upstream_curl_options(CURL *e, const struct upstream_settings *up,
+			       struct curl_slist *headers);
 
 #endif
