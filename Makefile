@@ -89,7 +89,7 @@ UNIT_MODS_pattern := source source_pattern source_dir source_raw source_mjpeg so
 	source_http upstream source_exec command cmdline source_derived scaler bus bus_file \
 	mjpeg_reader mjpeg_splitter multipart encode clock log testutil
 UNIT_MODS_record := record log testutil encode
-UNIT_MODS_scaler := scaler encode log
+UNIT_MODS_scaler := scaler encode log testutil
 UNIT_MODS_sign := sign http config cmdline option parse encode log
 UNIT_MODS_viewer := viewer pace multipart config cmdline option parse encode clock log
 UNIT_MODS_source_pipe := source source_pattern source_dir source_raw source_mjpeg \

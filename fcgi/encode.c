@@ -27,6 +27,7 @@ static const struct {
 	{ "rgba", PIXEL_RGBA, 4, TJPF_RGBA },
 	{ "gray", PIXEL_GRAY, 1, TJPF_GRAY },
 	{ "yuyv", PIXEL_YUYV, 2, TJPF_RGB },
+	{ NULL, PIXEL_I420, 0, -1 }, /* not named: see encode.h */
 };
 
 struct encoder *encode_open(void)
@@ -61,12 +62,17 @@ size_t encode_pixel_bytes(enum pixel_format format)
 	return formats[format].bytes;
 }
 
+size_t encode_i420_bytes(uint32_t width, uint32_t height)
+{
+	return tjBufSizeYUV2((int)width, 1, (int)height, TJSAMP_420);
+}
+
 int encode_parse_format(const char *name, enum pixel_format *format)
 {
 	size_t i;
 
 	for (i = 0; i < sizeof(formats) / sizeof(formats[0]); i++) {
-		if (strcmp(name, formats[i].name) == 0) {
+		if (formats[i].name && strcmp(name, formats[i].name) == 0) {
 			*format = formats[i].format;
 			return 0;
 		}
@@ -129,10 +135,14 @@ int encode_frame(struct encoder *enc, const unsigned char *pixels, enum pixel_fo
 	/* The output buffer is reused across frames; TurboJPEG grows it when
 	 * a frame needs more, so after the first frames no allocation is
 	 * made. */
-	if (tjCompress2(enc->tj, pixels, (int)width, 0, (int)height, tj_format, &enc->jpeg,
-			&jpeg_bytes, subsamp, quality, TJFLAG_FASTDCT) < 0) {
-		log_error("encode: tjCompress2(%ux%u): %s", width, height,
-			  tjGetErrorStr2(enc->tj));
+	if ((format == PIXEL_I420
+		     ? tjCompressFromYUV(enc->tj, pixels, (int)width, 1, (int)height, TJSAMP_420,
+					 &enc->jpeg, &jpeg_bytes, quality, TJFLAG_FASTDCT)
+		     : tjCompress2(enc->tj, pixels, (int)width, 0, (int)height, tj_format,
+				   &enc->jpeg, &jpeg_bytes, subsamp, quality, TJFLAG_FASTDCT)) < 0) {
+		log_error("encode: %s(%ux%u): %s",
+			  format == PIXEL_I420 ? "tjCompressFromYUV" : "tjCompress2", width,
+			  height, tjGetErrorStr2(enc->tj));
 		return -1;
 	}
 	if (jpeg_bytes > enc->jpeg_capacity)

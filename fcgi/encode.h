@@ -9,7 +9,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum pixel_format { PIXEL_RGB24, PIXEL_BGR24, PIXEL_RGBA, PIXEL_GRAY, PIXEL_YUYV };
+/* PIXEL_I420 is planar YCbCr 4:2:0 as JPEG codes colour (full range,
+ * BT.601) in TurboJPEG's layout without row padding: the luma plane, its
+ * width and height rounded up to even, then Cb and Cr, each half as wide
+ * and high (encode_i420_bytes).  It is not a raw format: encode_parse_format
+ * does not name it, as cameras' raw YUV is limited range.  The derived
+ * streams draw in it, so that neither their decodes nor their encode
+ * convert colours. */
+enum pixel_format { PIXEL_RGB24, PIXEL_BGR24, PIXEL_RGBA, PIXEL_GRAY, PIXEL_YUYV, PIXEL_I420 };
 
 #define ENCODE_QUALITY_DEFAULT 80
 /* The largest side of a picture, in pixels, that is encoded, configured or
@@ -21,13 +28,17 @@ struct encoder;
 struct encoder *encode_open(void) __attribute__((warn_unused_result));
 void encode_close(struct encoder *enc);
 
-/* Bytes per pixel of a format (YUYV: 2, as 4 bytes per 2 pixels). */
+/* Bytes per pixel of a format (YUYV: 2, as 4 bytes per 2 pixels; I420,
+ * whose planes are not a whole number of bytes a pixel: 0). */
 size_t encode_pixel_bytes(enum pixel_format format);
+/* The bytes of a width x height PIXEL_I420 picture. */
+size_t encode_i420_bytes(uint32_t width, uint32_t height);
 /* Parses "rgb24", "bgr24", "rgba", "gray", "yuyv"; -1 if unknown. */
 int encode_parse_format(const char *name, enum pixel_format *format)
 	__attribute__((warn_unused_result));
 
-/* Encodes width x height pixels (rows packed, no padding) at quality 1-100.
+/* Encodes width x height pixels (rows packed, no padding; I420 as above)
+ * at quality 1-100.
  * On success returns 0 and points *jpeg at the encoder's own buffer (valid
  * until the next call) holding *bytes bytes.  -1 on failure, logged. */
 int encode_frame(struct encoder *enc, const unsigned char *pixels, enum pixel_format format,

@@ -1,17 +1,33 @@
 #include "scaler.h"
 
+#include "encode.h"
 #include "log.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <turbojpeg.h>
 
+/* A buffer the scaler reuses, grown as needed. */
+struct scratch {
+	unsigned char *bytes;
+	size_t size;
+};
+
 struct scaler {
-	tjhandle tj;            /* NULL after a failure: a new one next call */
-	unsigned char *decoded; /* the scaled decode when it needs resizing */
-	size_t decoded_bytes;
+	tjhandle tj;            /* decompressor; NULL after a failure: a new one next call */
+	tjhandle tjc;           /* compressor, for RGB to YCbCr; made on first use */
+	struct scratch decoded; /* a scaled decode to RGB */
+	struct scratch resized; /* it, resized to the rectangle */
+	struct scratch tile;    /* a rectangle's planes, when not written in place */
 	int32_t *spans;         /* resize_axis: per output column, first input and count */
 	size_t spans_count;
+};
+
+/* The three planes of a PIXEL_I420 picture, or of a rectangle inside one:
+ * where each starts and its bytes a row. */
+struct planes {
+	unsigned char *plane[3];
+	int stride[3];
 };
 
 struct scaler *scaler_open(void)
@@ -37,7 +53,11 @@ void scaler_close(struct scaler *s)
 		return;
 	if (s->tj)
 		tjDestroy(s->tj);
-	free(s->decoded);
+	if (s->tjc)
+		tjDestroy(s->tjc);
+	free(s->decoded.bytes);
+	free(s->resized.bytes);
+	free(s->tile.bytes);
 	free(s->spans);
 	free(s);
 }
@@ -179,6 +199,143 @@ void scaler_resize(const unsigned char *src, uint32_t sw, uint32_t sh, unsigned 
 	free(spans);
 }
 
+/* Room for size bytes in a scratch buffer: its bytes, or NULL (logged). */
+static unsigned char *scratch_reserve(struct scratch *b, size_t size, const char *what)
+{
+	unsigned char *grown;
+
+	if (size <= b->size)
+		return b->bytes;
+	grown = realloc(b->bytes, size);
+	if (!grown) {
+		log_error("scaler: realloc of %zu bytes for %s failed", size, what);
+		return NULL;
+	}
+	b->bytes = grown;
+	b->size = size;
+	return grown;
+}
+
+/* The planes of a PIXEL_I420 buffer of width x height (encode.h). */
+static void planes_of(unsigned char *yuv, uint32_t width, uint32_t height, struct planes *out)
+{
+	int c;
+
+	for (c = 0; c < 3; c++) {
+		out->plane[c] = yuv;
+		out->stride[c] = tjPlaneWidth(c, (int)width, TJSAMP_420);
+		yuv += (size_t)out->stride[c] * (size_t)tjPlaneHeight(c, (int)height, TJSAMP_420);
+	}
+}
+
+/* The planes of the rectangle at (x, y) of a picture's: chroma at (x / 2,
+ * y / 2), one sample per 2x2 pixels. */
+static void planes_at(const struct planes *pic, uint32_t x, uint32_t y, struct planes *out)
+{
+	int c;
+
+	for (c = 0; c < 3; c++) {
+		uint32_t shift = c ? 1 : 0;
+
+		out->plane[c] = pic->plane[c] + (size_t)(y >> shift) * (size_t)pic->stride[c] +
+				(x >> shift);
+		out->stride[c] = pic->stride[c];
+	}
+}
+
+/* Whether the w x h rectangle at (x, y) can take planes of its own size
+ * written in place: TurboJPEG writes planes of even width and height (the
+ * picture's last column and row have that room), and the rectangle's
+ * chroma samples are the picture's own only from an even x and y. */
+static int fits_in_place(const struct scaler_picture *pic, uint32_t x, uint32_t y, uint32_t w,
+			 uint32_t h)
+{
+	return x % 2 == 0 && y % 2 == 0 && (w % 2 == 0 || x + w == pic->width) &&
+	       (h % 2 == 0 || y + h == pic->height);
+}
+
+/* Copies the planes of a w x h picture into the rectangle at (x, y) of
+ * pic; chroma goes to (x / 2, y / 2), clipped to the picture's. */
+static void copy_planes(const struct planes *from, uint32_t w, uint32_t h,
+			const struct scaler_picture *pic, const struct planes *to, uint32_t x,
+			uint32_t y)
+{
+	int c;
+
+	for (c = 0; c < 3; c++) {
+		uint32_t shift = c ? 1 : 0, row;
+		uint32_t px = x >> shift, py = y >> shift;
+		uint32_t cw = (w + shift) >> shift, ch = (h + shift) >> shift;
+		uint32_t pw = (pic->width + shift) >> shift, ph = (pic->height + shift) >> shift;
+
+		if (cw > pw - px)
+			cw = pw - px;
+		if (ch > ph - py)
+			ch = ph - py;
+		for (row = 0; row < ch; row++)
+			memcpy(to->plane[c] + (size_t)(py + row) * (size_t)to->stride[c] + px,
+			       from->plane[c] + (size_t)row * (size_t)from->stride[c], cw);
+	}
+}
+
+/* Where a w x h rectangle at (x, y) of pic is written: in place, or in the
+ * scratch tile (then copied by finish_rect).  0, or -1 (logged). */
+static int begin_rect(struct scaler *s, const struct scaler_picture *pic,
+		      const struct planes *all, uint32_t x, uint32_t y, uint32_t w, uint32_t h,
+		      struct planes *out)
+{
+	unsigned char *tile;
+
+	if (fits_in_place(pic, x, y, w, h)) {
+		planes_at(all, x, y, out);
+		return 0;
+	}
+	tile = scratch_reserve(&s->tile, encode_i420_bytes(w, h), "a tile's planes");
+	if (!tile)
+		return -1;
+	planes_of(tile, w, h, out);
+	return 0;
+}
+
+static void finish_rect(const struct scaler_picture *pic, const struct planes *all,
+			const struct planes *rect, uint32_t x, uint32_t y, uint32_t w, uint32_t h)
+{
+	if (!fits_in_place(pic, x, y, w, h))
+		copy_planes(rect, w, h, pic, all, x, y);
+}
+
+void scaler_clear(const struct scaler_picture *pic)
+{
+	struct planes p;
+	int c;
+
+	planes_of(pic->yuv, pic->width, pic->height, &p);
+	for (c = 0; c < 3; c++)
+		memset(p.plane[c], c ? 128 : 0,
+		       (size_t)p.stride[c] * (size_t)tjPlaneHeight(c, (int)pic->height, TJSAMP_420));
+}
+
+int scaler_put_rgb(struct scaler *s, const unsigned char *rgb, const struct scaler_picture *pic,
+		   uint32_t x, uint32_t y, uint32_t w, uint32_t h)
+{
+	struct planes all, rect;
+
+	if (!s->tjc && !(s->tjc = tjInitCompress())) {
+		log_error("scaler: tjInitCompress: %s", tjGetErrorStr2(NULL));
+		return -1;
+	}
+	planes_of(pic->yuv, pic->width, pic->height, &all);
+	if (begin_rect(s, pic, &all, x, y, w, h, &rect) < 0)
+		return -1;
+	if (tjEncodeYUVPlanes(s->tjc, rgb, (int)w, 0, (int)h, TJPF_RGB, rect.plane, rect.stride,
+			      TJSAMP_420, 0) != 0) {
+		log_error("scaler: tjEncodeYUVPlanes(%ux%u): %s", w, h, tjGetErrorStr2(s->tjc));
+		return -1;
+	}
+	finish_rect(pic, &all, &rect, x, y, w, h);
+	return 0;
+}
+
 /* Logs a TurboJPEG failure and starts the next call with a new handle:
  * TurboJPEG 2.1 leaves a decompressor that failed mid-read unusable. */
 static int decode_failed(struct scaler *s, const char *call, const char *what)
@@ -189,15 +346,21 @@ static int decode_failed(struct scaler *s, const char *call, const char *what)
 	return -1;
 }
 
-int scaler_draw(struct scaler *s, const unsigned char *jpeg, size_t bytes, unsigned char *dst,
-		uint32_t dst_width, uint32_t x, uint32_t y, uint32_t w, uint32_t h,
+/* A decode call's result: a warning (data a decoder could recover from) is
+ * not a failure here; bus frames were validated. */
+static int decoded_ok(struct scaler *s, int rc)
+{
+	return rc == 0 || tjGetErrorCode(s->tj) == TJERR_WARNING;
+}
+
+int scaler_draw(struct scaler *s, const unsigned char *jpeg, size_t bytes,
+		const struct scaler_picture *pic, uint32_t x, uint32_t y, uint32_t w, uint32_t h,
 		const char *what)
 {
 	int width, height, subsamp, colorspace, num, denom;
 	tjscalingfactor f;
 	uint32_t sw, sh;
-	size_t need, stride = (size_t)dst_width * 3;
-	unsigned char *out = dst + (size_t)y * stride + (size_t)x * 3;
+	unsigned char *rgb;
 
 	if (!s->tj && !(s->tj = tjInitDecompress())) {
 		log_error("scaler: tjInitDecompress: %s", tjGetErrorStr2(NULL));
@@ -211,33 +374,41 @@ int scaler_draw(struct scaler *s, const unsigned char *jpeg, size_t bytes, unsig
 	f.denom = denom;
 	sw = (uint32_t)TJSCALED(width, f);
 	sh = (uint32_t)TJSCALED(height, f);
-	if (sw == w && sh == h) {
-		/* the DCT scaling alone fits: decode straight into the picture */
-		if (tjDecompress2(s->tj, jpeg, (unsigned long)bytes, out, (int)w, (int)stride,
-				  (int)h, TJPF_RGB, TJFLAG_FASTDCT | TJFLAG_FASTUPSAMPLE) != 0 &&
-		    tjGetErrorCode(s->tj) != TJERR_WARNING)
-			return decode_failed(s, "tjDecompress2", what);
+	if (sw == w && sh == h && subsamp == TJSAMP_420 && colorspace == TJCS_YCbCr) {
+		/* the common case: the decoder's own planes are the picture's */
+		struct planes all, rect;
+
+		planes_of(pic->yuv, pic->width, pic->height, &all);
+		if (begin_rect(s, pic, &all, x, y, w, h, &rect) < 0)
+			return -1;
+		/* TJFLAG_FASTDCT at 1/1 only: TurboJPEG 2.1.5, scaling into
+		 * planes with it, gives chroma four times too far from grey
+		 * (red comes out 254,29,0); its scaled IDCTs are not the fast
+		 * one anyway. */
+		if (!decoded_ok(s, tjDecompressToYUVPlanes(s->tj, jpeg, (unsigned long)bytes,
+							   rect.plane, (int)w, rect.stride, (int)h,
+							   num == denom ? TJFLAG_FASTDCT : 0)))
+			return decode_failed(s, "tjDecompressToYUVPlanes", what);
+		finish_rect(pic, &all, &rect, x, y, w, h);
 		return 0;
 	}
-	need = (size_t)sw * sh * 3;
-	if (need > s->decoded_bytes) {
-		unsigned char *grown = realloc(s->decoded, need);
+	rgb = scratch_reserve(&s->decoded, (size_t)sw * sh * 3, what);
+	if (!rgb)
+		return -1;
+	if (!decoded_ok(s, tjDecompress2(s->tj, jpeg, (unsigned long)bytes, rgb, (int)sw, 0,
+					 (int)sh, TJPF_RGB, TJFLAG_FASTDCT | TJFLAG_FASTUPSAMPLE)))
+		return decode_failed(s, "tjDecompress2", what);
+	if (sw != w || sh != h) {
+		unsigned char *resized = scratch_reserve(&s->resized, (size_t)w * h * 3, what);
 
-		if (!grown) {
-			log_error("scaler: realloc of %zu bytes for %s failed", need, what);
+		if (!resized)
+			return -1;
+		if (spans_reserve(s, w, h) < 0) {
+			log_error("scaler: realloc of spans for %s failed", what);
 			return -1;
 		}
-		s->decoded = grown;
-		s->decoded_bytes = need;
+		resize(rgb, sw, sh, resized, (size_t)w * 3, w, h, s->spans);
+		rgb = resized;
 	}
-	if (spans_reserve(s, w, h) < 0) {
-		log_error("scaler: realloc of spans for %s failed", what);
-		return -1;
-	}
-	if (tjDecompress2(s->tj, jpeg, (unsigned long)bytes, s->decoded, (int)sw, 0, (int)sh,
-			  TJPF_RGB, TJFLAG_FASTDCT | TJFLAG_FASTUPSAMPLE) != 0 &&
-	    tjGetErrorCode(s->tj) != TJERR_WARNING)
-		return decode_failed(s, "tjDecompress2", what);
-	resize(s->decoded, sw, sh, out, stride, w, h, s->spans);
-	return 0;
+	return scaler_put_rgb(s, rgb, pic, x, y, w, h);
 }

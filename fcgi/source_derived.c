@@ -16,6 +16,7 @@
 #include "source.h"
 
 #include "clock.h"
+#include "encode.h"
 #include "log.h"
 #include "scaler.h"
 #include "source_pattern.h"
@@ -42,7 +43,8 @@ struct derived_input {
 struct derived {
 	const struct stream_settings *stream;
 	struct scaler *scaler;
-	unsigned char *rgb;      /* the picture, width x height RGB24 */
+	struct scaler_picture pic; /* the picture, width x height */
+	unsigned char *no_signal;  /* mosaic: a "no signal" tile, RGB24 */
 	int64_t interval_usec;   /* scale: 1 / fps */
 	int64_t due_usec;        /* scale: monotonic, when a frame is next taken */
 	size_t count;
@@ -59,7 +61,8 @@ static void derived_close(void *state)
 	for (i = 0; i < d->count; i++)
 		free(d->in[i].frame.jpeg);
 	scaler_close(d->scaler);
-	free(d->rgb);
+	free(d->pic.yuv);
+	free(d->no_signal);
 	free(d);
 }
 
@@ -77,18 +80,23 @@ static void *derived_open(const struct stream_settings *st, const struct source_
 	d->stream = st;
 	d->count = count < DERIVED_INPUTS_MAX ? count : DERIVED_INPUTS_MAX;
 	d->interval_usec = (int64_t)(USEC_PER_SEC / st->fps);
-	d->rgb = calloc((size_t)st->width * st->height, 3);
+	/* scale: one tile, the whole picture */
+	tile_w = st->kind == SOURCE_MOSAIC ? st->width / st->layout_cols : st->width;
+	tile_h = st->kind == SOURCE_MOSAIC ? st->height / st->layout_rows : st->height;
+	d->pic.width = st->width;
+	d->pic.height = st->height;
+	d->pic.yuv = malloc(encode_i420_bytes(st->width, st->height));
+	if (st->kind == SOURCE_MOSAIC)
+		d->no_signal = malloc((size_t)tile_w * tile_h * 3);
 	d->scaler = scaler_open();
-	if (!d->rgb || !d->scaler) {
-		if (!d->rgb)
-			log_error("source %s: calloc of a %ux%u picture failed", st->name,
+	if (!d->pic.yuv || (st->kind == SOURCE_MOSAIC && !d->no_signal) || !d->scaler) {
+		if (d->scaler)
+			log_error("source %s: malloc for a %ux%u picture failed", st->name,
 				  st->width, st->height);
 		derived_close(d);
 		return NULL;
 	}
-	/* scale: one tile, the whole picture */
-	tile_w = st->kind == SOURCE_MOSAIC ? st->width / st->layout_cols : st->width;
-	tile_h = st->kind == SOURCE_MOSAIC ? st->height / st->layout_rows : st->height;
+	scaler_clear(&d->pic);
 	for (i = 0; i < d->count; i++) {
 		struct derived_input *in = &d->in[i];
 		uint32_t cols = st->kind == SOURCE_MOSAIC ? st->layout_cols : 1;
@@ -113,14 +121,14 @@ static int draw_input(struct derived *d, struct derived_input *in)
 		return 0;
 	in->seen = in->frame.seq;
 	snprintf(what, sizeof(what), "%s from %s", d->stream->name, in->src.name);
-	return scaler_draw(d->scaler, in->frame.jpeg, in->frame.bytes, d->rgb, d->stream->width,
-			   in->x, in->y, in->w, in->h, what) == 0;
+	return scaler_draw(d->scaler, in->frame.jpeg, in->frame.bytes, &d->pic, in->x, in->y,
+			   in->w, in->h, what) == 0;
 }
 
 static void frame_out(const struct derived *d, struct source_frame *frame, int64_t stamp_usec)
 {
-	frame->pixels = d->rgb;
-	frame->format = PIXEL_RGB24;
+	frame->pixels = d->pic.yuv;
+	frame->format = PIXEL_I420;
 	frame->width = d->stream->width;
 	frame->height = d->stream->height;
 	frame->timestamp_usec = stamp_usec;
@@ -180,13 +188,11 @@ const struct source_ops source_scale_ops = {
  * width, as large as the tile allows. */
 static void draw_no_signal(struct derived *d, const struct derived_input *in)
 {
-	uint32_t width = d->stream->width, height = d->stream->height, y, scale, fit, cell;
+	uint32_t scale, fit, cell;
 	size_t name_len = strlen(in->src.name), longest, line;
 	char name[STREAM_NAME_MAX + 1];
 
-	for (y = 0; y < in->h; y++)
-		memset(d->rgb + ((size_t)(in->y + y) * width + in->x) * 3, NO_SIGNAL_GREY,
-		       (size_t)in->w * 3);
+	memset(d->no_signal, NO_SIGNAL_GREY, (size_t)in->w * in->h * 3);
 	longest = name_len > strlen(NO_SIGNAL_TEXT) ? name_len : strlen(NO_SIGNAL_TEXT);
 	/* a glyph cell is (5 + 1) x (7 + 2) font pixels; two lines and a margin */
 	scale = in->w / (uint32_t)(longest * (PATTERN_GLYPH_WIDTH + 1) + 2);
@@ -200,13 +206,16 @@ static void draw_no_signal(struct derived *d, const struct derived_input *in)
 	for (line = 0; line < 2; line++) {
 		const char *text = line ? NO_SIGNAL_TEXT : in->src.name;
 		size_t n = strlen(text) < fit ? strlen(text) : fit;
-		uint32_t ty = in->y + in->h / 2 - (line ? 0 : (PATTERN_GLYPH_HEIGHT + 2) * scale);
+		uint32_t ty = in->h / 2 - (line ? 0 : (PATTERN_GLYPH_HEIGHT + 2) * scale);
 
 		memcpy(name, text, n);
 		name[n] = '\0';
-		pattern_draw_text(d->rgb, width, height, in->x + (in->w - (uint32_t)n * cell) / 2,
-				  ty, scale, name);
+		pattern_draw_text(d->no_signal, in->w, in->h, (in->w - (uint32_t)n * cell) / 2, ty,
+				  scale, name);
 	}
+	if (scaler_put_rgb(d->scaler, d->no_signal, &d->pic, in->x, in->y, in->w, in->h) < 0)
+		log_error("source %s: the no-signal tile of %s not drawn", d->stream->name,
+			  in->src.name);
 }
 
 static int mosaic_next(void *state, struct source_frame *frame, const _Atomic int *stopping)

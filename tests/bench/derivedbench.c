@@ -8,12 +8,13 @@
  * it) encoded by encode_frame(), as it sits on an input stream's bus.
  *
  *   scale    scale:, 640x480 -> 320x240: scaler_draw() (TurboJPEG's DCT
- *            scaling: a 1/2 decode straight into the picture) and
- *            encode_frame() of the 320x240 result, per frame
+ *            scaling: a 1/2 decode straight into the picture's YCbCr
+ *            planes) and encode_frame() of the 320x240 result, per frame
  *   mosaic   a 2x2 mosaic: of four such inputs into 1280x960 (tiles of
  *            640x480: full decodes), then the encode of the 1280x960 picture
- *   plain    encode_frame() alone of each output picture (what a pattern
- *            or raw: stream of that size costs per frame): the baseline
+ *   plain    encode_frame() alone of each output picture, as RGB24 (what a
+ *            pattern or raw: stream of that size costs per frame): the
+ *            baseline
  *
  * Each is run untimed for --warmup seconds, then timed for --seconds; the
  * mean is the window over the frames made in it.  One thread, like one
@@ -30,6 +31,7 @@
 
 #include <errno.h>
 #include <stdint.h>
+#include <turbojpeg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,8 +52,8 @@ struct job {
 	struct encoder *enc;
 	const unsigned char *input; /* the input JPEG, a copy */
 	size_t input_bytes;
-	unsigned char *rgb;         /* the output picture */
-	uint32_t width, height;     /* of the output */
+	struct scaler_picture pic;  /* the derived picture */
+	unsigned char *rgb;         /* the same picture as RGB24, for the plain encode */
 	int tiles;                  /* 0: encode only; 1: scale; 4: 2x2 mosaic */
 	int quality;
 	size_t jpeg_bytes;          /* the last output's */
@@ -76,21 +78,42 @@ static int parse_seconds(const char *text, double *seconds)
 	return 0;
 }
 
-/* One frame: the inputs drawn into their tiles, then the encode. */
+/* One frame: the inputs drawn into their tiles, then the encode; or, with
+ * no tiles, the plain encode of the RGB24 picture. */
 static int one_frame(struct job *j)
 {
-	uint32_t tw = j->tiles == 4 ? j->width / 2 : j->width;
-	uint32_t th = j->tiles == 4 ? j->height / 2 : j->height;
+	uint32_t width = j->pic.width, height = j->pic.height;
+	uint32_t tw = j->tiles == 4 ? width / 2 : width;
+	uint32_t th = j->tiles == 4 ? height / 2 : height;
 	const unsigned char *jpeg;
 	int t;
 
+	if (!j->tiles)
+		return encode_frame(j->enc, j->rgb, PIXEL_RGB24, width, height, j->quality, &jpeg,
+				    &j->jpeg_bytes);
 	for (t = 0; t < j->tiles; t++)
-		if (scaler_draw(j->scaler, j->input, j->input_bytes, j->rgb, j->width,
+		if (scaler_draw(j->scaler, j->input, j->input_bytes, &j->pic,
 				(uint32_t)(t % 2) * tw, (uint32_t)(t / 2) * th, tw, th,
 				"bench") < 0)
 			return -1;
-	return encode_frame(j->enc, j->rgb, PIXEL_RGB24, j->width, j->height, j->quality, &jpeg,
+	return encode_frame(j->enc, j->pic.yuv, PIXEL_I420, width, height, j->quality, &jpeg,
 			    &j->jpeg_bytes);
+}
+
+/* The derived picture as RGB24, for the plain encode; 0 or -1. */
+static int picture_rgb(struct job *j)
+{
+	tjhandle tj = tjInitDecompress();
+	int rc = -1;
+
+	if (tj && tjDecodeYUV(tj, j->pic.yuv, 1, TJSAMP_420, j->rgb, (int)j->pic.width, 0,
+			      (int)j->pic.height, TJPF_RGB, 0) == 0)
+		rc = 0;
+	else
+		fprintf(stderr, "derivedbench: tjDecodeYUV: %s\n", tjGetErrorStr2(tj));
+	if (tj)
+		tjDestroy(tj);
+	return rc;
 }
 
 /* Mean microseconds per frame over a timed window; -1 on a failure. */
@@ -119,7 +142,8 @@ int main(int argc, char **argv)
 	double seconds = 2.0, warmup = 0.5, usec[4];
 	int quality = ENCODE_QUALITY_DEFAULT, i, rc = 1;
 	unsigned char *bars = malloc((size_t)IN_W * IN_H * 3);
-	unsigned char *out = calloc((size_t)MOSAIC_W * MOSAIC_H, 3), *input = NULL;
+	unsigned char *rgb = malloc((size_t)MOSAIC_W * MOSAIC_H * 3), *input = NULL;
+	unsigned char *yuv = malloc(encode_i420_bytes(MOSAIC_W, MOSAIC_H));
 	struct job j = { 0 };
 	const unsigned char *jpeg;
 	size_t bytes, out_bytes[4];
@@ -146,7 +170,7 @@ int main(int argc, char **argv)
 	}
 	j.enc = encode_open();
 	j.scaler = scaler_open();
-	if (!bars || !out || !j.enc || !j.scaler)
+	if (!bars || !rgb || !yuv || !j.enc || !j.scaler)
 		goto out;
 	pattern_bars(bars, IN_W, IN_H, BARS_FRAME_NUMBER, BARS_WALL_USEC);
 	if (encode_frame(j.enc, bars, PIXEL_RGB24, IN_W, IN_H, quality, &jpeg, &bytes) < 0)
@@ -157,16 +181,19 @@ int main(int argc, char **argv)
 	memcpy(input, jpeg, bytes);
 	j.input = input;
 	j.input_bytes = bytes;
-	j.rgb = out;
+	j.rgb = rgb;
+	j.pic.yuv = yuv;
 	j.quality = quality;
 	/* derived, then plain, for each size: the plain encode of the very
 	 * picture the derived frame made */
 	for (i = 0; i < 4; i++) {
 		int mosaic = i >= 2;
 
-		j.width = mosaic ? MOSAIC_W : SCALE_W;
-		j.height = mosaic ? MOSAIC_H : SCALE_H;
+		j.pic.width = mosaic ? MOSAIC_W : SCALE_W;
+		j.pic.height = mosaic ? MOSAIC_H : SCALE_H;
 		j.tiles = i % 2 ? 0 : (mosaic ? 4 : 1);
+		if (!j.tiles && picture_rgb(&j) < 0)
+			goto out;
 		usec[i] = run(&j, warmup, seconds);
 		out_bytes[i] = j.jpeg_bytes;
 		if (usec[i] < 0)
@@ -182,7 +209,8 @@ out:
 		fprintf(stderr, "derivedbench: failed (see above)\n");
 	free(input);
 	free(bars);
-	free(out);
+	free(rgb);
+	free(yuv);
 	scaler_close(j.scaler);
 	encode_close(j.enc);
 	return rc;

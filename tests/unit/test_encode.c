@@ -182,6 +182,36 @@ static void test_encode_yuyv(void **state)
 	assert_solid_encodes(*state, PIXEL_YUYV, red_yuyv, 4, 255, 0, 0);
 }
 
+/* PIXEL_I420, the derived streams' pictures: JPEG's own full-range YCbCr
+ * planes (red: Y 76, Cb 85, Cr 255), of an even size and of an odd one,
+ * whose luma plane has a padding column and row. */
+static void test_encode_i420(void **state)
+{
+	static const uint32_t sizes[][2] = { { SIDE, SIDE }, { 33, 17 } };
+	struct fixture *f = *state;
+	size_t i;
+
+	assert_int_equal(encode_i420_bytes(33, 17), 34 * 18 + 2 * 17 * 9);
+	assert_int_equal(encode_pixel_bytes(PIXEL_I420), 0);
+	for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		uint32_t w = sizes[i][0], h = sizes[i][1];
+		size_t luma = (size_t)(w + 1) / 2 * 2 * ((h + 1) / 2 * 2);
+		size_t chroma = (size_t)((w + 1) / 2) * ((h + 1) / 2);
+		unsigned char *yuv = malloc(encode_i420_bytes(w, h));
+		const unsigned char *jpeg;
+		size_t bytes;
+
+		assert_non_null(yuv);
+		assert_int_equal(encode_i420_bytes(w, h), luma + 2 * chroma);
+		memset(yuv, 76, luma);
+		memset(yuv + luma, 85, chroma);
+		memset(yuv + luma + chroma, 255, chroma);
+		encode_checked(f->enc, yuv, PIXEL_I420, w, h, &jpeg, &bytes);
+		assert_decodes_to(jpeg, bytes, w, h, 255, 0, 0);
+		free(yuv);
+	}
+}
+
 /* The encoder's buffer is reused: a second, larger frame still comes out
  * whole, and a smaller one after it too. */
 static void test_encode_reuse_sizes(void **state)
@@ -765,6 +795,8 @@ static void test_parse_format(void **state)
 	assert_int_equal(encode_parse_format("grey", &format), -1);
 	assert_int_equal(encode_parse_format("", &format), -1);
 	assert_int_equal(encode_parse_format("yuyv ", &format), -1);
+	/* the derived streams' own format is not a raw format */
+	assert_int_equal(encode_parse_format("i420", &format), -1);
 	assert_int_equal(format, 99);
 }
 
@@ -789,6 +821,7 @@ int main(void)
 		ENCODER_TEST(test_encode_rgba),
 		ENCODER_TEST(test_encode_gray),
 		ENCODER_TEST(test_encode_yuyv),
+		ENCODER_TEST(test_encode_i420),
 		ENCODER_TEST(test_encode_reuse_sizes),
 		cmocka_unit_test(test_validate_rejects_empty_and_non_jpeg),
 		ENCODER_TEST(test_validate_rejects_truncated),

@@ -1,6 +1,7 @@
 /* Unit tests for fcgi/scaler.c: the choice of DCT scaling, the resampler,
- * and JPEGs drawn into tiles of a picture, their colours in the right
- * places. */
+ * and JPEGs of every subsampling drawn into tiles of a planar picture at
+ * even and odd places and sizes, their colours in the right places and
+ * nothing outside written. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,9 +10,11 @@
 
 #include "encode.h"
 #include "scaler.h"
+#include "testutil.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <turbojpeg.h>
 
 /* JPEG is lossy, and 4:2:0 blurs colour across block edges: how far a
  * decoded solid colour may be off, well inside a quadrant. */
@@ -133,58 +136,141 @@ static void test_resize_grows_linearly(void **state)
 	}
 }
 
-/* Encodes a width x height quadrants picture, draws it into the w x h
- * rectangle at (x, y) of a dw x dh picture, and checks the colours there
- * and that nothing outside changed. */
-static void draw_case(uint32_t width, uint32_t height, uint32_t dw, uint32_t dh, uint32_t x,
-		      uint32_t y, uint32_t w, uint32_t h)
+/* A JPEG (quality 90, TurboJPEG) of a width x height quadrants picture
+ * with the chroma subsampling subsamp (TJSAMP_*), in memory from tu_alloc. */
+static const unsigned char *quadrants_jpeg(uint32_t width, uint32_t height, int subsamp,
+					   size_t *bytes)
 {
-	struct encoder *enc = encode_open();
-	struct scaler *s = scaler_open();
-	unsigned char *src = quadrants(width, height), *dst = calloc((size_t)dw * dh, 3);
-	const unsigned char *jpeg;
-	size_t bytes, i;
+	tjhandle tj = tjInitCompress();
+	unsigned char *src = quadrants(width, height), *jpeg = NULL, *copy;
+	unsigned long size = 0;
 
-	assert_non_null(enc);
-	assert_non_null(s);
-	assert_non_null(dst);
-	assert_int_equal(encode_frame(enc, src, PIXEL_RGB24, width, height, 90, &jpeg, &bytes), 0);
-	assert_int_equal(scaler_draw(s, jpeg, bytes, dst, dw, x, y, w, h, "test"), 0);
-	assert_quadrants(dst, dw, x, y, w, h);
-	for (i = 0; i < (size_t)dw * dh; i++) {
-		uint32_t px = (uint32_t)(i % dw), py = (uint32_t)(i / dw);
-
-		if ((px < x || px >= x + w || py < y || py >= y + h) &&
-		    (dst[3 * i] || dst[3 * i + 1] || dst[3 * i + 2]))
-			fail_msg("pixel (%u,%u) outside the rectangle was written", px, py);
-	}
-	/* not a JPEG: refused, nothing drawn */
-	memset(dst, 0, (size_t)dw * dh * 3);
-	assert_int_equal(scaler_draw(s, src, 64, dst, dw, x, y, w, h, "test"), -1);
-	for (i = 0; i < (size_t)dw * dh * 3; i++)
-		assert_int_equal(dst[i], 0);
-	/* and the scaler still works after the failure */
-	assert_int_equal(scaler_draw(s, jpeg, bytes, dst, dw, x, y, w, h, "test"), 0);
-	assert_quadrants(dst, dw, x, y, w, h);
+	assert_non_null(tj);
+	assert_int_equal(tjCompress2(tj, src, (int)width, 0, (int)height, TJPF_RGB, &jpeg, &size,
+				     subsamp, 90, 0),
+			 0);
+	copy = tu_alloc(size);
+	memcpy(copy, jpeg, size);
+	tjFree(jpeg);
+	tjDestroy(tj);
 	free(src);
-	free(dst);
-	scaler_close(s);
-	encode_close(enc);
+	*bytes = size;
+	return copy;
 }
 
+/* Whether the pixel (px, py) lies in the w x h rectangle at (x, y). */
+static int inside(uint32_t px, uint32_t py, uint32_t x, uint32_t y, uint32_t w, uint32_t h)
+{
+	return px >= x && px < x + w && py >= y && py < y + h;
+}
+
+/* Nothing of pic outside the rectangle was written: luma black, and
+ * chroma neutral outside the samples the rectangle's pixels fall in. */
+static void assert_rest_black(const struct scaler_picture *pic, uint32_t x, uint32_t y,
+			      uint32_t w, uint32_t h)
+{
+	uint32_t lw = (pic->width + 1) / 2 * 2, lh = (pic->height + 1) / 2 * 2;
+	uint32_t cw = lw / 2, ch = lh / 2, px, py;
+	const unsigned char *cb = pic->yuv + (size_t)lw * lh, *cr = cb + (size_t)cw * ch;
+
+	for (py = 0; py < pic->height; py++)
+		for (px = 0; px < pic->width; px++)
+			if (!inside(px, py, x, y, w, h) && pic->yuv[(size_t)py * lw + px] != 0)
+				fail_msg("luma (%u,%u) outside the rectangle was written", px, py);
+	for (py = 0; py < ch; py++)
+		for (px = 0; px < cw; px++)
+			if (!inside(px, py, x / 2, y / 2, (x + w + 1) / 2 - x / 2,
+				    (y + h + 1) / 2 - y / 2) &&
+			    (cb[(size_t)py * cw + px] != 128 || cr[(size_t)py * cw + px] != 128))
+				fail_msg("chroma (%u,%u) outside the rectangle was written", px, py);
+}
+
+/* Draws a width x height quadrants JPEG (subsampling subsamp) into the w x
+ * h rectangle at (x, y) of a black dw x dh picture, and checks the colours
+ * there and that nothing outside changed; then that a JPEG that does not
+ * decode is refused, changing nothing, and that the scaler works after. */
+static void draw_case(uint32_t width, uint32_t height, int subsamp, uint32_t dw, uint32_t dh,
+		      uint32_t x, uint32_t y, uint32_t w, uint32_t h)
+{
+	struct scaler *s = scaler_open();
+	size_t size = encode_i420_bytes(dw, dh), bytes;
+	struct scaler_picture pic = { tu_alloc(size), dw, dh };
+	unsigned char *black = tu_alloc(size);
+	const unsigned char *jpeg = quadrants_jpeg(width, height, subsamp, &bytes);
+
+	assert_non_null(s);
+	scaler_clear(&pic);
+	memcpy(black, pic.yuv, size);
+	assert_int_equal(scaler_draw(s, jpeg, bytes, &pic, x, y, w, h, "test"), 0);
+	assert_quadrants(tu_i420_rgb(pic.yuv, dw, dh), dw, x, y, w, h);
+	assert_rest_black(&pic, x, y, w, h);
+	/* not a JPEG: refused, nothing drawn */
+	memcpy(pic.yuv, black, size);
+	assert_int_equal(scaler_draw(s, black, 64, &pic, x, y, w, h, "test"), -1);
+	assert_memory_equal(pic.yuv, black, size);
+	/* and the scaler still works after the failure */
+	assert_int_equal(scaler_draw(s, jpeg, bytes, &pic, x, y, w, h, "test"), 0);
+	assert_quadrants(tu_i420_rgb(pic.yuv, dw, dh), dw, x, y, w, h);
+	scaler_close(s);
+}
+
+/* 4:2:0 at a size the DCT scaling reaches: decoded into the planes. */
 static void test_draw_exact_scaling(void **state)
 {
 	(void)state;
-	draw_case(640, 480, 320, 240, 0, 0, 320, 240); /* scale: 1/2, no resize */
-	draw_case(640, 480, 320, 240, 160, 120, 160, 120); /* a mosaic's last tile, 1/4 */
+	draw_case(640, 480, TJSAMP_420, 320, 240, 0, 0, 320, 240); /* scale: 1/2, no resize */
+	draw_case(640, 480, TJSAMP_420, 320, 240, 160, 120, 160, 120); /* a mosaic's last tile, 1/4 */
+	/* odd sizes at the picture's edge: the planes' padding column and row */
+	draw_case(66, 50, TJSAMP_420, 73, 45, 40, 20, 33, 25);
+	/* an odd place: decoded aside, then copied in */
+	draw_case(640, 480, TJSAMP_420, 331, 251, 171, 131, 160, 120);
+	draw_case(320, 240, TJSAMP_420, 500, 400, 100, 51, 320, 240);
 }
 
+/* Sizes the DCT scaling does not reach, and other subsamplings: decoded
+ * to RGB, resized, converted. */
 static void test_draw_resized(void **state)
 {
 	(void)state;
-	draw_case(640, 480, 400, 300, 200, 0, 200, 100); /* 1/2, then shrunk */
-	draw_case(64, 48, 300, 200, 150, 100, 150, 100); /* grown */
-	draw_case(96, 64, 100, 100, 0, 50, 50, 50);      /* other aspect ratio */
+	draw_case(640, 480, TJSAMP_420, 400, 300, 200, 0, 200, 100); /* 1/2, then shrunk */
+	draw_case(64, 48, TJSAMP_420, 300, 200, 150, 100, 150, 100); /* grown */
+	draw_case(96, 64, TJSAMP_420, 100, 100, 0, 50, 50, 50);      /* other aspect ratio */
+	draw_case(64, 48, TJSAMP_420, 101, 75, 50, 36, 51, 39);      /* odd, at the edge */
+	draw_case(96, 64, TJSAMP_420, 101, 75, 13, 7, 51, 39);       /* odd, anywhere */
+	draw_case(640, 480, TJSAMP_444, 320, 240, 0, 0, 320, 240);
+	draw_case(640, 480, TJSAMP_422, 320, 240, 160, 0, 160, 120);
+	draw_case(640, 480, TJSAMP_440, 331, 251, 171, 131, 160, 120);
+}
+
+/* A grey JPEG draws grey; an RGB picture put in place keeps its colours. */
+static void test_draw_grey_and_rgb(void **state)
+{
+	static const unsigned char mid_grey[3] = { 100, 100, 100 };
+	struct scaler *s = scaler_open();
+	struct scaler_picture pic = { tu_alloc(encode_i420_bytes(64, 64)), 64, 64 };
+	unsigned char *grey = tu_alloc(32 * 32), *q = quadrants(30, 20);
+	tjhandle tj = tjInitCompress();
+	unsigned char *jpeg = NULL;
+	unsigned long bytes = 0;
+
+	(void)state;
+	assert_non_null(s);
+	assert_non_null(tj);
+	memset(grey, 100, 32 * 32);
+	assert_int_equal(tjCompress2(tj, grey, 32, 0, 32, TJPF_GRAY, &jpeg, &bytes, TJSAMP_GRAY,
+				     90, 0),
+			 0);
+	tjDestroy(tj);
+	scaler_clear(&pic);
+	assert_int_equal(scaler_draw(s, jpeg, bytes, &pic, 0, 0, 64, 64, "test"), 0);
+	tjFree(jpeg);
+	assert_colour(tu_i420_rgb(pic.yuv, 64, 64), 64, 20, 40, mid_grey);
+	scaler_clear(&pic);
+	assert_int_equal(scaler_put_rgb(s, q, &pic, 3, 5, 30, 20), 0);
+	assert_quadrants(tu_i420_rgb(pic.yuv, 64, 64), 64, 3, 5, 30, 20);
+	assert_rest_black(&pic, 3, 5, 30, 20);
+	free(q);
+	scaler_close(s);
 }
 
 int main(void)
@@ -193,8 +279,9 @@ int main(void)
 		cmocka_unit_test(test_pick),
 		cmocka_unit_test(test_resize_shrinks_by_area),
 		cmocka_unit_test(test_resize_grows_linearly),
-		cmocka_unit_test(test_draw_exact_scaling),
-		cmocka_unit_test(test_draw_resized),
+		cmocka_unit_test_teardown(test_draw_exact_scaling, tu_release),
+		cmocka_unit_test_teardown(test_draw_resized, tu_release),
+		cmocka_unit_test_teardown(test_draw_grey_and_rgb, tu_release),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

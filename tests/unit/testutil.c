@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <turbojpeg.h>
 #include <unistd.h>
 
 /* Capacity a growing buffer starts with, in items. */
@@ -181,4 +182,19 @@ struct blob tu_noisy_jpeg(uint32_t width, uint32_t height, uint32_t seed)
 	free(rgb);
 	encode_close(enc);
 	return out;
+}
+
+unsigned char *tu_i420_rgb(const unsigned char *yuv, uint32_t width, uint32_t height)
+{
+	tjhandle tj = tjInitDecompress();
+	unsigned char *rgb = tu_alloc((size_t)width * height * 3);
+
+	if (!tj || tjDecodeYUV(tj, yuv, 1, TJSAMP_420, rgb, (int)width, 0, (int)height,
+			       TJPF_RGB, 0) != 0) {
+		fprintf(stderr, "testutil: tjDecodeYUV(%ux%u): %s\n", width, height,
+			tjGetErrorStr2(tj));
+		abort();
+	}
+	tjDestroy(tj);
+	return rgb;
 }

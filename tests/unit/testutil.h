@@ -1,6 +1,6 @@
 /* testutil: what several unit tests need and nothing in fcgi/ provides: a
  * byte buffer that grows geometrically, memory that a test's teardown
- * frees, noisy test JPEGs, a fresh directory under /tmp, the parse of one FastCGI record as
+ * frees, noisy test JPEGs and planar pictures as RGB, a fresh directory under /tmp, the parse of one FastCGI record as
  * the web server's end reads it, and how long a thread was runnable.  Linked into every tests/unit/test_* binary
  * (and into their sanitizer builds) by the Makefile.
  *
@@ -39,6 +39,10 @@ uint32_t tu_rng_next(uint32_t *state);
  * from seed: noise makes entropy-coded data with stuffed FF00 bytes.
  * Aborts if the encoder fails. */
 struct blob tu_noisy_jpeg(uint32_t width, uint32_t height, uint32_t seed);
+
+/* A PIXEL_I420 picture (encode.h) as RGB24, converted by TurboJPEG, in
+ * memory from tu_alloc.  Aborts if the conversion fails. */
+unsigned char *tu_i420_rgb(const unsigned char *yuv, uint32_t width, uint32_t height);
 
 /* ---- memory a test holds ------------------------------------------------ */
 
