@@ -16,7 +16,7 @@ BENCH_TOOLS := $(BENCH_DIR)/loadclient $(BENCH_DIR)/baseline_raw $(BENCH_DIR)/en
 	$(BENCH_DIR)/derivedbench
 # What encodebench links: the responder's encoder and test pattern, and what
 # those need.
-ENCODEBENCH_OBJS := $(addprefix build/release/fcgi/,encode.o source_pattern.o clock.o log.o)
+ENCODEBENCH_OBJS := $(addprefix build/release/fcgi/,encode.o source_pattern.o parse.o clock.o log.o)
 # derivedbench: the same, and the derived streams' scaler.
 DERIVEDBENCH_OBJS := $(ENCODEBENCH_OBJS) build/release/fcgi/scaler.o
 BENCH_ARGS ?=

@@ -26,15 +26,15 @@
  */
 #include "clock.h"
 #include "encode.h"
+#include "parse.h"
 #include "scaler.h"
 #include "source_pattern.h"
 
-#include <errno.h>
 #include <stdint.h>
-#include <turbojpeg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <turbojpeg.h>
 
 #define IN_W 640
 #define IN_H 480
@@ -63,19 +63,6 @@ static void usage(void)
 {
 	fprintf(stderr, "usage: derivedbench [--quality 1-100] [--seconds S] [--warmup S]\n");
 	exit(2);
-}
-
-static int parse_seconds(const char *text, double *seconds)
-{
-	char *end;
-	double v;
-
-	errno = 0;
-	v = strtod(text, &end);
-	if (errno || end == text || *end || !(v >= 0 && v <= SECONDS_MAX))
-		return -1;
-	*seconds = v;
-	return 0;
 }
 
 /* One frame: the inputs drawn into their tiles, then the encode; or, with
@@ -152,17 +139,16 @@ int main(int argc, char **argv)
 		if (i + 1 >= argc)
 			usage();
 		if (strcmp(argv[i], "--quality") == 0) {
-			char *end;
-			long v = strtol(argv[++i], &end, 10);
+			long v;
 
-			if (*end || v < 1 || v > 100)
+			if (parse_long(argv[++i], 1, 100, &v) < 0)
 				usage();
 			quality = (int)v;
 		} else if (strcmp(argv[i], "--seconds") == 0) {
-			if (parse_seconds(argv[++i], &seconds) < 0 || seconds <= 0)
+			if (parse_decimal(argv[++i], 0, SECONDS_MAX, &seconds) < 0 || seconds <= 0)
 				usage();
 		} else if (strcmp(argv[i], "--warmup") == 0) {
-			if (parse_seconds(argv[++i], &warmup) < 0)
+			if (parse_decimal(argv[++i], 0, SECONDS_MAX, &warmup) < 0)
 				usage();
 		} else {
 			usage();

@@ -28,6 +28,7 @@
  */
 #include "clock.h"
 #include "encode.h"
+#include "parse.h"
 #include "source_pattern.h"
 
 #include <errno.h>
@@ -63,32 +64,6 @@ static void usage(void)
 	fprintf(stderr, "usage: encodebench [--quality 1-100] [--seconds S] [--warmup S] "
 			"[--ppm PATH]\n");
 	exit(2);
-}
-
-static int parse_seconds(const char *text, double *seconds)
-{
-	char *end;
-	double v;
-
-	errno = 0;
-	v = strtod(text, &end);
-	if (errno || end == text || *end || !(v >= 0 && v <= SECONDS_MAX))
-		return -1;
-	*seconds = v;
-	return 0;
-}
-
-static int parse_quality(const char *text, int *quality)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(text, &end, 10);
-	if (errno || end == text || *end || v < 1 || v > 100)
-		return -1;
-	*quality = (int)v;
-	return 0;
 }
 
 static int write_ppm(const char *path, const unsigned char *rgb, uint32_t width,
@@ -193,13 +168,16 @@ int main(int argc, char **argv)
 		const char *value = argv[i + 1];
 
 		if (strcmp(argv[i], "--quality") == 0) {
-			if (parse_quality(value, &quality) < 0)
+			long v;
+
+			if (parse_long(value, 1, 100, &v) < 0)
 				usage();
+			quality = (int)v;
 		} else if (strcmp(argv[i], "--seconds") == 0) {
-			if (parse_seconds(value, &seconds) < 0 || seconds <= 0)
+			if (parse_decimal(value, 0, SECONDS_MAX, &seconds) < 0 || seconds <= 0)
 				usage();
 		} else if (strcmp(argv[i], "--warmup") == 0) {
-			if (parse_seconds(value, &warmup) < 0)
+			if (parse_decimal(value, 0, SECONDS_MAX, &warmup) < 0)
 				usage();
 		} else if (strcmp(argv[i], "--ppm") == 0) {
 			ppm = value;
