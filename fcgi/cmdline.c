@@ -15,6 +15,37 @@ static int escapable_in_double(char c)
 	return c == '$' || c == '`' || c == '"' || c == '\\' || c == '\n';
 }
 
+/* Appends c to the words' text (counted only, when text is NULL). */
+static void put(char *text, size_t *out, char c)
+{
+	if (text)
+		text[*out] = c;
+	(*out)++;
+}
+
+/* The quoted text that starts at p (a ' or a "), up to its closing quote,
+ * appended to the words' text: inside '...' every byte stands for itself;
+ * inside "..." a backslash escapes what POSIX lets it escape there, and a
+ * backslash-newline vanishes.  Returns the byte after the closing quote,
+ * or NULL when there is none. */
+static const char *quoted(const char *p, char *text, size_t *out)
+{
+	char quote = *p++;
+
+	while (*p && *p != quote) {
+		if (quote == '"' && *p == '\\') {
+			if (p[1] == '\n') {
+				p += 2;
+				continue;
+			}
+			if (escapable_in_double(p[1]))
+				p++;
+		}
+		put(text, out, *p++);
+	}
+	return *p ? p + 1 : NULL;
+}
+
 /* One pass over line.  words != NULL: the words are written to text (one
  * NUL after each) and words[i] points at each.  Returns the word count,
  * or -1 with why set. */
@@ -36,44 +67,16 @@ static int split(const char *line, size_t column_offset, char *text, char **word
 			words[count] = text + out;
 		while (*p && !blank(*p)) {
 			in_word = 1;
-			if (*p == '\'') {
-				const char *open = p++;
+			if (*p == '\'' || *p == '"') {
+				const char *open = p;
 
-				while (*p && *p != '\'') {
-					if (text)
-						text[out] = *p;
-					out++;
-					p++;
-				}
-				if (!*p) {
+				p = quoted(p, text, &out);
+				if (!p) {
 					snprintf(why, why_size,
-						 "unterminated ' quote opened at column %zu",
+						 "unterminated %c quote opened at column %zu", *open,
 						 (size_t)(open - line) + 1 + column_offset);
 					return -1;
 				}
-				p++;
-			} else if (*p == '"') {
-				const char *open = p++;
-
-				while (*p && *p != '"') {
-					if (*p == '\\' && p[1] == '\n') {
-						p += 2; /* a backslash-newline vanishes */
-						continue;
-					}
-					if (*p == '\\' && escapable_in_double(p[1]))
-						p++;
-					if (text)
-						text[out] = *p;
-					out++;
-					p++;
-				}
-				if (!*p) {
-					snprintf(why, why_size,
-						 "unterminated \" quote opened at column %zu",
-						 (size_t)(open - line) + 1 + column_offset);
-					return -1;
-				}
-				p++;
 			} else if (*p == '\\') {
 				if (!p[1]) {
 					snprintf(why, why_size,
@@ -82,23 +85,15 @@ static int split(const char *line, size_t column_offset, char *text, char **word
 					return -1;
 				}
 				p++;
-				if (*p != '\n') {
-					if (text)
-						text[out] = *p;
-					out++;
-				}
+				if (*p != '\n')
+					put(text, &out, *p);
 				p++;
 			} else {
-				if (text)
-					text[out] = *p;
-				out++;
-				p++;
+				put(text, &out, *p++);
 			}
 		}
 		if (in_word) {
-			if (text)
-				text[out] = '\0';
-			out++;
+			put(text, &out, '\0');
 			count++;
 		}
 	}
