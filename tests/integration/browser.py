@@ -38,3 +38,18 @@ def session(extra_args=(), size=(1280, 900)):
                 drv.quit()
             except Exception:  # noqa: BLE001 - cleanup goes on
                 pass
+
+
+@contextlib.contextmanager
+def one_test(drv):
+    """A session, for one test of a module that shares it: the console log
+    of earlier tests read and dropped, and the page left (about:blank,
+    which closes its streams) at the end."""
+    drv.get_log("browser")
+    try:
+        yield drv
+    finally:
+        try:
+            drv.get("about:blank")
+        except Exception:  # noqa: BLE001 - the next test's get() reports it
+            pass

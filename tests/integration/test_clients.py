@@ -18,6 +18,7 @@ import pytest
 from PIL import Image
 from selenium.webdriver.common.by import By
 
+from browser import one_test as browser_one_test
 from browser import session as browser_session
 from stacks import TOP, running_stack
 
@@ -372,17 +373,9 @@ def chromium():
 
 @pytest.fixture
 def browser(chromium):
-    """The module's Chromium, for one test: the console log of earlier
-    tests read and dropped, and the page left (about:blank, which closes
-    its streams) at the end."""
-    chromium.get_log("browser")
-    try:
-        yield chromium
-    finally:
-        try:
-            chromium.get("about:blank")
-        except Exception:  # noqa: BLE001 - the next test's get() reports it
-            pass
+    """The module's Chromium, for one test (browser.one_test)."""
+    with browser_one_test(chromium) as drv:
+        yield drv
 
 
 def wait_for(what, fn, timeout, period=0.1):

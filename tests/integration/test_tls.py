@@ -19,6 +19,7 @@ from selenium.common.exceptions import (ElementClickInterceptedException,
                                         ElementNotInteractableException,
                                         StaleElementReferenceException)
 
+from browser import one_test as browser_one_test
 from browser import session as browser_session
 from stacks import TOP, free_port, running_stack, wait_until
 
@@ -292,14 +293,9 @@ def chromium():
 
 @pytest.fixture
 def browser(chromium):
-    chromium.get_log("browser")
-    try:
-        yield chromium
-    finally:
-        try:
-            chromium.get("about:blank")
-        except Exception:  # noqa: BLE001 - the next test's get() reports it
-            pass
+    """The module's Chromium, for one test (browser.one_test)."""
+    with browser_one_test(chromium) as drv:
+        yield drv
 
 
 DEMO_404 = re.compile(r"/(stream|snapshot)/demo(\?_=\d+)? - .* 404 ")
