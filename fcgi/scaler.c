@@ -19,8 +19,8 @@ struct scaler {
 	struct scratch decoded; /* a scaled decode to RGB */
 	struct scratch resized; /* it, resized to the rectangle */
 	struct scratch tile;    /* a rectangle's planes, when not written in place */
-	int32_t *spans;         /* resize_axis: per output column, first input and count */
-	size_t spans_count;
+	struct scratch spans;   /* resize's axis_spans, int32_t: per output column and
+				 * row, first input and count */
 };
 
 /* The three planes of a PIXEL_I420 picture, or of a rectangle inside one:
@@ -58,7 +58,7 @@ void scaler_close(struct scaler *s)
 	free(s->decoded.bytes);
 	free(s->resized.bytes);
 	free(s->tile.bytes);
-	free(s->spans);
+	free(s->spans.bytes);
 	free(s);
 }
 
@@ -169,22 +169,6 @@ static void resize(const unsigned char *src, uint32_t sw, uint32_t sh, unsigned 
 			}
 		}
 	}
-}
-
-/* Room for the spans of a dw x dh resize; 0 or -1 (out of memory). */
-static int spans_reserve(struct scaler *s, uint32_t dw, uint32_t dh)
-{
-	size_t need = 2 * ((size_t)dw + dh);
-	int32_t *grown;
-
-	if (need <= s->spans_count)
-		return 0;
-	grown = realloc(s->spans, need * sizeof(*grown));
-	if (!grown)
-		return -1;
-	s->spans = grown;
-	s->spans_count = need;
-	return 0;
 }
 
 void scaler_resize(const unsigned char *src, uint32_t sw, uint32_t sh, unsigned char *dst,
@@ -400,14 +384,12 @@ int scaler_draw(struct scaler *s, const unsigned char *jpeg, size_t bytes,
 		return decode_failed(s, "tjDecompress2", what);
 	if (sw != w || sh != h) {
 		unsigned char *resized = scratch_reserve(&s->resized, (size_t)w * h * 3, what);
+		unsigned char *spans =
+			scratch_reserve(&s->spans, 2 * ((size_t)w + h) * sizeof(int32_t), what);
 
-		if (!resized)
+		if (!resized || !spans)
 			return -1;
-		if (spans_reserve(s, w, h) < 0) {
-			log_error("scaler: realloc of spans for %s failed", what);
-			return -1;
-		}
-		resize(rgb, sw, sh, resized, (size_t)w * 3, w, h, s->spans);
+		resize(rgb, sw, sh, resized, (size_t)w * 3, w, h, (int32_t *)(void *)spans);
 		rgb = resized;
 	}
 	return scaler_put_rgb(s, rgb, pic, x, y, w, h);
