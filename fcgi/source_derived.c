@@ -37,6 +37,7 @@ struct derived_input {
 	struct bus_frame frame;  /* the newest frame read, growable */
 	uint64_t seen;           /* the newest sequence looked at (read or skipped) */
 	uint32_t x, y, w, h;     /* mosaic: the tile */
+	int no_signal_shown;     /* mosaic: the tile holds "no signal", untouched since */
 };
 
 /* Owned by the producer thread. */
@@ -185,8 +186,9 @@ const struct source_ops source_scale_ops = {
 /* ---- mosaic: ------------------------------------------------------------ */
 
 /* Grey, with the input's name over "no signal", each line cut to the tile's
- * width, as large as the tile allows. */
-static void draw_no_signal(struct derived *d, const struct derived_input *in)
+ * width, as large as the tile allows.  0, or -1 when it could not be drawn
+ * (logged). */
+static int draw_no_signal(struct derived *d, const struct derived_input *in)
 {
 	uint32_t scale, fit, cell;
 	size_t name_len = strlen(in->src.name), longest, line;
@@ -213,9 +215,12 @@ static void draw_no_signal(struct derived *d, const struct derived_input *in)
 		pattern_draw_text(d->no_signal, in->w, in->h, (in->w - (uint32_t)n * cell) / 2, ty,
 				  scale, name);
 	}
-	if (scaler_put_rgb(d->scaler, d->no_signal, &d->pic, in->x, in->y, in->w, in->h) < 0)
+	if (scaler_put_rgb(d->scaler, d->no_signal, &d->pic, in->x, in->y, in->w, in->h) < 0) {
 		log_error("source %s: the no-signal tile of %s not drawn", d->stream->name,
 			  in->src.name);
+		return -1;
+	}
+	return 0;
 }
 
 static int mosaic_next(void *state, struct source_frame *frame, const _Atomic int *stopping)
@@ -231,10 +236,14 @@ static int mosaic_next(void *state, struct source_frame *frame, const _Atomic in
 
 		in->src.want(in->src.ctx);
 		latest = bus_latest(in->src.bus);
-		if (latest && latest != in->seen)
+		if (latest && latest != in->seen) {
+			in->no_signal_shown = 0; /* drawn over, or tried to be */
 			draw_input(d, in);
-		if (!in->frame.seq || now - in->frame.publish_usec > MOSAIC_NO_SIGNAL_USEC)
-			draw_no_signal(d, in);
+		}
+		/* drawn once, not at every frame: nothing else touches the tile */
+		if (!in->no_signal_shown &&
+		    (!in->frame.seq || now - in->frame.publish_usec > MOSAIC_NO_SIGNAL_USEC))
+			in->no_signal_shown = draw_no_signal(d, in) == 0;
 	}
 	frame_out(d, frame, 0);
 	return 1;
